@@ -1,0 +1,32 @@
+"""Helpers shared by CLI modules: consoles, the database URL, JSON output."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import typer
+from rich.console import Console
+
+console = Console()
+err_console = Console(stderr=True)
+
+DEFAULT_DB_URL = "sqlite:///automl.db"
+
+
+def resolve_db_url(ctx: typer.Context | None, explicit: str | None = None) -> str:
+    """The store URL: an explicit option, else the global ``--db``, else ``AUTOML_DB``, else the default."""
+    if explicit:
+        return explicit
+    obj = ctx.find_root().obj if ctx is not None else None
+    if isinstance(obj, dict) and obj.get("db"):
+        return obj["db"]
+    return os.environ.get("AUTOML_DB") or DEFAULT_DB_URL
+
+
+def print_json(payload: Any) -> None:
+    """Plain JSON on stdout (no rich markup) so that it pipes into ``jq``."""
+    sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+    sys.stdout.flush()

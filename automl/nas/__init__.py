@@ -1,0 +1,1 @@
+"""Architecture search: the DDPNAS distribution, strategies and the one search loop."""

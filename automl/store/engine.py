@@ -1,0 +1,78 @@
+"""Engines for the store's URLs.
+
+SQLite is the default and must survive several processes writing at once (parallel HPO workers,
+a search writing while the dashboard reads): WAL journal, a generous busy timeout, and write
+transactions opened with ``BEGIN IMMEDIATE`` so two writers never deadlock upgrading a read lock
+(pysqlite's deferred BEGIN would fail one of them with "database is locked" at once). PostgreSQL
+URLs are routed to psycopg 3.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError
+
+from automl.errors import UserError
+
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+
+
+def normalize_url(url: str) -> str:
+    """Route bare ``postgresql://`` / ``postgres://`` URLs to psycopg 3 (the driver we ship)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a SQLite URL (None for in-memory or other back ends)."""
+    parsed = make_url(normalize_url(url))
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def make_engine(url: str, *, readonly: bool = False) -> Engine:
+    url = normalize_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise UserError(
+            f"invalid database URL '{url}' (expected e.g. sqlite:///automl.db or postgresql://user@host/db)"
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        path = sqlite_path(url)
+        if path is not None and not path.parent.exists():
+            raise UserError(f"cannot open the store {url}: directory {path.parent} does not exist")
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        _configure_sqlite(engine, readonly=readonly)
+        return engine
+    try:
+        return create_engine(url, pool_pre_ping=True)
+    except ModuleNotFoundError as exc:
+        raise UserError(
+            f"no database driver for {backend} ({exc.name} missing): install the extra, "
+            "e.g. pip install 'face-automl[postgres]'"
+        ) from None
+
+
+def _configure_sqlite(engine: Engine, *, readonly: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        # Let SQLAlchemy's "begin" event own transactions (pysqlite would BEGIN on its own).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        if not readonly:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection) -> None:  # type: ignore[no-untyped-def]
+        connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")

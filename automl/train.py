@@ -1,0 +1,463 @@
+"""Final training of a discrete (searched) network from scratch, and its evaluation.
+
+The loop follows the DARTS / DDPNAS evaluation recipe: SGD with momentum, cosine learning rate per
+epoch, an auxiliary head weighted into the loss, drop-path whose probability grows linearly over
+the epochs (set on the model's ``drop_path_prob`` attribute, as in the authors' code), and
+gradient-norm clipping.
+
+Why the data handling looks unusual: face crops are small (48x48 grey is 2.3 KB), so a whole split
+fits on an accelerator as a uint8 tensor. Batches are then gathered with an index tensor and
+augmented on the device (:mod:`automl.data.augment`), which removes the DataLoader workers and the
+host-to-device copy from every step. A split too large for the device budget stays on the host
+(pinned) and only the batch is copied.
+
+On CUDA the loop uses autocast (bf16 where supported, fp16 with a gradient scaler otherwise),
+channels-last memory format and ``cudnn.benchmark``. On CPU it does none of that and is
+deterministic for a given seed: the same seed gives bit-identical weights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from automl.config import TrainSection
+from automl.errors import UserError
+
+ProgressFn = Callable[[int, int, dict[str, Any]], None]
+"""``progress(step, total_steps, info)``: called after every training step (for progress bars)."""
+
+EpochFn = Callable[[int, dict[str, Any]], None]
+"""``on_epoch(epoch, record)``: called after every epoch with the record stored for it."""
+
+ExtraLossFn = Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]
+"""``extra_loss(x, y, output)``: added to the loss (e.g. distillation); ``x`` is the float batch
+the model saw, ``output`` the model's raw output (a tensor, or ``(logits, aux_logits)``)."""
+
+TransformFn = Callable[[torch.Tensor], torch.Tensor]
+"""Applied to every float batch, in training and evaluation (e.g. occluding half of the face)."""
+
+
+# --------------------------------------------------------------------------------------- devices
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` picks CUDA when present; asking for CUDA on a machine without it is a user error."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {device} was asked for but no CUDA GPU is available (use --device cpu or auto)")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise UserError(f"unknown device '{device}' (use auto, cpu or cuda)") from None
+
+
+def _amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
+    """bf16 autocast where the GPU supports it, fp16 otherwise; no autocast on CPU."""
+    if not enabled or device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
+def place_split(x: torch.Tensor, device: torch.device, budget_bytes: int | None = None) -> torch.Tensor:
+    """Move a whole split to ``device`` if it fits the budget; otherwise keep it on the host.
+
+    The default budget on CUDA is a quarter of the free device memory (the rest is for the model's
+    activations). On the host a CUDA-bound split is pinned so batch copies can overlap compute.
+    """
+    if device.type != "cuda":
+        return x if x.device == device else x.to(device)
+    if budget_bytes is None:
+        free, _total = torch.cuda.mem_get_info(device)
+        budget_bytes = free // 4
+    nbytes = x.numel() * x.element_size()
+    if nbytes <= budget_bytes:
+        return x.to(device, non_blocking=False)
+    return x.contiguous().pin_memory()
+
+
+def _to_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> float32 in [0, 1] (float inputs are passed through)."""
+    if x.dtype == torch.uint8:
+        return x.float().div_(255.0)
+    return x.float()
+
+
+# ------------------------------------------------------------------------------------ the model
+
+
+def split_output(output: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(logits, aux_logits or None)`` from a network's output (a tensor or a tuple)."""
+    if isinstance(output, tuple | list):
+        logits = output[0]
+        aux = output[1] if len(output) > 1 else None
+        return logits, aux
+    return output, None
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Parameters of the deployed network: the auxiliary head is dropped after training (DARTS)."""
+    return sum(p.numel() for name, p in model.named_parameters() if "auxiliary" not in name)
+
+
+def network_options(train_cfg: TrainSection) -> dict[str, Any]:
+    """Size knobs handed to ``SearchSpace.network`` (stored with the checkpoint to rebuild it)."""
+    return {
+        "init_channels": train_cfg.init_channels,
+        "layers": train_cfg.layers,
+        "auxiliary": train_cfg.auxiliary_weight > 0,
+    }
+
+
+def build_network(
+    genotype: dict[str, Any],
+    *,
+    in_channels: int,
+    num_outputs: int,
+    image_size: int,
+    options: dict[str, Any],
+) -> tuple[nn.Module, Any]:
+    """The stand-alone network of ``genotype`` and its search space (bad genotypes -> UserError)."""
+    from search_spaces import create_space
+
+    if not isinstance(genotype, dict) or "space" not in genotype:
+        raise UserError("the genotype must be a JSON object with a 'space' key (e.g. \"space\": \"darts\")")
+    try:
+        space = create_space(genotype["space"])
+        genotype = space.validate_genotype(genotype)
+        model = space.network(
+            genotype, in_channels=in_channels, num_outputs=num_outputs, image_size=image_size, **options
+        )
+    except UserError:
+        raise
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"cannot build the network from the genotype: {exc}") from None
+    return model, space
+
+
+def network_cost(space: Any, genotype: dict[str, Any], model: nn.Module, **sizes: Any) -> dict[str, float | None]:
+    """Parameter count of ``model`` and the space's MFLOPs estimate when it offers one."""
+    cost: dict[str, float | None] = {"params": count_parameters(model), "mflops": None}
+    try:
+        reported = space.cost(genotype, **sizes)
+    except (AttributeError, NotImplementedError, TypeError, ValueError):
+        return cost
+    if reported.get("mflops") is not None:
+        cost["mflops"] = float(reported["mflops"])
+    return cost
+
+
+# ------------------------------------------------------------------------------------- the loop
+
+
+@dataclass
+class FitResult:
+    history: list[dict[str, Any]]
+    metrics: dict[str, Any]
+    wall_time: float
+
+
+def evaluate(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    task: Any,
+    *,
+    device: str | torch.device = "cpu",
+    batch_size: int = 256,
+    amp: bool = True,
+    transform: TransformFn | None = None,
+) -> dict[str, Any]:
+    """The task's metrics (``task.evaluate``) of ``model`` in eval mode over a whole split."""
+    device = resolve_device(device)
+    amp_dtype = _amp_dtype(device, amp)
+    channels_last = device.type == "cuda"
+    was_training = model.training
+    model.eval()
+    chunks = []
+    with torch.inference_mode():
+        for start in range(0, x.shape[0], batch_size):
+            xb = _to_float(x[start : start + batch_size].to(device, non_blocking=True))
+            if transform is not None:
+                xb = transform(xb)
+            if channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            with _autocast(device, amp_dtype):
+                logits, _ = split_output(model(xb))
+            chunks.append(logits.float().cpu())
+    model.train(was_training)
+    if not chunks:
+        raise UserError("the evaluation split is empty (check --data and the fold / sample limits)")
+    logits = torch.cat(chunks)
+    return task.evaluate(logits, y.cpu())
+
+
+def fit(
+    model: nn.Module,
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    task: Any,
+    train_cfg: TrainSection,
+    *,
+    test_x: torch.Tensor | None = None,
+    test_y: torch.Tensor | None = None,
+    device: str | torch.device = "auto",
+    seed: int = 0,
+    epochs: int | None = None,
+    augment: TransformFn | None = None,
+    transform: TransformFn | None = None,
+    extra_loss: ExtraLossFn | None = None,
+    progress: ProgressFn | None = None,
+    on_epoch: EpochFn | None = None,
+    eval_every: int | None = None,
+) -> FitResult:
+    """Train ``model`` in place on uint8 images ``train_x`` and evaluate on the test split.
+
+    ``augment`` maps a uint8 batch on the device to float32 in [0, 1] (default: plain scaling).
+    Every ``eval_every`` epochs (default ``train_cfg.eval_every``), and always after the last one, the test split is evaluated and its
+    primary metric is recorded as ``val_metric`` next to ``train_loss`` / ``train_metric``.
+    Returns the per-epoch history and the final test metrics (empty if no test split is given).
+    """
+    device = resolve_device(device)
+    eval_every = int(eval_every if eval_every is not None else train_cfg.eval_every)
+    epochs = int(epochs if epochs is not None else train_cfg.epochs)
+    if epochs < 1:
+        raise UserError(f"--epochs must be at least 1 (got {epochs})")
+    n = int(train_x.shape[0])
+    if n < 2:
+        raise UserError(f"the training split has {n} samples; training needs at least 2")
+    if test_x is not None and test_y is None:
+        raise ValueError("test_x given without test_y")
+
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+    amp_dtype = _amp_dtype(device, train_cfg.amp)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+
+    model.to(device)
+    if cuda:
+        model.to(memory_format=torch.channels_last)
+    xs = place_split(train_x, device)
+    ys = place_split(train_y, device)
+    on_device = xs.device == device
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(
+        params, lr=train_cfg.lr, momentum=train_cfg.momentum, weight_decay=train_cfg.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=0.0)
+    to_float = augment or _to_float
+    batch_size = min(train_cfg.batch_size, n)
+    steps_per_epoch = math.ceil(n / batch_size)
+    total_steps = steps_per_epoch * epochs
+    history: list[dict[str, Any]] = []
+    metrics: dict[str, Any] = {}
+    step = 0
+    start_all = time.perf_counter()
+
+    for epoch in range(epochs):
+        t0 = time.perf_counter()
+        model.train()
+        if hasattr(model, "drop_path_prob"):
+            model.drop_path_prob = train_cfg.drop_path * epoch / epochs
+        lr = optimizer.param_groups[0]["lr"]
+        perm = torch.randperm(n, generator=generator)
+        if on_device:
+            perm = perm.to(device)
+        loss_sum = torch.zeros((), device=device)
+        seen = 0
+        logit_chunks: list[torch.Tensor] = []
+        label_chunks: list[torch.Tensor] = []
+        for start in range(0, n, batch_size):
+            idx = perm[start : start + batch_size]
+            if idx.numel() < 2:  # a lone sample breaks BatchNorm statistics; skip the remainder
+                continue
+            xb = xs[idx]
+            yb = ys[idx]
+            if not on_device:
+                xb = xb.to(device, non_blocking=True)
+                yb = yb.to(device, non_blocking=True)
+            xb = to_float(xb)
+            if transform is not None:
+                xb = transform(xb)
+            if cuda:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            with _autocast(device, amp_dtype):
+                output = model(xb)
+                logits, aux = split_output(output)
+                loss = task.loss(logits.float(), yb)
+                if aux is not None and train_cfg.auxiliary_weight > 0:
+                    loss = loss + train_cfg.auxiliary_weight * task.loss(aux.float(), yb)
+                if extra_loss is not None:
+                    loss = loss + extra_loss(xb, yb, output)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(params, train_cfg.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            loss_sum += loss.detach().float() * idx.numel()
+            seen += idx.numel()
+            logit_chunks.append(logits.detach().float())
+            label_chunks.append(yb)
+            step += 1
+            if progress is not None:
+                progress(step, total_steps, {"epoch": epoch, "epochs": epochs})
+        scheduler.step()
+        train_loss = float(loss_sum) / max(seen, 1)
+        if not math.isfinite(train_loss):
+            raise UserError(
+                f"training diverged (loss is {train_loss} in epoch {epoch}); lower the learning rate "
+                "(train.lr in --config) or check the labels"
+            )
+        train_metric = float(task.score(torch.cat(logit_chunks).cpu(), torch.cat(label_chunks).cpu()))
+        record: dict[str, Any] = {
+            "phase": "train",
+            "train_loss": train_loss,
+            "train_metric": train_metric,
+            "lr": lr,
+            "drop_path_prob": float(getattr(model, "drop_path_prob", 0.0)),
+        }
+        last = epoch == epochs - 1
+        if test_x is not None and (last or (eval_every > 0 and (epoch + 1) % eval_every == 0)):
+            metrics = evaluate(
+                model,
+                test_x,
+                test_y,
+                task,
+                device=device,
+                batch_size=max(batch_size, 256),
+                amp=train_cfg.amp,
+                transform=transform,
+            )
+            record["val_loss"] = float(metrics.get("loss", float("nan")))
+            record["val_metric"] = float(metrics[task.primary_metric])
+        record["wall_time"] = time.perf_counter() - t0
+        history.append({"epoch": epoch, **record})
+        if on_epoch is not None:
+            on_epoch(epoch, record)
+    model.eval()
+    return FitResult(history=history, metrics=metrics, wall_time=time.perf_counter() - start_all)
+
+
+# ----------------------------------------------------------------------------- genotype -> model
+
+
+@dataclass
+class TrainResult:
+    """A trained network and what was measured about it."""
+
+    model: nn.Module
+    genotype: dict[str, Any]
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    params: int = 0
+    mflops: float | None = None
+    network_options: dict[str, Any] = field(default_factory=dict)
+    wall_time: float = 0.0
+    checkpoint: Path | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def train_genotype(
+    genotype: dict[str, Any],
+    data: Any,
+    task: Any,
+    train_cfg: TrainSection,
+    *,
+    device: str | torch.device = "auto",
+    seed: int = 0,
+    epochs: int | None = None,
+    progress: ProgressFn | None = None,
+    on_epoch: EpochFn | None = None,
+    run_dir: str | Path | None = None,
+    extra_loss: ExtraLossFn | None = None,
+    transform: TransformFn | None = None,
+    augment: TransformFn | None = None,
+) -> TrainResult:
+    """Build ``genotype``'s network for ``data`` (a :class:`automl.data.FaceData`), train, evaluate.
+
+    With ``run_dir`` the trained weights are saved there as ``model.safetensors`` plus its JSON
+    sidecar (:mod:`automl.checkpoint`), and ``TrainResult.checkpoint`` is that path.
+    ``augment`` defaults to :class:`automl.data.augment.Augment` with its defaults when
+    ``train_cfg.augment`` is on.
+    """
+    options = network_options(train_cfg)
+    sizes = {"in_channels": data.in_channels, "num_outputs": data.num_outputs, "image_size": data.image_size}
+    torch.manual_seed(seed)  # weight initialisation is part of the seeded run
+    model, space = build_network(genotype, options=options, **sizes)
+    genotype = space.validate_genotype(genotype)
+    cost = network_cost(space, genotype, model, **sizes, **options)
+    if augment is None and train_cfg.augment:
+        from automl.data.augment import Augment
+
+        augment = Augment()
+    result = fit(
+        model,
+        data.train_x,
+        data.train_y,
+        task,
+        train_cfg,
+        test_x=data.test_x,
+        test_y=data.test_y,
+        device=device,
+        seed=seed,
+        epochs=epochs,
+        augment=augment,
+        transform=transform,
+        extra_loss=extra_loss,
+        progress=progress,
+        on_epoch=on_epoch,
+    )
+    metrics = dict(result.metrics)
+    meta = {
+        "genotype": genotype,
+        "space": genotype["space"],
+        **sizes,
+        "class_names": list(data.class_names),
+        "task": data.task,
+        "data": data.name,
+        "primary_metric": task.primary_metric,
+        "metrics": metrics,
+        "network_options": options,
+        "params": cost["params"],
+        "mflops": cost["mflops"],
+        "epochs": len(result.history),
+        "seed": seed,
+    }
+    model.cpu()
+    checkpoint = None
+    if run_dir is not None:
+        from automl.checkpoint import save_checkpoint
+
+        checkpoint = save_checkpoint(Path(run_dir) / "model.safetensors", model, meta).path
+    return TrainResult(
+        model=model,
+        genotype=genotype,
+        metrics=metrics,
+        history=result.history,
+        params=int(cost["params"] or 0),
+        mflops=cost["mflops"],
+        network_options=options,
+        wall_time=result.wall_time,
+        checkpoint=checkpoint,
+        meta=meta,
+    )
