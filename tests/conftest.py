@@ -45,3 +45,41 @@ def cli(
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+def require_or_skip(reason: str | None) -> None:
+    """Skip for a missing system dependency, but fail in CI where it must be installed."""
+    if reason is None:
+        return
+    if os.environ.get("AUTOML_REQUIRE_SYSTEM_DEPS") == "1":
+        pytest.fail(f"required system dependency missing in CI: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One throwaway PostgreSQL server for the whole test session."""
+    import postgres_server as pg
+
+    require_or_skip(pg.missing_reason())
+    server = pg.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server, request) -> str:
+    """A fresh database on the throwaway server for each test."""
+    import re
+    import uuid
+
+    name = re.sub(r"[^a-z0-9_]", "_", f"t_{request.node.name.lower()}")[:40] + "_" + uuid.uuid4().hex[:8]
+    return postgres_server.create_database(name)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def any_db_url(request, tmp_path: Path) -> str:
+    """The same test against SQLite and against a real PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'automl.db'}"
+    return request.getfixturevalue("postgres_url")

@@ -14,7 +14,8 @@ def _writer(url: str, run_id: int, offset: int) -> None:
         store.set_summary(run_id, {f"writer_{offset}": i})
 
 
-def test_four_processes_append_epochs_without_loss(db_url):
+def test_four_processes_append_epochs_without_loss(any_db_url):
+    db_url = any_db_url
     store = open_store(db_url)
     run_id = store.create_run(kind="search")
     ctx = mp.get_context("spawn")

@@ -7,7 +7,8 @@ from automl.store import open_store
 from automl.store.migrations_api import check, current_revision, head_revision
 
 
-def test_optuna_and_store_share_one_sqlite_file(db_url):
+def test_optuna_and_store_share_one_database(any_db_url):
+    db_url = any_db_url
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(storage=db_url, study_name="coexist")
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)

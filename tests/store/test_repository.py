@@ -9,7 +9,8 @@ from automl.store import open_store
 from automl.store.recorder import StoreRecorder
 
 
-def test_run_round_trip_epochs_distributions_architecture(db_url, tmp_path):
+def test_run_round_trip_epochs_distributions_architecture(any_db_url):
+    db_url = any_db_url
     store = open_store(db_url)
     run_id = store.create_run(
         kind="search",
@@ -60,7 +61,8 @@ def test_run_round_trip_epochs_distributions_architecture(db_url, tmp_path):
     assert open_store(db_url).run_report(run_id)["epochs"] == report["epochs"]
 
 
-def test_epoch_rewrite_is_idempotent_and_resume_truncates(db_url):
+def test_epoch_rewrite_is_idempotent_and_resume_truncates(any_db_url):
+    db_url = any_db_url
     store = open_store(db_url)
     run_id = store.create_run(kind="search")
     for epoch in range(5):
