@@ -145,7 +145,9 @@ def read_sidecar(path: str | Path) -> dict[str, Any] | None:
     try:
         payload = json.loads(side.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"checkpoint sidecar {side} is not valid JSON ({exc}); re-create it with `automl train`")
+        raise UserError(
+            f"checkpoint sidecar {side} is not valid JSON ({exc}); re-create it with `automl train`"
+        ) from None
     if not isinstance(payload, dict):
         raise UserError(f"checkpoint sidecar {side} must hold a JSON object")
     return payload

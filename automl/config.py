@@ -77,14 +77,20 @@ class DDPNASSection(_Section):
 
 
 class DartsSection(_Section):
+    """DARTS first order (baseline): mixed ops, Adam on the alphas, cosine SGD on the weights."""
+
     epochs: int = Field(50, ge=1)
     arch_lr: float = Field(3e-4, gt=0)
     arch_weight_decay: float = Field(1e-3, ge=0)
+    weight_lr: float = Field(0.025, gt=0, description="SGD lr of the supernet weights (DARTS: 0.025, cosine).")
 
 
 class RandomSection(_Section):
+    """Random search with weight sharing (baseline): a random path per batch, then rank candidates."""
+
     epochs: int = Field(50, ge=1)
     candidates: int = Field(10, ge=1, description="Random architectures ranked on the trained supernet.")
+    weight_lr: float = Field(0.025, gt=0, description="SGD lr of the supernet weights (cosine).")
 
 
 class TrainSection(_Section):

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from automl.config import TrainSection
+from automl.data.augment import Augment, to_float
 from automl.errors import UserError
 
 ProgressFn = Callable[[int, int, dict[str, Any]], None]
@@ -56,7 +57,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {device} was asked for but no CUDA GPU is available (use --device cpu or auto)")
+        raise UserError(f"--device {device} was asked for but no CUDA GPU is available (use cpu or auto)")
     try:
         return torch.device(device)
     except RuntimeError:
@@ -91,13 +92,6 @@ def place_split(x: torch.Tensor, device: torch.device, budget_bytes: int | None 
     return x.contiguous().pin_memory()
 
 
-def _to_float(x: torch.Tensor) -> torch.Tensor:
-    """uint8 images -> float32 in [0, 1] (float inputs are passed through)."""
-    if x.dtype == torch.uint8:
-        return x.float().div_(255.0)
-    return x.float()
-
-
 # ------------------------------------------------------------------------------------ the model
 
 
@@ -108,6 +102,16 @@ def split_output(output: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
         aux = output[1] if len(output) > 1 else None
         return logits, aux
     return output, None
+
+
+def forward_train(model: nn.Module, x: torch.Tensor) -> Any:
+    """The training-mode output: ``(logits, aux_logits)`` for networks with an auxiliary head.
+
+    DARTS networks keep ``forward`` logits-only (what inference and export see) and expose
+    ``forward_with_aux`` for training; other networks may return a tuple from ``forward``.
+    """
+    with_aux = getattr(model, "forward_with_aux", None)
+    return with_aux(x) if callable(with_aux) else model(x)
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -136,7 +140,7 @@ def build_network(
     from search_spaces import create_space
 
     if not isinstance(genotype, dict) or "space" not in genotype:
-        raise UserError("the genotype must be a JSON object with a 'space' key (e.g. \"space\": \"darts\")")
+        raise UserError('the genotype must be a JSON object with a \'space\' key (e.g. "space": "darts")')
     try:
         space = create_space(genotype["space"])
         genotype = space.validate_genotype(genotype)
@@ -150,7 +154,9 @@ def build_network(
     return model, space
 
 
-def network_cost(space: Any, genotype: dict[str, Any], model: nn.Module, **sizes: Any) -> dict[str, float | None]:
+def network_cost(
+    space: Any, genotype: dict[str, Any], model: nn.Module, **sizes: Any
+) -> dict[str, float | None]:
     """Parameter count of ``model`` and the space's MFLOPs estimate when it offers one."""
     cost: dict[str, float | None] = {"params": count_parameters(model), "mflops": None}
     try:
@@ -192,7 +198,7 @@ def evaluate(
     chunks = []
     with torch.inference_mode():
         for start in range(0, x.shape[0], batch_size):
-            xb = _to_float(x[start : start + batch_size].to(device, non_blocking=True))
+            xb = to_float(x[start : start + batch_size].to(device, non_blocking=True))
             if transform is not None:
                 xb = transform(xb)
             if channels_last:
@@ -229,8 +235,9 @@ def fit(
     """Train ``model`` in place on uint8 images ``train_x`` and evaluate on the test split.
 
     ``augment`` maps a uint8 batch on the device to float32 in [0, 1] (default: plain scaling).
-    Every ``eval_every`` epochs (default ``train_cfg.eval_every``), and always after the last one, the test split is evaluated and its
-    primary metric is recorded as ``val_metric`` next to ``train_loss`` / ``train_metric``.
+    Every ``eval_every`` epochs (default ``train_cfg.eval_every``) and after the last one the test
+    split is evaluated; its primary metric is recorded as ``val_metric`` next to ``train_loss`` /
+    ``train_metric``.
     Returns the per-epoch history and the final test metrics (empty if no test split is given).
     """
     device = resolve_device(device)
@@ -264,7 +271,14 @@ def fit(
         params, lr=train_cfg.lr, momentum=train_cfg.momentum, weight_decay=train_cfg.weight_decay
     )
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=0.0)
-    to_float = augment or _to_float
+    if isinstance(augment, Augment):  # its randomness from a seeded generator: reproducible runs
+        aug_generator = torch.Generator().manual_seed(seed + 1)
+        aug = augment
+
+        def augment(x: torch.Tensor) -> torch.Tensor:
+            return aug(x, generator=aug_generator)
+
+    prepare = augment or to_float
     batch_size = min(train_cfg.batch_size, n)
     steps_per_epoch = math.ceil(n / batch_size)
     total_steps = steps_per_epoch * epochs
@@ -295,13 +309,13 @@ def fit(
             if not on_device:
                 xb = xb.to(device, non_blocking=True)
                 yb = yb.to(device, non_blocking=True)
-            xb = to_float(xb)
+            xb = prepare(xb)
             if transform is not None:
                 xb = transform(xb)
             if cuda:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             with _autocast(device, amp_dtype):
-                output = model(xb)
+                output = forward_train(model, xb)
                 logits, aux = split_output(output)
                 loss = task.loss(logits.float(), yb)
                 if aux is not None and train_cfg.auxiliary_weight > 0:
@@ -392,13 +406,14 @@ def train_genotype(
     extra_loss: ExtraLossFn | None = None,
     transform: TransformFn | None = None,
     augment: TransformFn | None = None,
+    extra_meta: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Build ``genotype``'s network for ``data`` (a :class:`automl.data.FaceData`), train, evaluate.
 
     With ``run_dir`` the trained weights are saved there as ``model.safetensors`` plus its JSON
     sidecar (:mod:`automl.checkpoint`), and ``TrainResult.checkpoint`` is that path.
-    ``augment`` defaults to :class:`automl.data.augment.Augment` with its defaults when
-    ``train_cfg.augment`` is on.
+    ``augment`` defaults to :meth:`automl.data.augment.Augment.default` when ``train_cfg.augment``
+    is on. ``extra_meta`` is merged into the checkpoint's description.
     """
     options = network_options(train_cfg)
     sizes = {"in_channels": data.in_channels, "num_outputs": data.num_outputs, "image_size": data.image_size}
@@ -407,9 +422,7 @@ def train_genotype(
     genotype = space.validate_genotype(genotype)
     cost = network_cost(space, genotype, model, **sizes, **options)
     if augment is None and train_cfg.augment:
-        from automl.data.augment import Augment
-
-        augment = Augment()
+        augment = Augment.default()
     result = fit(
         model,
         data.train_x,
@@ -442,6 +455,7 @@ def train_genotype(
         "mflops": cost["mflops"],
         "epochs": len(result.history),
         "seed": seed,
+        **(extra_meta or {}),
     }
     model.cpu()
     checkpoint = None

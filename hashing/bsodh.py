@@ -217,14 +217,17 @@ class BSODH(OnlineHasher):
             K = Xs @ Xs.T
             K *= self.sigma
             K[np.diag_indices(n)] += self.lam
-            alpha = scipy.linalg.solve(K, Bs.T, assume_a="pos", overwrite_a=True, check_finite=False)
+            alpha = scipy.linalg.cho_solve(
+                scipy.linalg.cho_factor(K, overwrite_a=True, check_finite=False), Bs.T, check_finite=False
+            )
             self.W_ = self.sigma * (Xs.T @ alpha)
         else:
             C = Xs.T @ Xs
             C *= self.sigma
             C[np.diag_indices(d)] += self.lam
-            self.W_ = self.sigma * scipy.linalg.solve(
-                C, Xs.T @ Bs.T, assume_a="pos", overwrite_a=True, check_finite=False
+            rhs = Xs.T @ Bs.T
+            self.W_ = self.sigma * scipy.linalg.cho_solve(
+                scipy.linalg.cho_factor(C, overwrite_a=True, check_finite=False), rhs, check_finite=False
             )
 
         self.codes_e_ = np.concatenate([codes_e, Bs.astype(np.int8)], axis=1)

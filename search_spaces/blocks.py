@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+from torch.overrides import TorchFunctionMode
 
 KERNELS = (3, 5, 7)
 EXPANSIONS = (3, 6)
@@ -46,8 +46,9 @@ def parse_mbconv(name: str) -> tuple[int, int]:
 class ConvBNAct(nn.Sequential):
     """Conv -> BatchNorm -> ReLU6 (or no activation), 'same' padding."""
 
-    def __init__(self, cin: int, cout: int, kernel: int = 1, stride: int = 1, groups: int = 1,
-                 act: bool = True) -> None:
+    def __init__(
+        self, cin: int, cout: int, kernel: int = 1, stride: int = 1, groups: int = 1, act: bool = True
+    ) -> None:
         layers: list[nn.Module] = [
             nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
             nn.BatchNorm2d(cout),
@@ -79,8 +80,9 @@ class MBConv(nn.Module):
     and ProxylessNAS; that is also where the search may replace the block by ``skip``.
     """
 
-    def __init__(self, cin: int, cout: int, kernel: int, expand: int, stride: int,
-                 drop_path: float = 0.0) -> None:
+    def __init__(
+        self, cin: int, cout: int, kernel: int, expand: int, stride: int, drop_path: float = 0.0
+    ) -> None:
         super().__init__()
         hidden = cin * expand
         self.use_residual = stride == 1 and cin == cout
@@ -90,7 +92,7 @@ class MBConv(nn.Module):
         layers.append(ConvBNAct(hidden, hidden, kernel, stride, groups=hidden))
         layers.append(ConvBNAct(hidden, cout, 1, act=False))
         self.body = nn.Sequential(*layers)
-        self.drop_path = DropPath(drop_path) if self.use_residual and drop_path > 0 else nn.Identity()
+        self.drop_path = DropPath(drop_path) if self.use_residual else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.body(x)
@@ -101,7 +103,9 @@ def build_chain_op(name: str, cin: int, cout: int, stride: int, drop_path: float
     """One candidate of a chain layer by name: an MBConv, or ``skip`` where shapes allow it."""
     if name == SKIP:
         if stride != 1 or cin != cout:
-            raise SpaceError(f"op 'skip' needs stride 1 and equal channels, got {cin}->{cout} stride {stride}")
+            raise SpaceError(
+                f"op 'skip' needs stride 1 and equal channels, got {cin}->{cout} stride {stride}"
+            )
         return nn.Identity()
     kernel, expand = parse_mbconv(name)
     return MBConv(cin, cout, kernel, expand, stride, drop_path=drop_path)
@@ -159,25 +163,82 @@ class PerGroupLinear(nn.Module):
         return torch.bmm(x.transpose(0, 1), self.weight).transpose(0, 1) + self.bias
 
 
-def count_cost(module: nn.Module, input_shape: Sequence[int]) -> tuple[int, int]:
-    """``(params, MACs)`` of one forward of ``module`` on a zero tensor of ``input_shape``.
+class _MacCounter(TorchFunctionMode):
+    """Counts multiply-accumulates of conv2d / linear / matmul / bmm calls as they happen.
 
-    MACs are multiply-accumulates of convolutions, linear layers and matmuls (half of what
-    ``FlopCounterMode`` reports), the "FLOPs" convention of the MobileNet / ProxylessNAS / DARTS
-    papers. Batch norm and activations are not counted. The module runs in eval mode on CPU.
+    Why not ``torch.utils.flop_counter``: it imports torch._dynamo (seconds per process) and we
+    only need the handful of product ops our blocks use (attention is written with ``matmul``).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.macs = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        out = func(*args, **(kwargs or {}))
+        if func is F.conv2d:
+            weight = args[1] if len(args) > 1 else kwargs["weight"]
+            self.macs += out.numel() * weight[0].numel()
+        elif func is F.linear:
+            weight = args[1] if len(args) > 1 else kwargs["weight"]
+            self.macs += out.numel() * weight.shape[-1]
+        elif func in _MATMULS:
+            self.macs += out.numel() * args[0].shape[-1]
+        return out
+
+
+_MATMULS = {torch.matmul, torch.bmm, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.Tensor.bmm}
+
+
+def count_cost(module: nn.Module, input_shape: Sequence[int]) -> tuple[int, int]:
+    """``(params, MACs)`` of one forward of ``module`` on an input of ``input_shape``.
+
+    MACs are multiply-accumulates of convolutions, linear layers and matmuls: the "FLOPs"
+    convention of the MobileNet / ProxylessNAS / DARTS papers. Batch norm, activations and other
+    element-wise work are not counted. The module runs in eval mode on the device of its
+    parameters; build it under ``torch.device("meta")`` to count without computing anything.
     """
     params = sum(p.numel() for p in module.parameters())
+    device = next((p.device for p in module.parameters()), torch.device("cpu"))
     was_training = module.training
+    threads = torch.get_num_threads()
     module.eval()
+    # One thread: these forwards are tiny, and on a busy machine an OpenMP pool spinning for
+    # cores that other processes hold makes each one ~100x slower.
+    torch.set_num_threads(1)
     try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            module(torch.zeros(*input_shape))
+        with torch.no_grad(), _MacCounter() as counter:
+            module(torch.zeros(*input_shape, device=device))
     finally:
+        torch.set_num_threads(threads)
         module.train(was_training)
-    return params, counter.get_total_flops() // 2
+    return params, counter.macs
 
 
 def spatial_softmax(logits: torch.Tensor) -> torch.Tensor:
     """Softmax over the last two (spatial) dimensions: each map sums to 1."""
     shape = logits.shape
     return F.softmax(logits.flatten(-2), dim=-1).view(shape)
+
+
+class LinearHead(nn.Module):
+    """Global average pooling -> dropout -> linear: the softmax (FER) / pooled AU classifier.
+
+    ``embed`` is the pooled feature vector, the representation a retrieval index hashes.
+    """
+
+    def __init__(self, cin: int, num_outputs: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.embed_dim = cin
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(cin, num_outputs)
+
+    def forward_with_embedding(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pooled = feat.mean(dim=(2, 3))
+        return self.fc(self.dropout(pooled)), pooled
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_embedding(feat)[0]
+
+    def attention_maps(self) -> torch.Tensor | None:
+        return None

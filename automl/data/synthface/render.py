@@ -15,8 +15,8 @@ import numpy as np
 from automl.data.synthface.facs import AU_INDEX, LM, MAX_INTENSITY, deform
 from automl.data.synthface.sampling import Params
 
-_VIEW_CY = 0.12  # face-unit y at the image centre (leaves room for the chin and jaw drop)
-_VIEW_HALF = 1.45  # face units from the image centre to its edge
+_VIEW_CY = 0.16  # face-unit y at the image centre (leaves room for the chin and jaw drop)
+_VIEW_HALF = 1.3  # face units from the image centre to its edge
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
@@ -171,9 +171,14 @@ def render(ident: Params, intensity: np.ndarray, nuis: Params, size: int = 48, c
     _draw_mouth(cv, lm, ident, nuis)
 
     img = cv.img
-    gain, contrast = _col(nuis["gain"])[..., None], _col(nuis["contrast"])[..., None]
-    img *= gain * contrast
-    img += (0.5 - 0.5 * contrast) * gain
+    # camera auto-exposure: bring the central (face) region to a per-sample target brightness,
+    # as face crops in FER sets are; then a contrast change around mid grey
+    q = size // 4
+    centre = img[:, q : size - q, q : size - q].mean(axis=(1, 2, 3))
+    gain = np.clip(nuis["exposure"] / np.maximum(centre, 1e-3), 0.6, 2.5)
+    contrast = _col(nuis["contrast"])[..., None]
+    img *= _col(gain)[..., None] * contrast
+    img += 0.5 - 0.5 * contrast
     seed = int(nuis["noise_seed"][0]) if "noise_seed" in nuis else 0
     noise = np.random.default_rng(seed).standard_normal(img.shape, dtype=np.float32)
     noise *= _col(nuis["noise"])[..., None]

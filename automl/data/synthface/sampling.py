@@ -84,8 +84,8 @@ def sample_identities(rng: np.random.Generator, n: int) -> Params:
         "chin_scale": rng.uniform(0.93, 1.07, n).astype(np.float32),
         "jaw_taper": rng.uniform(0.15, 0.42, n).astype(np.float32),
         "iris_r": rng.uniform(0.06, 0.085, n).astype(np.float32),
-        "brow_thick": rng.uniform(0.035, 0.07, n).astype(np.float32),
-        "brow_dark": rng.uniform(0.35, 0.85, n).astype(np.float32),
+        "brow_thick": rng.uniform(0.045, 0.08, n).astype(np.float32),
+        "brow_dark": rng.uniform(0.55, 0.95, n).astype(np.float32),
         "skin": np.clip(skin, 0.05, 1.0),
         "lip": np.clip(skin * np.array([0.82, 0.55, 0.55], np.float32), 0.03, 1.0),
         "hair": np.clip(hair, 0.0, 1.0),
@@ -107,7 +107,7 @@ def sample_nuisance(rng: np.random.Generator, n: int) -> Params:
     bg_tone = rng.uniform(0.1, 0.9, (n, 1)).astype(np.float32)
     bg = np.clip(bg_tone * rng.uniform(0.75, 1.25, (n, 3)), 0.0, 1.0).astype(np.float32)
     return {
-        "angle": np.clip(rng.normal(0.0, 0.10, n), -0.26, 0.26).astype(np.float32),
+        "angle": np.clip(rng.normal(0.0, 0.08, n), -0.22, 0.22).astype(np.float32),
         "scale": rng.uniform(0.90, 1.08, n).astype(np.float32),
         "shift": rng.uniform(-0.07, 0.07, (n, 2)).astype(np.float32),
         "yaw": rng.uniform(-0.12, 0.12, n).astype(np.float32),
@@ -115,9 +115,9 @@ def sample_nuisance(rng: np.random.Generator, n: int) -> Params:
         "light": rng.uniform(0.0, 2 * np.pi, n).astype(np.float32),
         "diffuse": rng.uniform(0.15, 0.5, n).astype(np.float32),
         "ambient": rng.uniform(0.55, 0.8, n).astype(np.float32),
-        "gain": rng.uniform(0.8, 1.15, n).astype(np.float32),
-        "contrast": rng.uniform(0.75, 1.2, n).astype(np.float32),
-        "noise": rng.uniform(0.008, 0.045, n).astype(np.float32),
+        "exposure": rng.uniform(0.38, 0.62, n).astype(np.float32),
+        "contrast": rng.uniform(0.85, 1.25, n).astype(np.float32),
+        "noise": rng.uniform(0.005, 0.03, n).astype(np.float32),
         "bg": bg,
         "bg_grad": rng.uniform(-0.25, 0.25, (n, 2)).astype(np.float32),
         "cloth": rng.uniform(0.05, 0.95, (n, 3)).astype(np.float32),
@@ -129,7 +129,7 @@ def prototype_intensities(
     labels: np.ndarray,
     class_names: tuple[str, ...],
     *,
-    strength: tuple[float, float] = (0.3, 1.0),
+    strength: tuple[float, float] = (0.45, 1.0),
     blend_prob: float = 0.25,
     background_prob: float = 0.07,
 ) -> np.ndarray:

@@ -1,0 +1,114 @@
+"""``automl dashboard``: start the Streamlit app on the store (read-only), bound to 127.0.0.1.
+
+The app runs as a ``streamlit run`` subprocess so that Streamlit owns its event loop and signal
+handling; the store URL and index directories travel in environment variables (``AUTOML_DB``,
+``AUTOML_INDEXES``), which every page script reads on each rerun.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import typer
+
+from automl.commands.common import console, resolve_db_url
+from automl.errors import UserError
+
+APP_PATH = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+
+
+def _app_path() -> Path:
+    """``dashboard/app.py`` of this installation (source checkout or installed package)."""
+    if APP_PATH.is_file():
+        return APP_PATH
+    try:
+        import dashboard
+
+        candidate = Path(dashboard.__file__).resolve().parent / "app.py"
+    except ImportError:
+        candidate = APP_PATH
+    if not candidate.is_file():
+        raise UserError(
+            "the dashboard app is not installed (missing dashboard/app.py); "
+            "install with pip install 'face-automl[dashboard]'"
+        )
+    return candidate
+
+
+def streamlit_command(app: Path, *, host: str, port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app),
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+    ]
+
+
+def dashboard_env(db_url: str, indexes: list[Path], storage: str | None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["AUTOML_DB"] = db_url
+    env["AUTOML_INDEXES"] = os.pathsep.join(str(p) for p in indexes)
+    if storage:
+        env["AUTOML_OPTUNA_STORAGE"] = storage
+    env.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
+    return env
+
+
+def dashboard(
+    ctx: typer.Context,
+    port: int = typer.Option(8501, min=1, max=65535, help="Port to serve on."),
+    host: str = typer.Option("127.0.0.1", help="Address to bind; the default keeps it on this machine."),
+    index: list[Path] = typer.Option(None, "--index", help="A saved retrieval index directory (repeatable)."),
+    storage: str = typer.Option(None, help="Optuna storage URL of the HPO studies (default: the store URL)."),
+) -> None:
+    """Open the dashboard: runs, live search curves, the DDPNAS distribution, HPO studies, retrieval."""
+    try:
+        import streamlit  # noqa: F401
+    except ImportError:
+        raise UserError(
+            "streamlit is not installed; install the extra: pip install 'face-automl[dashboard]'"
+        ) from None
+    indexes = [p.expanduser().resolve() for p in (index or [])]
+    missing = [str(p) for p in indexes if not p.is_dir()]
+    if missing:
+        raise UserError(
+            f"index directory not found: {', '.join(missing)} (build one with `automl index build`)"
+        )
+    db_url = resolve_db_url(ctx)
+    cmd = streamlit_command(_app_path(), host=host, port=port)
+    console.print(f"dashboard on [bold]http://{host}:{port}[/] (store {db_url}); Ctrl+C stops it")
+    proc = subprocess.Popen(cmd, env=dashboard_env(db_url, indexes, storage))
+    # A SIGTERM to `automl dashboard` stops Streamlit too instead of orphaning it.
+    previous = signal.signal(signal.SIGTERM, lambda *_: proc.terminate())
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if code not in (0, -2, -15):
+        raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("dashboard")(dashboard)

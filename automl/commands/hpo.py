@@ -1,0 +1,289 @@
+"""``automl hpo RUN_ID|GENOTYPE_FILE``: tune the final training of a searched architecture with Optuna.
+
+The study lives in the store's database unless ``--storage`` names another (``postgresql://...``
+for workers on several machines, ``journal:PATH`` for a journal file). ``--trials N`` is the
+study's total budget: running the same command on several machines against one PostgreSQL
+study shares those N trials among them; ``--workers K`` starts K processes on this machine.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from automl.commands.common import console, err_console, print_json, resolve_db_url
+from automl.errors import UserError
+
+
+def register(app: typer.Typer) -> None:
+    app.command("hpo")(hpo_command)
+
+
+def default_study_name(source: str, data: str, objectives: tuple[str, ...]) -> str:
+    """Deterministic, so re-running the same command resumes the same study."""
+    data_tag = re.sub(r"[^A-Za-z0-9]+", "_", data).strip("_")[:40]
+    return f"hpo-{source}-{data_tag}-{'-'.join(objectives)}"
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _trials_table(rows: list[dict[str, Any]], objectives: tuple[str, ...], title: str) -> Table:
+    table = Table(title=title)
+    table.add_column("trial", justify="right")
+    for name in objectives:
+        table.add_column(name, justify="right")
+    for name in ("lr", "weight_decay", "batch_size", "epochs_scale", "drop_path", "init_channels"):
+        table.add_column(name, justify="right")
+    table.add_column("train run", justify="right")
+    for row in rows:
+        values = row.get("values") or [None] * len(objectives)
+        params = row.get("params") or {}
+        table.add_row(
+            str(row["number"]),
+            *(_fmt(v) for v in values),
+            *(
+                _fmt(params.get(k))
+                for k in ("lr", "weight_decay", "batch_size", "epochs_scale", "drop_path", "init_channels")
+            ),
+            _fmt(row.get("train_run_id")),
+        )
+    return table
+
+
+def print_summary(summary: dict[str, Any], objectives: tuple[str, ...], metric: str) -> None:
+    counts = summary.get("counts", {})
+    states = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+    console.print(f"study [bold]{summary['study']}[/]: {states or 'no trials'}")
+    shown = tuple(
+        metric if o == "accuracy" else f"{o} ({'ms' if o == 'latency' else 'M'})" for o in objectives
+    )
+    if "best" in summary:
+        console.print(_trials_table([summary["best"]], shown, "best trial"))
+        params = summary["best_params"]
+        snippet = "\n".join(
+            f"{k} = {params[k]!r}" for k in ("lr", "weight_decay", "batch_size", "drop_path", "init_channels")
+        )
+        console.print(
+            f"[bold]train with it[/]: put this \\[train] section in a TOML file for "
+            f"`automl train ... --config FILE` (epochs x {params.get('epochs_scale')}):\n\\[train]\n{snippet}",
+            highlight=False,
+        )
+    elif "pareto_front" in summary:
+        console.print(_trials_table(summary["pareto_front"], shown, "Pareto front"))
+    else:
+        console.print(
+            "[yellow]no trial completed[/] (see failed trials with `automl runs list --kind train`)"
+        )
+
+
+class _ProgressView:
+    """A rich bar of trials taken out of the study budget, with the state counts."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.progress = Progress(
+            TextColumn("[bold]hpo[/]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[states]}"),
+            TimeElapsedColumn(),
+            console=err_console,
+        )
+        self.task = self.progress.add_task("trials", total=total, states="")
+
+    def __call__(self, counts: dict[str, int], budget: Any) -> None:
+        finished = counts.get("complete", 0) + counts.get("pruned", 0) + counts.get("fail", 0)
+        states = " ".join(f"{k}:{v}" for k, v in counts.items() if v and k != "waiting")
+        self.progress.update(self.task, completed=min(finished - budget.retried, self.total), states=states)
+
+
+def hpo_command(
+    ctx: typer.Context,
+    target: str = typer.Argument(
+        ..., metavar="RUN_ID|GENOTYPE_FILE", help="A search run id or a genotype JSON."
+    ),
+    trials: int = typer.Option(20, "--trials", min=1, help="The study's total trial budget."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes on this machine."),
+    storage: str = typer.Option(
+        None, "--storage", help="Optuna storage: a SQLAlchemy URL or journal:PATH (default: the store's DB)."
+    ),
+    study_name: str = typer.Option(None, "--study", help="Study name (default: derived from the target)."),
+    objectives_text: str = typer.Option(
+        "accuracy", "--objectives", help="accuracy, accuracy,latency or accuracy,params."
+    ),
+    enqueue_file: Path = typer.Option(
+        None, "--enqueue", help="JSON list of known configurations to try first."
+    ),
+    data: str = typer.Option(None, "--data", help="KIND:PATH (default: the config's data, e.g. synth:fer)."),
+    epochs: int = typer.Option(
+        None, "--epochs", min=1, help="Base epochs (each trial scales it by epochs_scale)."
+    ),
+    preset_name: str = typer.Option(
+        None, "--preset", help="quick|paper (default: the run's config, or quick)."
+    ),
+    config_file: Path = typer.Option(None, "--config", help="TOML file layered over the preset."),
+    device: str = typer.Option(None, "--device", help="auto, cpu or cuda."),
+    seed: int = typer.Option(None, "--seed", help="Seed of the sampler and of every trial's training."),
+    sampler: str = typer.Option("tpe", "--sampler", help="tpe, random or nsga2."),
+    pruner: str = typer.Option("median", "--pruner", help="median, hyperband or none (one objective only)."),
+    heartbeat: int = typer.Option(
+        None, "--heartbeat", min=0, help="RDB heartbeat seconds (0: off); stale trials are re-run."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Tune lr, weight decay, batch size, epochs, drop-path and width of an architecture's training."""
+    from automl.commands.train import resolve_config, resolve_target
+    from automl.hpo import HPOTarget, parse_objectives, read_enqueue_file, run_study
+    from automl.hpo_workers import choose_storage, storage_kind
+    from automl.store import genotype_hash, open_store
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    objectives = parse_objectives(objectives_text)
+    if sampler not in ("tpe", "random", "nsga2"):
+        raise UserError(f"unknown sampler '{sampler}' (choose tpe, random or nsga2)")
+    if pruner not in ("median", "hyperband", "none"):
+        raise UserError(f"unknown pruner '{pruner}' (choose median, hyperband or none)")
+    configurations = read_enqueue_file(enqueue_file) if enqueue_file is not None else []
+    store_url = resolve_db_url(ctx)
+    storage_url = storage or choose_storage(store_url, workers)
+    storage_kind(storage_url)  # validates the URL before anything is written
+    store = open_store(store_url)
+
+    genotype, search_run_id, stored = resolve_target(store, target)
+    overrides: dict[str, Any] = {"search": {}, "train": {}}
+    if data is not None:
+        overrides["search"]["data"] = data
+    if seed is not None:
+        overrides["search"]["seed"] = seed
+    if device is not None:
+        overrides["search"]["device"] = device
+    if epochs is not None:
+        overrides["train"]["epochs"] = epochs
+    cfg = resolve_config(stored, preset_name=preset_name, config_file=config_file, overrides=overrides)
+    _check_target(genotype, cfg)
+
+    g_hash = genotype_hash(genotype)
+    source = f"run{search_run_id}" if search_run_id is not None else g_hash[:10]
+    name = study_name or default_study_name(source, cfg.search.data, objectives)
+    architecture_id = _architecture_id(store, search_run_id, g_hash)
+    hpo_run_id = store.create_run(
+        kind="hpo",
+        config={
+            **cfg.model_dump(mode="json"),
+            "hpo": {
+                "study": name,
+                "storage": _safe(storage_url),
+                "trials": trials,
+                "workers": workers,
+                "objectives": list(objectives),
+                "sampler": sampler,
+                "pruner": pruner,
+                "enqueued": configurations,
+            },
+        },
+        seed=cfg.search.seed,
+        space=genotype.get("space"),
+        task=cfg.search.task,
+        data=cfg.search.data,
+        parent_run_id=search_run_id,
+    )
+    if architecture_id is None:
+        architecture_id = store.add_architecture(hpo_run_id, genotype, role="hpo_target")
+    store.set_state(hpo_run_id, "running")
+    target_obj = HPOTarget(
+        genotype=genotype,
+        genotype_hash=g_hash,
+        config=cfg.model_dump(mode="json"),
+        store_url=store_url,
+        hpo_run_id=hpo_run_id,
+        objectives=objectives,
+        base_epochs=cfg.train.epochs,
+        device=cfg.search.device,
+        seed=cfg.search.seed,
+        search_run_id=search_run_id,
+        architecture_id=architecture_id,
+    )
+    view = _ProgressView(trials)
+    if not json_out:
+        console.print(
+            f"hpo run {hpo_run_id}: study [bold]{name}[/] in {_safe(storage_url)}, {trials} trials, "
+            f"{workers} worker(s), objectives {','.join(objectives)}",
+            highlight=False,
+        )
+    try:
+        with view.progress:
+            summary = run_study(
+                target_obj,
+                storage_url=storage_url,
+                study_name=name,
+                n_trials=trials,
+                workers=workers,
+                configurations=configurations,
+                sampler=sampler,
+                pruner=pruner,
+                heartbeat_interval=heartbeat,
+                on_progress=view,
+            )
+    except KeyboardInterrupt:
+        store.set_state(hpo_run_id, "interrupted", error="interrupted by the user")
+        raise
+    except BaseException as exc:
+        store.set_state(hpo_run_id, "failed", error=f"{type(exc).__name__}: {exc}"[:500])
+        raise
+    summary["hpo_run_id"] = hpo_run_id
+    summary["storage"] = _safe(storage_url)
+    summary["storage_kind"] = storage_kind(storage_url)
+    store.set_summary(hpo_run_id, summary)
+    store.set_state(hpo_run_id, "completed")
+    if json_out:
+        print_json(summary)
+        return
+    print_summary(summary, objectives, summary.get("primary_metric", "accuracy"))
+
+
+def _check_target(genotype: dict[str, Any], cfg: Any) -> None:
+    """Fail fast (exit 2) on a genotype the space rejects, before any worker starts."""
+    from search_spaces import create_space
+
+    try:
+        create_space(genotype["space"]).validate_genotype(genotype)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"the genotype is not valid for its space: {exc}") from None
+    from automl.data.spec import parse_spec
+
+    try:
+        parse_spec(cfg.search.data)
+    except UserError:
+        raise
+    except ValueError as exc:
+        raise UserError(f"bad --data '{cfg.search.data}': {exc}") from None
+
+
+def _architecture_id(store: Any, run_id: int | None, g_hash: str) -> int | None:
+    if run_id is None:
+        return None
+    for arch in reversed(store.list_architectures(run_id)):
+        if arch["genotype_hash"] == g_hash:
+            return int(arch["id"])
+    return None
+
+
+def _safe(url: str) -> str:
+    if url.startswith("journal:"):
+        return url
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

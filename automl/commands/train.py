@@ -1,0 +1,352 @@
+"""``automl train GENOTYPE_FILE|RUN_ID``: train a searched architecture from scratch.
+
+The architecture comes from a JSON genotype file (a bare genotype, or any JSON object holding one
+under ``"genotype"``: an ``automl export --format json`` file or a checkpoint sidecar) or from a
+run in the store (its final architecture). Training is recorded as a ``train`` run whose parent is
+that run: one row per epoch, the checkpoint (safetensors + sidecar) in the run's directory, the
+test metrics in its summary.
+
+Configuration: for a run id, the run's stored config (so the retraining sees the same image
+size, sample cap and ``[train]`` section as the search); for a file, the ``quick`` preset. An
+explicit ``--preset`` replaces that base, ``--config FILE`` is layered on top, then the options.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from automl.commands.common import console, err_console, print_json, resolve_db_url
+from automl.config import Config, preset, validate_config
+from automl.errors import UserError
+
+OCCLUDE_PARTS = ("none", "lower", "upper")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train_command)
+
+
+# ---------------------------------------------------------------------------------- inputs
+
+
+def read_genotype_file(path: Path) -> dict[str, Any]:
+    """The genotype in a JSON file (bare, or under a ``"genotype"`` key)."""
+    if not path.is_file():
+        raise UserError(f"genotype file not found: {path} (pass a JSON genotype file or a run id)")
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"genotype file {path} is not valid JSON: {exc}") from None
+    if isinstance(payload, dict) and isinstance(payload.get("genotype"), dict):
+        payload = payload["genotype"]
+    if not isinstance(payload, dict) or "space" not in payload:
+        raise UserError(
+            f"genotype file {path} must hold a JSON object with a 'space' key "
+            "(e.g. from `automl export RUN_ID --format json`)"
+        )
+    return payload
+
+
+def resolve_target(store: Any, target: str) -> tuple[dict[str, Any], int | None, dict[str, Any] | None]:
+    """``(genotype, parent run id, the parent's stored config)`` for a file path or a run id."""
+    path = Path(target)
+    if path.exists() or not target.strip().isdigit():
+        return read_genotype_file(path), None, None
+    run_id = int(target)
+    run = store.get_run(run_id)
+    genotype = store.final_architecture(run_id)["genotype"]
+    return genotype, run_id, run.get("config") or None
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = (
+            _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
+    return out
+
+
+def resolve_config(
+    stored: dict[str, Any] | None,
+    *,
+    preset_name: str | None,
+    config_file: Path | None,
+    overrides: dict[str, Any],
+) -> Config:
+    """Stored run config or a preset, then ``--config FILE``, then command-line overrides."""
+    if preset_name is not None or stored is None:
+        raw, source = preset(preset_name or "quick"), f"preset '{preset_name or 'quick'}'"
+    else:
+        raw, source = stored, "the run's stored config"
+    if config_file is not None:
+        if not config_file.is_file():
+            raise UserError(f"config file not found: {config_file} (pass an existing TOML file to --config)")
+        try:
+            raw = _merge(raw, tomllib.loads(config_file.read_text(encoding="utf-8")))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise UserError(f"config file {config_file} is not valid TOML: {exc}") from None
+        source = str(config_file)
+    return validate_config(_merge(raw, overrides), source)
+
+
+# ---------------------------------------------------------------------------------- output
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def print_result(run_id: int, result: Any, task: Any, checkpoint: Path) -> None:
+    metrics = result.metrics
+    table = Table(title=f"train run {run_id}: test split")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row(task.primary_metric, _fmt(metrics.get(task.primary_metric)))
+    table.add_row("loss", _fmt(metrics.get("loss")))
+    table.add_row("params (M)", _fmt(result.params / 1e6))
+    table.add_row("MFLOPs", _fmt(result.mflops))
+    table.add_row("epochs", str(len(result.history)))
+    table.add_row("wall time (s)", _fmt(result.wall_time))
+    console.print(table)
+    if isinstance(metrics.get("per_au_f1"), dict):
+        au = Table(title="per-AU F1")
+        for name in metrics["per_au_f1"]:
+            au.add_column(name, justify="right")
+        au.add_row(*(_fmt(v) for v in metrics["per_au_f1"].values()))
+        console.print(au)
+    if isinstance(metrics.get("confusion"), list):
+        names = list(getattr(task, "class_names", [])) or [str(i) for i in range(len(metrics["confusion"]))]
+        cm = Table(title="confusion (rows: true, columns: predicted)")
+        cm.add_column("")
+        for name in names:
+            cm.add_column(name[:8], justify="right")
+        for name, row in zip(names, metrics["confusion"], strict=False):
+            cm.add_row(name, *(str(int(v)) for v in row))
+        console.print(cm)
+    console.print(f"checkpoint: {checkpoint}")
+    console.print(f"export it with: automl export {run_id} --format torchscript")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]train[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("epoch {task.fields[epoch]}"),
+        TextColumn("{task.fields[metric]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    )
+
+
+# ---------------------------------------------------------------------------------- command
+
+
+def train_command(
+    ctx: typer.Context,
+    target: str = typer.Argument(..., metavar="GENOTYPE_FILE|RUN_ID", help="JSON genotype file or a run id."),
+    data: str = typer.Option(None, "--data", help="KIND:PATH, e.g. synth:fer (default: the config's data)."),
+    epochs: int = typer.Option(
+        None, "--epochs", min=1, help="Training epochs (default: config [train] epochs)."
+    ),
+    device: str = typer.Option(None, "--device", help="auto, cpu or cuda (default: the config's device)."),
+    seed: int = typer.Option(None, "--seed", help="Seed of weights, batches and augmentation."),
+    out: Path = typer.Option(None, "--out", help="Also write the checkpoint + sidecar into this directory."),
+    occlude: str = typer.Option(
+        "none",
+        "--occlude",
+        help="Hide the lower or upper half of every face (train and test): none|lower|upper.",
+    ),
+    preset_name: str = typer.Option(
+        None, "--preset", help="quick|paper (default: the run's stored config, or quick for a file)."
+    ),
+    config_file: Path = typer.Option(None, "--config", help="TOML file layered over the preset."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Train a searched architecture from scratch, evaluate it, store the checkpoint."""
+    from automl.store import open_store
+
+    if occlude not in OCCLUDE_PARTS:
+        raise UserError(f"--occlude must be one of {', '.join(OCCLUDE_PARTS)}, not {occlude!r}")
+    store = open_store(resolve_db_url(ctx))
+    genotype, parent_id, stored = resolve_target(store, target)
+    overrides: dict[str, Any] = {"search": {}, "train": {}}
+    if data is not None:
+        overrides["search"]["data"] = data
+    if seed is not None:
+        overrides["search"]["seed"] = seed
+    if device is not None:
+        overrides["search"]["device"] = device
+    if epochs is not None:
+        overrides["train"]["epochs"] = epochs
+    cfg = resolve_config(stored, preset_name=preset_name, config_file=config_file, overrides=overrides)
+    result, run_id, checkpoint, task = run_training(
+        store,
+        genotype,
+        cfg,
+        parent_run_id=parent_id,
+        occlude=occlude,
+        out_dir=out,
+        show_progress=not json_out,
+    )
+    if json_out:
+        print_json(
+            {
+                "run_id": run_id,
+                "parent_run_id": parent_id,
+                "primary_metric": task.primary_metric,
+                "metrics": result.metrics,
+                "params": result.params,
+                "mflops": result.mflops,
+                "checkpoint": str(checkpoint),
+                "history": result.history,
+                "wall_time": result.wall_time,
+            }
+        )
+    else:
+        print_result(run_id, result, task, checkpoint)
+
+
+def run_training(
+    store: Any,
+    genotype: dict[str, Any],
+    cfg: Config,
+    *,
+    parent_run_id: int | None = None,
+    occlude: str = "none",
+    out_dir: Path | None = None,
+    show_progress: bool = True,
+) -> tuple[Any, int, Path, Any]:
+    """Load the data, train ``genotype`` as a new ``train`` run; returns (result, run id, ckpt, task)."""
+    from automl.checkpoint import save_checkpoint
+    from automl.data.augment import occlude as occlude_batch
+    from automl.data.spec import load_data
+    from automl.data.tasks import make_task
+    from automl.store.recorder import StoreRecorder
+    from automl.train import resolve_device, train_genotype
+    from search_spaces import create_space
+
+    # Fail on bad input before a run is created: genotype, device, data.
+    try:
+        genotype = create_space(genotype["space"]).validate_genotype(genotype)
+    except ValueError as exc:
+        raise UserError(f"invalid genotype: {exc}") from None
+    device = resolve_device(cfg.search.device)
+    spec = cfg.search.data
+    seed = cfg.search.seed
+    data = load_data(
+        spec,
+        image_size=cfg.data.image_size,
+        channels=cfg.data.channels,
+        fold=cfg.data.fold,
+        n=cfg.data.n,
+        seed=seed,
+    )
+    task = make_task(data)
+    transform = None
+    if occlude != "none":
+
+        def transform(x):  # noqa: ANN001, ANN202 - a batch transform
+            return occlude_batch(x, occlude)
+
+    run_id = store.create_run(
+        kind="train",
+        config=cfg.model_dump(mode="json"),
+        seed=seed,
+        space=genotype["space"],
+        task=data.task,
+        strategy=None,
+        data=spec,
+        parent_run_id=parent_run_id,
+    )
+    recorder = StoreRecorder(store, run_id)
+    store.set_state(run_id, "running")
+    store.set_summary(run_id, {"occlude": occlude, "device": str(device)})
+    try:
+        with _progress() if show_progress else _NullProgress() as bar:
+            bar_task = bar.add_task("train", total=None, epoch="-", metric="")
+
+            def progress(step: int, total: int, info: dict[str, Any]) -> None:
+                bar.update(
+                    bar_task, completed=step, total=total, epoch=f"{info['epoch'] + 1}/{info['epochs']}"
+                )
+
+            def on_epoch(epoch: int, record: dict[str, Any]) -> None:
+                recorder.on_epoch(epoch, record)
+                if "val_metric" in record:
+                    bar.update(bar_task, metric=f"test {task.primary_metric} {record['val_metric']:.3f}")
+
+            result = train_genotype(
+                genotype,
+                data,
+                task,
+                cfg.train,
+                device=device,
+                seed=seed,
+                progress=progress,
+                on_epoch=on_epoch,
+                run_dir=store.run_dir(run_id),
+                transform=transform,
+                extra_meta={"occlude": occlude, "run_id": run_id, "parent_run_id": parent_run_id},
+            )
+        checkpoint = result.checkpoint
+        assert checkpoint is not None
+        store.add_checkpoint(run_id, checkpoint, kind="weights", metrics=result.metrics)
+        if out_dir is not None:
+            save_checkpoint(Path(out_dir) / checkpoint.name, result.model, result.meta)
+        store.add_architecture(
+            run_id, result.genotype, params=result.params, mflops=result.mflops, role="final"
+        )
+        store.set_summary(
+            run_id,
+            {
+                "test_metric": result.metrics.get(task.primary_metric),
+                "primary_metric": task.primary_metric,
+                "test_metrics": result.metrics,
+                "params": result.params,
+                "mflops": result.mflops,
+                "checkpoint": str(checkpoint),
+                "wall_time": result.wall_time,
+            },
+        )
+        store.set_state(run_id, "completed")
+    except KeyboardInterrupt:
+        store.set_state(run_id, "interrupted")
+        raise
+    except BaseException as exc:
+        store.set_state(run_id, "failed", error=(str(exc).splitlines() or [type(exc).__name__])[0][:500])
+        raise
+    return result, run_id, checkpoint, task
+
+
+class _NullProgress:
+    """Stands in for the rich progress bar under ``--json`` (stdout must stay pure JSON)."""
+
+    def __enter__(self) -> _NullProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add_task(self, *args: Any, **kwargs: Any) -> int:
+        return 0
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        return None

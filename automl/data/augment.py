@@ -1,0 +1,130 @@
+"""Batched image augmentation as tensor ops, on whatever device the batch lives on.
+
+No torchvision (it does not import beside the CPU torch wheel here), and per-sample Python loops
+would dominate a GPU step, so every transform is one vectorised op over the batch: random crop
+with zero padding, horizontal flip and small rotation are folded into a single affine
+``grid_sample``; brightness/contrast are per-sample scalars; cutout is a broadcast mask.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+
+def to_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> float32 in [0, 1] on the same device (no augmentation)."""
+    if x.dtype == torch.uint8:
+        return x.float().div_(255.0)
+    return x.float()
+
+
+def occlude(x: torch.Tensor, part: Literal["none", "lower", "upper"] | str, fill: float | None = None):
+    """Hide the lower or upper half of every face in a batch (occlusion robustness studies).
+
+    Works on uint8 or float tensors (N, C, H, W) and numpy arrays of the same layout; returns a
+    new array of the same type. ``fill`` defaults to mid grey (128 for uint8, 0.5 for floats) so
+    the occluder carries no class information.
+    """
+    if part in (None, "none"):
+        return x
+    if part not in ("lower", "upper"):
+        raise ValueError(f"occlusion part must be 'none', 'lower' or 'upper', not {part!r}")
+    h = x.shape[-2]
+    out = x.clone() if isinstance(x, torch.Tensor) else x.copy()
+    integer = (out.dtype == torch.uint8) if isinstance(out, torch.Tensor) else out.dtype.kind in "ui"
+    value = fill if fill is not None else (128 if integer else 0.5)
+    if part == "lower":
+        out[..., h // 2 :, :] = value
+    else:
+        out[..., : h // 2, :] = value
+    return out
+
+
+class Augment:
+    """Random training augmentation; ``Augment()`` (all off) is just :func:`to_float`.
+
+    Parameters: ``crop_padding`` pixels of zero padding for random crops; ``flip`` random
+    horizontal flips (AU labels are bilateral, FER labels are flip-invariant); ``rotate_deg``
+    maximum absolute rotation; ``brightness`` / ``contrast`` maximum relative change; ``cutout``
+    side of a square zeroed at a random place. ``None`` or 0 turns a transform off.
+    """
+
+    def __init__(
+        self,
+        crop_padding: int | None = None,
+        flip: bool | None = False,
+        rotate_deg: float | None = None,
+        brightness: float | None = None,
+        contrast: float | None = None,
+        cutout: int | None = None,
+    ) -> None:
+        self.crop_padding = int(crop_padding or 0)
+        self.flip = bool(flip)
+        self.rotate_deg = float(rotate_deg or 0.0)
+        self.brightness = float(brightness or 0.0)
+        self.contrast = float(contrast or 0.0)
+        self.cutout = int(cutout or 0)
+
+    @classmethod
+    def default(cls) -> Augment:
+        """A sensible face-training default."""
+        return cls(crop_padding=4, flip=True, rotate_deg=10, brightness=0.2, contrast=0.2, cutout=8)
+
+    @property
+    def active(self) -> bool:
+        return bool(
+            self.crop_padding or self.flip or self.rotate_deg or self.brightness or self.contrast or self.cutout
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Augment(crop_padding={self.crop_padding}, flip={self.flip}, rotate_deg={self.rotate_deg}, "
+            f"brightness={self.brightness}, contrast={self.contrast}, cutout={self.cutout})"
+        )
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Augment a batch (N, C, H, W), uint8 or float; returns float32 in [0, 1], same device."""
+        x = to_float(x)
+        if not self.active or x.shape[0] == 0:
+            return x
+        n, _, h, w = x.shape
+        dev = x.device
+
+        def rand(*shape: int) -> torch.Tensor:
+            return torch.rand(*shape, generator=generator, device="cpu").to(dev)
+
+        if self.crop_padding or self.flip or self.rotate_deg:
+            theta = torch.zeros(n, 2, 3, device=dev)
+            ang = (rand(n) * 2 - 1) * math.radians(self.rotate_deg)
+            cos, sin = torch.cos(ang), torch.sin(ang)
+            sx = torch.where(rand(n) < 0.5, -1.0, 1.0) if self.flip else torch.ones(n, device=dev)
+            theta[:, 0, 0] = cos * sx
+            theta[:, 0, 1] = -sin
+            theta[:, 1, 0] = sin * sx
+            theta[:, 1, 1] = cos
+            if self.crop_padding:
+                # integer pixel shifts, as a padded random crop would give (normalised coords)
+                p = self.crop_padding
+                shift = torch.floor(rand(n, 2) * (2 * p + 1)) - p
+                theta[:, 0, 2] = shift[:, 0] * 2.0 / w
+                theta[:, 1, 2] = shift[:, 1] * 2.0 / h
+            grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+            x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        if self.brightness or self.contrast:
+            b = 1.0 + (rand(n, 1, 1, 1) * 2 - 1) * self.brightness
+            c = 1.0 + (rand(n, 1, 1, 1) * 2 - 1) * self.contrast
+            mean = x.mean(dim=(1, 2, 3), keepdim=True)
+            x = ((x - mean) * c + mean) * b
+        if self.cutout:
+            cy = torch.floor(rand(n) * h).view(n, 1, 1)
+            cx = torch.floor(rand(n) * w).view(n, 1, 1)
+            ys = torch.arange(h, device=dev).view(1, h, 1)
+            xs = torch.arange(w, device=dev).view(1, 1, w)
+            half = self.cutout / 2.0
+            hole = ((ys - cy).abs() < half) & ((xs - cx).abs() < half)
+            x = x.masked_fill(hole.unsqueeze(1), 0.0)
+        return x.clamp_(0.0, 1.0)

@@ -1,0 +1,55 @@
+"""The in-memory data set every consumer (NAS, training, HPO, hashing) works on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+
+@dataclass
+class FaceData:
+    """Train and held-out splits as uint8 image tensors plus labels.
+
+    Images stay uint8 (N, C, H, W) so a whole small split fits on a GPU; models convert batches
+    to float32 in [0, 1] (see :func:`automl.data.augment.to_float`). ``train_x`` may wrap a
+    memory-mapped cache, so it is only paged in when batches are read.
+
+    Labels: ``task == "fer"``: int64 (N,) class indices, or float32 (N, K) probability rows (FER+
+    probability mode); ``task == "au"``: float32 (N, A) of 0/1 occurrences.
+    """
+
+    name: str
+    task: str
+    class_names: list[str]
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    train_subjects: np.ndarray | None = None
+    test_subjects: np.ndarray | None = None
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def num_outputs(self) -> int:
+        """Logits the model must produce: classes (fer) or AUs (au)."""
+        return len(self.class_names)
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.train_x.shape[1])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.train_x.shape[-1])
+
+    def __len__(self) -> int:
+        return int(self.train_x.shape[0])
+
+    def summary(self) -> str:
+        """One line for logs: name, task, sizes, shape."""
+        return (
+            f"{self.name}: {self.task} {self.num_outputs} outputs, train {len(self.train_x)}, "
+            f"test {len(self.test_x)}, {self.in_channels}x{self.image_size}x{self.image_size}"
+        )

@@ -1,0 +1,153 @@
+"""Shared plumbing for file-based readers: a manifest of samples -> a cached, split FaceData.
+
+A reader only has to list its samples (file, label, subject, split or fold); this module applies
+``n`` (a seeded subset), decodes through the memory-mapped cache and arranges rows so both splits
+are *views* of the cache, never copies: official splits are stored train-then-test; 3-fold CV
+sets are stored as blocks ``[fold1, fold2, fold3, fold1]`` so that the training part of every
+fold (the two other folds) is one contiguous range.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from automl.data.cache import build_images, cache_dir, cache_key
+from automl.data.facedata import FaceData
+from automl.data.folds import check_fold
+from automl.data.images import check_bad, decode_into
+from automl.data.spec import LoadOptions
+from automl.errors import UserError
+
+
+@dataclass
+class Manifest:
+    """Samples of a file-based data set, in any order."""
+
+    paths: list[str]
+    labels: np.ndarray  # (N,) int64 or (N, K) float32
+    split: np.ndarray | None = None  # (N,) bool: True = held-out/test (official split)
+    fold: np.ndarray | None = None  # (N,) int 1..3 (subject-exclusive CV)
+    subjects: np.ndarray | None = None  # (N,) str
+    boxes: list | None = None  # optional face boxes (x, y, w, h)
+    extra: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+def require_dir(path: str, what: str, hint: str) -> Path:
+    p = Path(path).expanduser()
+    if not p.is_dir():
+        raise UserError(f"{what} folder not found: {path} ({hint})")
+    return p
+
+
+def require_file(path: Path, what: str, hint: str) -> Path:
+    if not path.is_file():
+        raise UserError(f"{what} not found: {path} ({hint})")
+    return path
+
+
+def subset(man: Manifest, n: int | None, seed: int) -> Manifest:
+    """A seeded random subset of ``n`` samples (all when ``n`` is None or larger)."""
+    if n is None or n >= len(man):
+        return man
+    keep = np.sort(np.random.default_rng(seed).choice(len(man), int(n), replace=False))
+    return take(man, keep)
+
+
+def take(man: Manifest, idx: np.ndarray) -> Manifest:
+    def pick(a):
+        return None if a is None else a[idx]
+
+    return Manifest(
+        paths=[man.paths[i] for i in idx],
+        labels=man.labels[idx],
+        split=pick(man.split),
+        fold=pick(man.fold),
+        subjects=pick(man.subjects),
+        boxes=None if man.boxes is None else [man.boxes[i] for i in idx],
+        extra=man.extra,
+    )
+
+
+def build_facedata(
+    name: str,
+    task: str,
+    class_names: list[str],
+    man: Manifest,
+    opts: LoadOptions,
+    root: str | os.PathLike,
+    native_size: int,
+    native_channels: int,
+) -> FaceData:
+    """Decode (or reuse the cache of) the manifest's images and split them."""
+    if len(man) == 0:
+        raise UserError(f"{name}: no labelled samples found under {root}")
+    man = subset(man, opts.n, opts.seed)
+    size = int(opts.image_size or native_size)
+    channels = int(opts.channels or native_channels)
+    if man.fold is not None:
+        f = check_fold(opts.fold)
+        blocks = [np.flatnonzero(man.fold == k) for k in (1, 2, 3)]
+        order = np.concatenate(blocks + [blocks[0]])
+        starts = np.cumsum([0] + [len(b) for b in blocks + [blocks[0]]])
+        test_range = (starts[f - 1], starts[f])
+        # the two other folds, contiguous thanks to the repeated fold-1 block at the end
+        train_range = (starts[f], starts[f + 2]) if f < 3 else (0, starts[2])
+        unique_rows = len(man)  # decode the first three blocks, copy block 1 to the end
+    else:
+        if man.split is None:
+            raise ValueError("manifest needs split or fold")
+        tr, te = np.flatnonzero(~man.split), np.flatnonzero(man.split)
+        order = np.concatenate([tr, te])
+        train_range, test_range = (0, len(tr)), (len(tr), len(man))
+        unique_rows = len(man)
+    ordered = take(man, order)
+    key = cache_key({"name": name, "size": size, "channels": channels, "n": opts.n, "seed": opts.seed}, ordered.paths)
+    path = cache_dir(root) / f"{name.split(':')[0]}-{key}.npy"
+
+    def fill(out: np.ndarray) -> np.ndarray:
+        boxes = None if ordered.boxes is None else ordered.boxes[:unique_rows]
+        ok = decode_into(out[:unique_rows], ordered.paths[:unique_rows], size, channels, boxes)
+        if len(order) > unique_rows:  # the repeated fold-1 block
+            nb = len(order) - unique_rows
+            out[unique_rows:] = out[:nb]
+            ok = np.concatenate([ok, ok[:nb]])
+        return ok
+
+    images, ok = build_images(path, len(order), (channels, size, size), fill)
+    check_bad(ok[:unique_rows], ordered.paths[:unique_rows], name)
+    # map the ranges (in 'order' positions) to rows of the compacted cache
+    pos = np.cumsum(ok) - 1  # row in the compact array for every position that is ok
+
+    def rows(a: int, b: int) -> tuple[int, int]:
+        lo = int(pos[a - 1] + 1) if a > 0 else 0
+        hi = int(pos[b - 1] + 1) if b > 0 else 0
+        return lo, hi
+
+    def labels(a: int, b: int):
+        sel = np.arange(a, b)[ok[a:b]]
+        return ordered.labels[sel], (None if ordered.subjects is None else ordered.subjects[sel])
+
+    (trl, trh), (tel, teh) = rows(*train_range), rows(*test_range)
+    y_tr, s_tr = labels(*train_range)
+    y_te, s_te = labels(*test_range)
+    x_all = torch.from_numpy(images)
+    return FaceData(
+        name=name,
+        task=task,
+        class_names=class_names,
+        train_x=x_all[trl:trh],
+        train_y=torch.from_numpy(np.ascontiguousarray(y_tr)),
+        test_x=x_all[tel:teh],
+        test_y=torch.from_numpy(np.ascontiguousarray(y_te)),
+        train_subjects=s_tr,
+        test_subjects=s_te,
+        meta={"cache": str(path), "fold": opts.fold if man.fold is not None else None, **man.extra},
+    )

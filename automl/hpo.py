@@ -1,0 +1,455 @@
+"""Optuna studies over the final training's hyper-parameters of one searched architecture.
+
+What is tuned, and why these: the DARTS-style recipe in :mod:`automl.train` has six knobs whose
+best values move with the data set and the architecture -- learning rate and weight decay (log
+scale, they act multiplicatively), batch size, the share of the epoch budget, drop-path, and the
+network's width (``init_channels``, which also sets its cost). Everything else stays as configured.
+
+Objectives: ``accuracy`` is the task's primary metric on the test split (accuracy for FER, mean F1
+for AU; always maximised), ``latency`` (ms for one image on the CPU, minimised) and ``params``
+(millions, minimised). One objective: per-epoch intermediate values feed a pruner (median or
+Hyperband). Several: Optuna cannot prune multi-objective trials, and the Pareto front
+(``study.best_trials``) is what is reported and stored.
+
+Links to the store: every trial trains inside its own ``train`` run (child of the ``hpo`` run, one
+row per epoch), and the trial's user attributes carry ``train_run_id``, ``hpo_run_id``,
+``search_run_id``, ``architecture_id`` and ``genotype_hash``. The study's user attributes carry
+the same for the study and, after a session, the best trial or the Pareto front.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from automl.config import Config, TrainSection
+from automl.errors import UserError
+
+OBJECTIVES = {"accuracy": "maximize", "latency": "minimize", "params": "minimize"}
+HP_NAMES = ("lr", "weight_decay", "batch_size", "epochs_scale", "drop_path", "init_channels")
+
+
+# ------------------------------------------------------------------------------ search space
+
+
+@dataclass(frozen=True)
+class HPSpace:
+    """Ranges of the tuned hyper-parameters (``init_channels`` choices are relative to the base)."""
+
+    lr: tuple[float, float] = (1e-3, 0.2)
+    weight_decay: tuple[float, float] = (1e-5, 1e-2)
+    batch_sizes: tuple[int, ...] = (32, 64, 96, 128)
+    epochs_scale: tuple[float, float, float] = (0.25, 1.0, 0.25)  # low, high, step
+    drop_path: tuple[float, float] = (0.0, 0.4)
+    width_factors: tuple[float, ...] = (0.5, 0.75, 1.0, 1.5)
+
+    def width_choices(self, base_channels: int) -> list[int]:
+        return sorted({max(4, int(round(base_channels * f / 4.0)) * 4) for f in self.width_factors})
+
+
+def suggest_params(trial: optuna.Trial, base: TrainSection, space: HPSpace = HPSpace()) -> dict[str, Any]:
+    low, high, step = space.epochs_scale
+    return {
+        "lr": trial.suggest_float("lr", *space.lr, log=True),
+        "weight_decay": trial.suggest_float("weight_decay", *space.weight_decay, log=True),
+        "batch_size": trial.suggest_categorical("batch_size", list(space.batch_sizes)),
+        "epochs_scale": trial.suggest_float("epochs_scale", low, high, step=step),
+        "drop_path": trial.suggest_float("drop_path", *space.drop_path),
+        "init_channels": trial.suggest_categorical("init_channels", space.width_choices(base.init_channels)),
+    }
+
+
+def apply_params(base: TrainSection, params: dict[str, Any], base_epochs: int) -> tuple[TrainSection, int]:
+    """The trial's training section and its epoch count (``epochs_scale`` x the base, at least 1)."""
+    updates = {
+        k: params[k]
+        for k in ("lr", "weight_decay", "batch_size", "drop_path", "init_channels")
+        if k in params
+    }
+    epochs = max(1, int(round(base_epochs * float(params.get("epochs_scale", 1.0)))))
+    cfg = base.model_copy(update={**updates, "epochs": epochs})
+    return TrainSection.model_validate(cfg.model_dump()), epochs
+
+
+def parse_objectives(text: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    names = [s.strip().lower() for s in (text.split(",") if isinstance(text, str) else text) if s.strip()]
+    unknown = [n for n in names if n not in OBJECTIVES]
+    if not names or unknown:
+        raise UserError(
+            f"unknown objective(s) {', '.join(unknown) or '(none)'}: use accuracy, or accuracy,latency "
+            "or accuracy,params"
+        )
+    if names[0] != "accuracy" or len(set(names)) != len(names):
+        raise UserError(
+            "--objectives must start with accuracy and name each objective once, e.g. accuracy,latency"
+        )
+    return tuple(names)
+
+
+def directions(objectives: tuple[str, ...]) -> list[str]:
+    return [OBJECTIVES[name] for name in objectives]
+
+
+def read_enqueue_file(path: Path, space: HPSpace = HPSpace()) -> list[dict[str, Any]]:
+    """Known configurations to try first: a JSON object or a list of objects over ``HP_NAMES``."""
+    if not path.is_file():
+        raise UserError(f'enqueue file not found: {path} (a JSON list of {{"lr": ..., ...}} objects)')
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"enqueue file {path} is not valid JSON: {exc}") from None
+    items = payload if isinstance(payload, list) else [payload]
+    out = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or not item:
+            raise UserError(
+                f"enqueue file {path}: entry {i} must be a non-empty JSON object of hyper-parameters"
+            )
+        unknown = sorted(set(item) - set(HP_NAMES))
+        if unknown:
+            raise UserError(
+                f"enqueue file {path}: entry {i} has unknown key(s) {', '.join(unknown)} "
+                f"(allowed: {', '.join(HP_NAMES)})"
+            )
+        for key, value in item.items():
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise UserError(
+                    f"enqueue file {path}: entry {i}: '{key}' must be a finite number, not {value!r}"
+                )
+            if key in ("lr", "weight_decay") and value <= 0:
+                raise UserError(f"enqueue file {path}: entry {i}: '{key}' must be positive")
+        if "batch_size" in item and item["batch_size"] not in space.batch_sizes:
+            raise UserError(
+                f"enqueue file {path}: entry {i}: batch_size must be one of {list(space.batch_sizes)}"
+            )
+        out.append(dict(item))
+    return out
+
+
+# ---------------------------------------------------------------------------------- the target
+
+
+@dataclass
+class HPOTarget:
+    """What is tuned and where results go: picklable, so worker processes rebuild the objective."""
+
+    genotype: dict[str, Any]
+    genotype_hash: str
+    config: dict[str, Any]  # the resolved Config (train section = the base of every trial)
+    store_url: str
+    hpo_run_id: int
+    objectives: tuple[str, ...] = ("accuracy",)
+    base_epochs: int = 10
+    device: str = "auto"
+    seed: int = 0
+    search_run_id: int | None = None
+    architecture_id: int | None = None
+    space: HPSpace = field(default_factory=HPSpace)
+
+
+def measure_latency_ms(model: Any, in_channels: int, image_size: int, *, repeats: int = 10) -> float:
+    """Median wall time of one image through ``model`` on the CPU (eval mode, no autograd)."""
+    import torch
+
+    model = model.cpu().eval()
+    x = torch.rand(1, in_channels, image_size, image_size)
+    times = []
+    with torch.inference_mode():
+        for i in range(repeats + 3):
+            t0 = time.perf_counter()
+            model(x)
+            if i >= 3:  # the first calls allocate; they are not the steady state
+                times.append((time.perf_counter() - t0) * 1000.0)
+    times.sort()
+    return float(times[len(times) // 2])
+
+
+class TrainObjective:
+    """``objective(trial)``: train the target with the trial's hyper-parameters, return the objectives.
+
+    The data are loaded once per process (on first use) and kept; each trial opens nothing else
+    but its own ``train`` run in the store.
+    """
+
+    def __init__(self, target: HPOTarget) -> None:
+        self.target = target
+        self._data: Any = None
+        self._task: Any = None
+        self._store: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"target": self.target, "_data": None, "_task": None, "_store": None}
+
+    @property
+    def primary_metric(self) -> str:
+        self.prepare()
+        return str(self._task.primary_metric)
+
+    def prepare(self) -> None:
+        if self._data is not None:
+            return
+        from automl.data import load_data, make_task
+        from automl.store import open_store
+
+        cfg = Config.model_validate(self.target.config)
+        self._data = load_data(
+            cfg.search.data,
+            image_size=cfg.data.image_size,
+            channels=cfg.data.channels,
+            fold=cfg.data.fold,
+            n=cfg.data.n,
+            seed=cfg.search.seed,
+        )
+        self._task = make_task(self._data)
+        self._store = open_store(self.target.store_url, migrate=False)
+
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
+        from automl.train import train_genotype
+
+        self.prepare()
+        t = self.target
+        cfg = Config.model_validate(t.config)
+        params = suggest_params(trial, cfg.train, t.space)
+        train_cfg, epochs = apply_params(cfg.train, params, t.base_epochs)
+        store, task, multi = self._store, self._task, len(t.objectives) > 1
+        run_config = cfg.model_copy(update={"train": train_cfg}).model_dump(mode="json")
+        run_id = store.create_run(
+            kind="train",
+            config=run_config,
+            seed=t.seed,
+            space=t.genotype.get("space"),
+            task=self._data.task,
+            data=cfg.search.data,
+            parent_run_id=t.hpo_run_id,
+        )
+        for key, value in (
+            ("train_run_id", run_id),
+            ("hpo_run_id", t.hpo_run_id),
+            ("search_run_id", t.search_run_id),
+            ("architecture_id", t.architecture_id),
+            ("genotype_hash", t.genotype_hash),
+            ("epochs", epochs),
+        ):
+            trial.set_user_attr(key, value)
+        store.set_state(run_id, "running")
+
+        def on_epoch(epoch: int, record: dict[str, Any]) -> None:
+            store.record_epoch(run_id, epoch, record)
+            value = record.get("val_metric")
+            if multi or value is None:
+                return  # Optuna prunes single-objective studies only
+            trial.report(float(value), epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after epoch {epoch} ({task.primary_metric}={value:.4f})")
+
+        try:
+            result = train_genotype(
+                t.genotype,
+                self._data,
+                task,
+                train_cfg,
+                device=t.device,
+                seed=t.seed,
+                epochs=epochs,
+                on_epoch=on_epoch,
+            )
+        except optuna.TrialPruned as exc:
+            store.set_state(run_id, "interrupted", error=str(exc))
+            raise
+        except BaseException as exc:
+            store.set_state(run_id, "failed", error=f"{type(exc).__name__}: {exc}"[:500])
+            raise
+        score = float(result.metrics[task.primary_metric])
+        latency = measure_latency_ms(result.model, self._data.in_channels, self._data.image_size)
+        params_m = result.params / 1e6
+        measured = {"accuracy": score, "latency": latency, "params": params_m}
+        summary = {
+            "test_metric": score,
+            "primary_metric": task.primary_metric,
+            "params_m": params_m,
+            "mflops": result.mflops,
+            "latency_ms": latency,
+            "hpo_trial": trial.number,
+            "hpo_params": params,
+        }
+        store.set_summary(run_id, summary)
+        store.set_state(run_id, "completed")
+        trial.set_user_attr("metric", task.primary_metric)
+        trial.set_user_attr("latency_ms", latency)
+        trial.set_user_attr("params_m", params_m)
+        trial.set_user_attr("mflops", result.mflops)
+        values = tuple(measured[name] for name in t.objectives)
+        return values[0] if len(values) == 1 else values
+
+
+# ---------------------------------------------------------------------------------- the study
+
+
+def create_or_load_study(
+    storage: optuna.storages.BaseStorage,
+    study_name: str,
+    objectives: tuple[str, ...],
+    *,
+    attrs: dict[str, Any] | None = None,
+) -> optuna.Study:
+    """Create the study, or join it if it exists with the same objectives (several machines)."""
+    study = optuna.create_study(
+        storage=storage, study_name=study_name, directions=directions(objectives), load_if_exists=True
+    )
+    stored = study.user_attrs.get("objectives")
+    if stored is not None and tuple(stored) != tuple(objectives):
+        raise UserError(
+            f"study '{study_name}' optimises {','.join(stored)}, not {','.join(objectives)}: "
+            "pick another --study name or the same --objectives"
+        )
+    if len(study.directions) != len(objectives):
+        raise UserError(
+            f"study '{study_name}' has {len(study.directions)} objective(s); use another --study name"
+        )
+    if stored is None:
+        study.set_user_attr("objectives", list(objectives))
+    for key, value in (attrs or {}).items():
+        if key not in study.user_attrs:
+            study.set_user_attr(key, value)
+    return study
+
+
+def enqueue(study: optuna.Study, configurations: list[dict[str, Any]]) -> int:
+    """Queue known configurations (skipping ones already tried or queued); returns how many."""
+    before = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+    for params in configurations:
+        study.enqueue_trial(params, skip_if_exists=True)
+    return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,))) - before
+
+
+def trial_row(trial: FrozenTrial) -> dict[str, Any]:
+    return {
+        "number": trial.number,
+        "state": trial.state.name.lower(),
+        "values": list(trial.values) if trial.values is not None else None,
+        "params": dict(trial.params),
+        "train_run_id": trial.user_attrs.get("train_run_id"),
+        "latency_ms": trial.user_attrs.get("latency_ms"),
+        "params_m": trial.user_attrs.get("params_m"),
+        "retry_of": trial.system_attrs.get("failed_trial"),
+        "duration_s": trial.duration.total_seconds() if trial.duration is not None else None,
+    }
+
+
+def summarise(study: optuna.Study, objectives: tuple[str, ...]) -> dict[str, Any]:
+    """State counts plus the best trial (one objective) or the Pareto front (several)."""
+    trials = study.get_trials(deepcopy=False)
+    counts: dict[str, int] = {}
+    for t in trials:
+        counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
+    summary: dict[str, Any] = {"study": study.study_name, "objectives": list(objectives), "counts": counts}
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    if not complete:
+        return summary
+    if len(objectives) == 1:
+        best = study.best_trial
+        summary["best"] = trial_row(best)
+        summary["best_value"] = best.value
+        summary["best_params"] = dict(best.params)
+    else:
+        front = sorted(study.best_trials, key=lambda t: t.number)
+        summary["pareto_front"] = [trial_row(t) for t in front]
+    return summary
+
+
+def store_summary(study: optuna.Study, summary: dict[str, Any]) -> None:
+    """Keep the result with the study as well, so Optuna tools and the dashboard see it."""
+    if "pareto_front" in summary:
+        study.set_user_attr(
+            "pareto_front", [{"number": r["number"], "values": r["values"]} for r in summary["pareto_front"]]
+        )
+    if "best" in summary:
+        study.set_user_attr("best_trial", summary["best"]["number"])
+
+
+# ------------------------------------------------------------------------------------ a session
+
+
+ProgressFn = Any  # Callable[[dict[str, int], BudgetCount], None]
+
+
+def run_study(
+    target: HPOTarget,
+    *,
+    storage_url: str,
+    study_name: str,
+    n_trials: int,
+    workers: int = 1,
+    configurations: list[dict[str, Any]] | None = None,
+    sampler: str = "tpe",
+    pruner: str = "median",
+    heartbeat_interval: int | None = None,
+    grace_period: int | None = None,
+    on_progress: ProgressFn | None = None,
+) -> dict[str, Any]:
+    """Create or join the study, queue known configurations, run trials until ``n_trials`` are taken.
+
+    ``n_trials`` is the study's total budget (not this session's), so every machine running the
+    same command against one PostgreSQL study shares it, and re-running a finished study adds
+    nothing unless the budget is raised.
+    """
+    from automl import hpo_workers as hw
+
+    if n_trials < 1:
+        raise UserError(f"--trials must be at least 1 (got {n_trials})")
+    objective = TrainObjective(target)
+    objective.prepare()  # bad data paths fail here, once, not in every trial of every worker
+    heartbeat = hw.DEFAULT_HEARTBEAT_S if heartbeat_interval is None else heartbeat_interval
+    storage = hw.open_storage(storage_url, heartbeat_interval=heartbeat or None, grace_period=grace_period)
+    study = create_or_load_study(
+        storage,
+        study_name,
+        target.objectives,
+        attrs={
+            "hpo_run_id": target.hpo_run_id,
+            "search_run_id": target.search_run_id,
+            "architecture_id": target.architecture_id,
+            "genotype_hash": target.genotype_hash,
+        },
+    )
+    if configurations:
+        enqueue(study, configurations)
+    spec = hw.StudySpec(
+        storage_url=storage_url,
+        study_name=study_name,
+        n_trials=n_trials,
+        sampler=sampler,
+        pruner=pruner,
+        seed=target.seed,
+        heartbeat_interval=heartbeat or None,
+        grace_period=grace_period,
+    )
+    if workers <= 1:
+        worker_study = hw.load_worker_study(spec)
+
+        def on_trial(_trial: FrozenTrial) -> None:
+            if on_progress is not None:
+                trials = worker_study.get_trials(deepcopy=False)
+                on_progress(hw._counts(trials), hw.count_budget(trials))
+
+        hw.run_worker(spec, objective, study=worker_study, on_trial=on_trial)
+    else:
+        result = hw.run_local_workers(spec, objective, workers, on_poll=on_progress)
+        crashed = [code for code in result.exit_codes if code != 0]
+        if crashed and result.counts.get("running", 0):
+            raise UserError(
+                f"{len(crashed)} worker(s) died (exit codes {crashed}) with trials unfinished; "
+                "re-run the same command to resume the study"
+            )
+    study = hw.load_worker_study(spec)
+    summary = summarise(study, target.objectives)
+    summary["primary_metric"] = objective.primary_metric
+    store_summary(study, summary)
+    return summary

@@ -1,0 +1,150 @@
+"""DDPNAS: train one sampled path per epoch, update the distribution every ``pruning_step`` rounds,
+prune each decision's worst op, stop at one op per decision (DESIGN.md section 5)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from automl.nas.distribution import DDPNASDistribution, UpdateRule
+from automl.nas.strategy import Evaluate, LrPlan, Strategy, StrategyResult
+from search_spaces.base import SearchSpace
+
+
+class DDPNASStrategy(Strategy):
+    name = "ddpnas"
+    mode = "single_path"
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        *,
+        pruning_step: int = 3,
+        warmup_epochs: int = 0,
+        update_rule: UpdateRule = "v1",
+        temperature: float = 100.0,
+        momentum_gamma: float = 0.8,
+        skip_caps: Sequence[int] = (2, 3, 4, 5, 6),
+        seed: int = 0,
+    ):
+        super().__init__(space)
+        self.dist = DDPNASDistribution(
+            len(self.decisions),
+            [len(d.candidates) for d in self.decisions],
+            pruning_step=pruning_step,
+            update_rule=update_rule,
+            temperature=temperature,
+            momentum_gamma=momentum_gamma,
+            seed=seed,
+        )
+        self.warmup_epochs = int(warmup_epochs)
+        self.skip_caps = [int(c) for c in skip_caps]
+        self.max_candidates = max(len(d.candidates) for d in self.decisions)
+        self.warmup_done = 0  # warm-up passes completed
+        self._warmup_queue: list[list[int]] = []
+        self._current_phase = "search"
+
+    # --- schedule ---------------------------------------------------------------------------
+    def warmup_passes(self) -> int:
+        """A warm-up epoch trains every op of every edge once: ``max(candidates)`` passes."""
+        return self.warmup_epochs * self.max_candidates
+
+    def total_epochs(self) -> int:
+        return self.warmup_passes() + self.dist.total_epochs()
+
+    def remaining_epochs(self) -> int:
+        return self.warmup_passes() - self.warmup_done + self.dist.remaining_epochs()
+
+    @property
+    def finished(self) -> bool:
+        return self.warmup_done >= self.warmup_passes() and self.dist.finished
+
+    def lr_plan(self, lr: float, decay: float, every: int | None) -> LrPlan:
+        # The authors decay every 50 epochs for 8 ops and 3 rounds per step, scaled with both.
+        if every is None:
+            every_f = 50.0 * (self.max_candidates / 8.0) * (self.dist.pruning_step / 3.0)
+        else:
+            every_f = float(every)
+        return LrPlan(kind="step", lr=lr, decay=decay, every=every_f)
+
+    # --- per epoch ----------------------------------------------------------------------------
+    def next_sample(self) -> list[int]:
+        if self.warmup_done < self.warmup_passes():
+            if not self._warmup_queue:
+                self._warmup_queue = [s.tolist() for s in self.dist.warmup_samples()]
+            self._current_phase = "warmup"
+            return self._warmup_queue.pop(0)
+        self._current_phase = "search"
+        return self.dist.sample().tolist()
+
+    def phase(self) -> str:
+        return self._current_phase
+
+    def status(self) -> dict[str, Any]:
+        alive = self.dist.alive.sum(axis=1)
+        return {
+            "round": self.dist.update_index * self.dist.pruning_step + self.dist.round_in_update + 1,
+            "update": self.dist.update_index,
+            "surviving_ops": int(alive.max()),
+        }
+
+    def end_epoch(self, sample: list[int] | None, val_metric: float) -> list[dict[str, Any]]:
+        if self._current_phase == "warmup":
+            self.warmup_done += 1
+            return []
+        assert sample is not None
+        update = self.dist.tell(sample, val_metric)
+        if update is None:
+            return []
+        return [
+            {
+                "update": update["update"],
+                "theta": update["theta"],
+                "alive": update["alive"],
+                "pruned": [None if p is None else int(p) for p in update["pruned"]],
+                "pruned_ops": [
+                    None if p is None else self.decisions[i].candidates[p] for i, p in enumerate(update["pruned"])
+                ],
+            }
+        ]
+
+    def round_boundary(self) -> bool:
+        # Warm-up passes never move the lr; a search epoch closes a round when the next starts fresh.
+        return self._current_phase == "search" and self.dist.epoch_in_round == 0
+
+    # --- end ----------------------------------------------------------------------------------
+    def finalize(self, evaluate: Evaluate) -> StrategyResult:
+        theta = self.dist.theta.copy()
+        genotype = self.space.derive_genotype(theta)
+        survivors = self.dist.final_choice().tolist()
+        summary = {
+            "strategy": self.name,
+            "theta": theta.tolist(),
+            "surviving_choice": survivors,
+            "surviving_ops": [self.decisions[i].candidates[c] for i, c in enumerate(survivors)],
+            "variants": self.genotype_variants(theta, self.skip_caps),
+        }
+        return StrategyResult(genotype=genotype, weights=theta, summary=summary)
+
+    def plan(self) -> dict[str, Any]:
+        return {
+            "strategy": self.name,
+            "search_epochs": self.total_epochs(),
+            "warmup_passes": self.warmup_passes(),
+            "pruning_step": self.dist.pruning_step,
+            "updates": self.max_candidates - 1,
+            "update_rule": self.dist.update_rule,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "dist": self.dist.state_dict(),
+            "warmup_done": self.warmup_done,
+            "warmup_queue": [list(map(int, s)) for s in self._warmup_queue],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.dist.load_state_dict(state["dist"])
+        self.warmup_done = int(state["warmup_done"])
+        self._warmup_queue = [list(map(int, s)) for s in state["warmup_queue"]]
+        self._current_phase = "warmup" if self.warmup_done < self.warmup_passes() else "search"

@@ -1,0 +1,560 @@
+"""The one search loop: every strategy (DDPNAS, DARTS, random WS) runs through :class:`SearchLoop`.
+
+Per epoch: the strategy picks the architecture (per epoch or per batch; ``None`` = mixed ops),
+the loop trains the supernet's weights for one pass over the train split (90% of the training set,
+split with the seed), validates on the held-out 10% (in train mode, as the authors do: BN uses
+batch statistics because running statistics shared by many paths mean nothing), hands the metric
+to the strategy, applies the lr schedule, writes ``run_dir/search_state.pt`` atomically and
+reports to the :class:`~automl.nas.recorder.SearchRecorder`.
+
+Why the data sits on the device as uint8: small face crops of a whole split fit on any GPU, so
+batches are sliced and augmented there with no DataLoader workers to starve the accelerator.
+
+Distributed-ready: architecture sampling is driven by seeded numpy generators (identical on every
+process), and the validation outputs pass through :meth:`SearchLoop.gather_outputs`, which a DDP
+wrapper overrides to all-gather them before the metric is computed.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from automl.config import Config
+from automl.data import Augment, FaceData, load_data, make_task, to_float
+from automl.errors import UserError
+from automl.nas.darts import DartsStrategy
+from automl.nas.ddpnas import DDPNASStrategy
+from automl.nas.random_ws import RandomWSStrategy
+from automl.nas.recorder import SearchRecorder
+from automl.nas.strategy import LrPlan, Strategy, StrategyResult
+from search_spaces import create_space
+from search_spaces.base import SearchSpace
+
+STATE_FILE = "search_state.pt"
+STATE_VERSION = 1
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+# --- configuration helpers ------------------------------------------------------------------
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for but no CUDA GPU is visible (use --device cpu or auto)")
+    return torch.device(name)
+
+
+def build_space(cfg: Config, task: str) -> SearchSpace:
+    options: dict[str, Any] = {"task": task}
+    if cfg.search.space == "darts":
+        options["nodes"] = cfg.supernet.nodes
+    try:
+        return create_space(cfg.search.space, **options)
+    except ModuleNotFoundError as exc:
+        raise UserError(f"search space '{cfg.search.space}' is not available in this build ({exc})") from None
+
+
+def _scaled(n: int, scale: float) -> int:
+    return max(1, int(round(n * scale)))
+
+
+def build_strategy(cfg: Config, space: SearchSpace) -> Strategy:
+    """The configured strategy; ``search.epochs_scale`` multiplies every epoch budget (DDPNAS: the
+    rounds per pruning step and the warm-up epochs, since its epoch count follows from them)."""
+    s = cfg.search.epochs_scale
+    name = cfg.search.strategy
+    if name == "ddpnas":
+        d = cfg.ddpnas
+        return DDPNASStrategy(
+            space,
+            pruning_step=_scaled(d.pruning_step, s),
+            warmup_epochs=int(round(d.warmup_epochs * s)),
+            update_rule=d.update_rule,
+            temperature=d.temperature,
+            momentum_gamma=d.momentum_gamma,
+            skip_caps=d.skip_caps,
+            seed=cfg.search.seed,
+        )
+    if name == "darts":
+        d = cfg.darts
+        return DartsStrategy(
+            space,
+            epochs=_scaled(d.epochs, s),
+            arch_lr=d.arch_lr,
+            arch_weight_decay=d.arch_weight_decay,
+            skip_caps=cfg.ddpnas.skip_caps,
+        )
+    if name == "random":
+        r = cfg.random
+        return RandomWSStrategy(space, epochs=_scaled(r.epochs, s), candidates=r.candidates, seed=cfg.search.seed)
+    raise UserError(f"unknown strategy '{name}' (choose ddpnas, darts or random)")
+
+
+def weight_lr(cfg: Config) -> float:
+    """SGD lr of the supernet weights: the authors' 0.1 for DDPNAS, DARTS' own for the baselines."""
+    if cfg.search.strategy == "darts":
+        return cfg.darts.weight_lr
+    if cfg.search.strategy == "random":
+        return cfg.random.weight_lr
+    return cfg.optim.lr
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        # CPU kernels are deterministic already; this makes CUDA ones so too (or warns).
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    else:
+        torch.backends.cudnn.benchmark = True
+
+
+def _rng_snapshot() -> dict[str, Any]:
+    py_state = random.getstate()
+    np_state = np.random.get_state()
+    snap: dict[str, Any] = {
+        "python": [py_state[0], list(py_state[1]), py_state[2]],
+        "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        snap["cuda"] = torch.cuda.get_rng_state_all()
+    return snap
+
+
+def _rng_restore(snap: dict[str, Any]) -> None:
+    version, internal, gauss = snap["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = snap["numpy"]
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(snap["torch"])
+    if "cuda" in snap and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(snap["cuda"])
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """Write to a temporary file beside ``path`` and rename it in: a kill never leaves half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(obj, tmp)
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class LrSchedule:
+    """The authors' step decay (applied only when a round ends), or cosine annealing per epoch."""
+
+    def __init__(self, plan: LrPlan):
+        self.plan = plan
+        self.flag = 1  # next multiple of ``every`` that triggers a decay (authors' ``lr_flag``)
+
+    def after_epoch(self, optimizer: torch.optim.Optimizer, epoch: int, round_boundary: bool) -> None:
+        p = self.plan
+        if p.kind == "step":
+            lr = optimizer.param_groups[0]["lr"]
+            if lr > p.min_lr and round_boundary and p.every and epoch >= self.flag * p.every:
+                for group in optimizer.param_groups:
+                    group["lr"] = group["lr"] * p.decay
+                self.flag += 1
+        elif p.kind == "cosine":
+            t = min(epoch + 1, p.epochs)
+            lr = p.min_lr + 0.5 * (p.lr - p.min_lr) * (1 + math.cos(math.pi * t / max(1, p.epochs)))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"flag": self.flag}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.flag = int(state["flag"])
+
+
+# --- data -------------------------------------------------------------------------------------
+
+
+@dataclass
+class SearchData:
+    """The train/val split of the training set, resident on the device as uint8 images."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    in_channels: int
+    num_outputs: int
+    image_size: int
+    task_kind: str
+    name: str
+    class_names: list[str] = field(default_factory=list)
+
+
+def load_search_data(cfg: Config) -> FaceData:
+    d = cfg.data
+    return load_data(
+        cfg.search.data, image_size=d.image_size, channels=d.channels, fold=d.fold, n=d.n, seed=cfg.search.seed
+    )
+
+
+def split_data(data: FaceData, val_fraction: float, seed: int, device: torch.device) -> SearchData:
+    n = int(data.train_x.shape[0])
+    n_val = max(1, int(round(n * val_fraction)))
+    if n - n_val < 2:
+        raise UserError(f"data set {data.name} has only {n} training samples: too few to search (need >= 10)")
+    perm = torch.from_numpy(np.random.default_rng(seed).permutation(n))
+    val_idx, train_idx = perm[:n_val], perm[n_val:]
+    return SearchData(
+        train_x=data.train_x[train_idx].contiguous().to(device),
+        train_y=data.train_y[train_idx].to(device),
+        val_x=data.train_x[val_idx].contiguous().to(device),
+        val_y=data.train_y[val_idx].to(device),
+        in_channels=data.in_channels,
+        num_outputs=data.num_outputs,
+        image_size=data.image_size,
+        task_kind=data.task,
+        name=data.name,
+        class_names=list(data.class_names),
+    )
+
+
+# --- the loop ---------------------------------------------------------------------------------
+
+
+@dataclass
+class SearchOutcome:
+    genotype: dict[str, Any]
+    summary: dict[str, Any]
+    epochs: int
+    wall_time: float
+    epoch_times: list[float]
+
+
+class SearchLoop:
+    """Runs one search end to end; build it, then call :meth:`run`."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        recorder: SearchRecorder,
+        *,
+        run_dir: str | Path | None = None,
+        data: FaceData | None = None,
+        device: str | torch.device | None = None,
+        progress: Progress | None = None,
+        deterministic: bool | None = None,
+    ):
+        self.cfg = cfg
+        self.recorder = recorder
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.progress = progress
+        self.device = torch.device(device) if device is not None else resolve_device(cfg.search.device)
+        det = self.device.type == "cpu" if deterministic is None else deterministic
+        seed_everything(cfg.search.seed, det)
+        raw = data if data is not None else load_search_data(cfg)
+        if raw.task != cfg.search.task:
+            raise UserError(
+                f"data {raw.name} is a '{raw.task}' data set but the task is '{cfg.search.task}' "
+                f"(pass --task {raw.task})"
+            )
+        self.task = make_task(raw)
+        self.data = split_data(raw, cfg.data.val_fraction, cfg.search.seed, self.device)
+        self.space = build_space(cfg, raw.task)
+        self.strategy = build_strategy(cfg, self.space)
+        torch.manual_seed(cfg.search.seed)
+        self.model = self._build_supernet().to(self.device)
+        self.optimizer = torch.optim.SGD(
+            self._weight_params(),
+            lr=weight_lr(cfg),
+            momentum=cfg.optim.momentum,
+            weight_decay=cfg.optim.weight_decay,
+        )
+        self.schedule = LrSchedule(
+            self.strategy.lr_plan(weight_lr(cfg), cfg.optim.lr_decay, cfg.optim.lr_decay_every)
+        )
+        self.strategy.setup(self.model, self.device)
+        self.augment = (
+            Augment(crop_padding=max(1, self.data.image_size // 12), flip=True) if cfg.data.augment else None
+        )
+        self.epoch = 0  # next epoch to run
+        self._val_cursor: tuple[torch.Tensor, int] | None = None
+
+    # --- construction -----------------------------------------------------------------------
+    def _build_supernet(self) -> nn.Module:
+        s = self.cfg.supernet
+        try:
+            return self.space.supernet(
+                in_channels=self.data.in_channels,
+                num_outputs=self.data.num_outputs,
+                image_size=self.data.image_size,
+                mode=self.strategy.mode,
+                init_channels=s.init_channels,
+                layers=s.layers,
+                stem_multiplier=s.stem_multiplier,
+            )
+        except ValueError as exc:
+            raise UserError(f"cannot build the {self.space.name} supernet: {exc}") from None
+
+    def _weight_params(self) -> list[nn.Parameter]:
+        fn = getattr(self.model, "weight_parameters", None)
+        return list(fn()) if fn is not None else list(self.model.parameters())
+
+    def plan(self) -> dict[str, Any]:
+        decisions = self.space.decisions()
+        return {
+            **self.strategy.plan(),
+            "space": self.space.name,
+            "task": self.data.task_kind,
+            "data": self.data.name,
+            "device": str(self.device),
+            "train_samples": int(self.data.train_x.shape[0]),
+            "val_samples": int(self.data.val_x.shape[0]),
+            "image_size": self.data.image_size,
+            "in_channels": self.data.in_channels,
+            "num_outputs": self.data.num_outputs,
+            "decisions": [d.name for d in decisions],
+            "candidates": [list(d.candidates) for d in decisions],
+            "supernet_params": int(sum(p.numel() for p in self._weight_params())),
+        }
+
+    # --- hooks a distributed wrapper overrides --------------------------------------------------
+    def gather_outputs(self, logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Validation outputs of this process -> of all processes (identity on one process)."""
+        return logits, y
+
+    def reduce_mean(self, value: float) -> float:
+        """Average a scalar over processes (identity on one process)."""
+        return value
+
+    def is_main_process(self) -> bool:
+        return True
+
+    # --- one epoch ----------------------------------------------------------------------------
+    def _set_sample(self, choice: list[int] | None) -> None:
+        if choice is not None:
+            self.model.set_sample(choice)
+
+    def _next_val_batch(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cycle through the validation split in random order (DARTS' architecture batches)."""
+        n = int(self.data.val_x.shape[0])
+        if self._val_cursor is None or self._val_cursor[1] >= n:
+            self._val_cursor = (torch.randperm(n, device=self.device), 0)
+        perm, pos = self._val_cursor
+        idx = perm[pos : pos + batch_size]
+        self._val_cursor = (perm, pos + batch_size)
+        return self._prepare(self.data.val_x[idx], train=True), self.data.val_y[idx]
+
+    def _prepare(self, x: torch.Tensor, train: bool) -> torch.Tensor:
+        if train and self.augment is not None:
+            return self.augment(x)
+        return to_float(x)
+
+    def train_epoch(self, sample: list[int] | None) -> tuple[float, float]:
+        model, data = self.model, self.data
+        model.train()
+        self._set_sample(sample)
+        bs = self.cfg.data.batch_size
+        n = int(data.train_x.shape[0])
+        perm = torch.randperm(n, device=self.device)
+        loss_sum = torch.zeros((), device=self.device)
+        outputs, targets = [], []
+        clip = self.cfg.optim.grad_clip
+        params = self._weight_params()
+        for start in range(0, n, bs):
+            idx = perm[start : start + bs]
+            if idx.numel() < 2 and n >= 2:  # a batch of one breaks batch norm: skip the remainder
+                continue
+            per_batch = self.strategy.batch_sample()
+            if per_batch is not None:
+                model.set_sample(per_batch)
+            if self.strategy.uses_arch_step:
+                xv, yv = self._next_val_batch(bs)
+                self.strategy.arch_step(model, xv, yv, self.task.loss)
+            x = self._prepare(data.train_x[idx], train=True)
+            y = data.train_y[idx]
+            self.optimizer.zero_grad(set_to_none=True)
+            logits = model(x)
+            loss = self.task.loss(logits, y)
+            loss.backward()
+            nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], clip)
+            self.optimizer.step()
+            loss_sum += loss.detach() * idx.numel()
+            outputs.append(logits.detach())
+            targets.append(y)
+        train_loss = float(loss_sum.item()) / max(1, n)
+        train_metric = self.task.score(torch.cat(outputs), torch.cat(targets)) if outputs else 0.0
+        return train_loss, train_metric
+
+    @torch.no_grad()
+    def evaluate(self, sample: list[int] | None) -> tuple[float, float]:
+        """(loss, primary metric) of the current architecture on the validation split."""
+        model, data = self.model, self.data
+        model.train()  # batch statistics, as the authors validate
+        self._set_sample(sample)
+        bs = self.cfg.data.eval_batch_size
+        outs = []
+        for start in range(0, int(data.val_x.shape[0]), bs):
+            outs.append(model(to_float(data.val_x[start : start + bs])))
+        logits, y = self.gather_outputs(torch.cat(outs), data.val_y)
+        return float(self.task.loss(logits, y).item()), float(self.task.score(logits, y))
+
+    # --- checkpoints --------------------------------------------------------------------------
+    @property
+    def state_path(self) -> Path | None:
+        return self.run_dir / STATE_FILE if self.run_dir is not None else None
+
+    def save_state(self, extra: dict[str, Any] | None = None) -> None:
+        if self.state_path is None or not self.is_main_process():
+            return
+        state = {
+            "version": STATE_VERSION,
+            "epoch": self.epoch,  # next epoch to run
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "strategy": self.strategy.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "rng": _rng_snapshot(),
+            "val_cursor": None if self._val_cursor is None else [self._val_cursor[0].cpu(), self._val_cursor[1]],
+            "extra": extra or {},
+        }
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_torch_save(state, self.state_path)
+
+    def load_state(self) -> bool:
+        """Restore the last completed epoch from ``run_dir``; False when there is no checkpoint."""
+        path = self.state_path
+        if path is None or not path.is_file():
+            return False
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=True)
+        except Exception as exc:  # corrupt or foreign file: say so instead of a traceback
+            raise UserError(f"cannot read search checkpoint {path}: {exc}") from None
+        if state.get("version") != STATE_VERSION:
+            raise UserError(f"search checkpoint {path} has version {state.get('version')}, expected {STATE_VERSION}")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.strategy.load_state_dict(state["strategy"])
+        self.schedule.load_state_dict(state["schedule"])
+        _rng_restore(state["rng"])
+        vc = state.get("val_cursor")
+        self._val_cursor = None if vc is None else (vc[0].to(self.device), int(vc[1]))
+        self.epoch = int(state["epoch"])
+        return True
+
+    # --- the run ------------------------------------------------------------------------------
+    def _evaluate_choice(self, choice: list[int]) -> float:
+        return self.evaluate(list(choice))[1]
+
+    def run(self, resume: bool = False, stop_after: int | None = None) -> SearchOutcome | None:
+        """Search to the end (or ``stop_after`` epochs, for tests); ``resume`` continues from the
+        checkpoint in ``run_dir``. Returns ``None`` when stopped early."""
+        started = time.perf_counter()
+        resumed = self.load_state() if resume else False
+        if resumed:
+            self.recorder.on_resume(self.epoch - 1)
+        plan = self.plan()
+        self.recorder.on_start(plan)
+        total = self.strategy.total_epochs()
+        epoch_times: list[float] = []
+        ran = 0
+        while not self.strategy.finished:
+            if stop_after is not None and ran >= stop_after:
+                return None
+            t0 = time.perf_counter()
+            status_before = self.strategy.status()
+            sample = self.strategy.next_sample()
+            phase = self.strategy.phase()
+            lr = self.optimizer.param_groups[0]["lr"]
+            train_loss, train_metric = self.train_epoch(sample)
+            val_loss, val_metric = self.evaluate(sample)
+            val_metric = self.reduce_mean(val_metric)
+            if not math.isfinite(train_loss):
+                raise UserError(
+                    f"training diverged at epoch {self.epoch} (loss {train_loss}); lower the learning rate"
+                )
+            updates = self.strategy.end_epoch(sample, val_metric)
+            self.schedule.after_epoch(self.optimizer, self.epoch, self.strategy.round_boundary())
+            wall = time.perf_counter() - t0
+            epoch_times.append(wall)
+            record = {
+                "phase": phase,
+                "round": status_before.get("round"),
+                "sample": sample,
+                "train_loss": train_loss,
+                "train_metric": train_metric,
+                "val_loss": val_loss,
+                "val_metric": val_metric,
+                "metric_name": self.task.primary_metric,
+                "lr": lr,
+                "wall_time": wall,
+                "surviving_ops": status_before.get("surviving_ops"),
+            }
+            epoch = self.epoch
+            self.epoch += 1
+            ran += 1
+            self.save_state()
+            self.recorder.on_epoch(epoch, record)
+            for upd in updates:
+                extra = {k: v for k, v in upd.items() if k not in ("update", "theta", "alive")}
+                self.recorder.on_distribution(int(upd["update"]), epoch, upd["theta"], upd["alive"], extra)
+            if self.progress is not None:
+                remaining = self.strategy.remaining_epochs()
+                mean_t = float(np.mean(epoch_times[-10:]))
+                self.progress(
+                    {
+                        "epoch": epoch + 1,
+                        "total": total,
+                        **record,
+                        **self.strategy.status(),
+                        "eta_seconds": remaining * mean_t,
+                    }
+                )
+        result: StrategyResult = self.strategy.finalize(self._evaluate_choice)
+        wall_time = time.perf_counter() - started
+        summary = {
+            **result.summary,
+            "search_epochs": total,
+            "epochs_this_process": ran,
+            "resumed": resumed,
+            "wall_time": wall_time,
+            "mean_epoch_time": float(np.mean(epoch_times)) if epoch_times else None,
+            "metric_name": self.task.primary_metric,
+        }
+        self.recorder.on_finish(result.genotype, summary)
+        return SearchOutcome(result.genotype, summary, total, wall_time, epoch_times)
+
+
+def run_search(
+    cfg: Config,
+    recorder: SearchRecorder,
+    *,
+    run_dir: str | Path | None = None,
+    data: FaceData | None = None,
+    device: str | torch.device | None = None,
+    progress: Progress | None = None,
+    resume: bool = False,
+) -> SearchOutcome:
+    """Build the loop and run it to the end (the library entry point behind ``automl search``)."""
+    loop = SearchLoop(cfg, recorder, run_dir=run_dir, data=data, device=device, progress=progress)
+    try:
+        outcome = loop.run(resume=resume)
+    except Exception as exc:
+        recorder.on_fail(f"{type(exc).__name__}: {exc}")
+        raise
+    assert outcome is not None
+    return outcome

@@ -1,0 +1,178 @@
+"""Retrieval: query a saved BSODH + FAISS index with a face and see the top-K in Hamming space."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from dashboard import queries, retrieval_data, ui
+from hashing.errors import HashingError
+
+GRID_COLUMNS = 5
+
+st.title("Retrieval")
+settings = ui.settings()
+engine = ui.quiet_engine()
+recorded = queries.recorded_indexes(engine) if engine is not None else []
+dirs = retrieval_data.candidate_dirs(settings.index_dirs, recorded)
+if not dirs:
+    st.info("No retrieval index configured.")
+    st.markdown(
+        "Build one from face images with an exported model, then open it here:\n\n"
+        "```bash\nautoml export RUN_ID --format torchscript --out model.pt\n"
+        "automl index build --help\nautoml dashboard --index PATH/TO/INDEX_DIR\n```"
+    )
+    st.stop()
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the index...")
+def cached_index(path: str, stamp: float):  # noqa: ANN201 - HashIndex
+    """One loaded index per saved generation (``stamp`` changes when the index is saved again)."""
+    return retrieval_data.load_index(Path(path))
+
+
+path = st.selectbox("Index", dirs, format_func=str, key="index_dir")
+try:
+    index = cached_index(str(path), retrieval_data.manifest_stamp(path))
+except (HashingError, OSError) as exc:
+    st.error(f"Cannot open the index at `{path}`: {str(exc).splitlines()[0]}")
+    st.stop()
+
+stats = index.stats()
+names = retrieval_data.class_names(index)
+cols = st.columns(5)
+cols[0].metric("Items", f"{stats['items']:,}")
+cols[1].metric("Bits", stats["bits"])
+cols[2].metric("Labelled", f"{stats['labelled_items']:,}")
+cols[3].metric("Hash updates", stats["hash_updates"])
+stale = int(stats["stale_updates"])
+cols[4].metric(
+    "Staleness",
+    "codes current" if stale == 0 else f"{stale} update(s) behind",
+    help=f"Codes are re-encoded every {stats['refresh_every']} hash update(s).",
+)
+st.caption(
+    f"{stats['dim']}-d embeddings · labels: {stats['label_kind']} · generation {stats['generation']} · "
+    f"{stats['search_backend']} · {stats['embedding_bytes'] / 1e6:.1f} MB of raw embeddings"
+)
+
+record_extra = next((r.get("extra") or {} for r in recorded if Path(r["path"]) == Path(path)), {})
+history = retrieval_data.stream_history(index.extra, record_extra)
+if history:
+    fig = go.Figure(go.Scatter(x=[x for x, _ in history], y=[y for _, y in history], mode="lines+markers"))
+    fig.update_layout(
+        height=260,
+        xaxis_title="stream stage",
+        yaxis_title="mAP",
+        margin=dict(l=40, r=20, t=30, b=40),
+        title="BSODH mAP over the stream",
+    )
+    st.plotly_chart(fig, key="stream_map")
+
+if len(index) == 0:
+    st.info("This index holds no items yet (`automl index add`).")
+    st.stop()
+
+k = st.slider(
+    "Top K",
+    min_value=1,
+    max_value=min(50, max(1, len(index) - 1)),
+    value=min(10, len(index) - 1) or 1,
+    key="top_k",
+)
+source = st.radio(
+    "Query", ["A sample from the index", "Upload a face image"], horizontal=True, key="query_kind"
+)
+
+root = Path(path)
+query_label = None
+query_image = None
+if source == "A sample from the index":
+    pos = int(
+        st.number_input(
+            f"Item position (0 to {len(index) - 1})",
+            min_value=0,
+            max_value=len(index) - 1,
+            value=0,
+            step=1,
+            key="sample_pos",
+        )
+    )
+    item_id = int(index.ids[pos])
+    if index.labels is not None:
+        query_label = index.labels[pos]
+    query_image = retrieval_data.resolve_source(index.sources[pos], root)
+    hits = retrieval_data.search(index, retrieval_data.stored_embedding(index, pos), k, exclude_id=item_id)
+    caption = f"item #{item_id}" + (
+        f" · {retrieval_data.label_text(query_label, names)}" if query_label is not None else ""
+    )
+else:
+    model_file = retrieval_data.model_path(index, root)
+    if model_file is None or not model_file.is_file():
+        st.warning(
+            "This index records no embedding model that exists here "
+            f"({model_file or 'none'}); query with a sample from the index instead."
+        )
+        st.stop()
+    upload = st.file_uploader("Face image", type=["png", "jpg", "jpeg", "bmp", "webp"], key="upload")
+    detect = st.toggle("Detect and crop the face", value=True, key="detect")
+    if names and index.label_width == 0:
+        pick = st.selectbox("Query label (optional, for precision)", ["unknown", *names], key="query_label")
+        query_label = None if pick == "unknown" else np.int64(names.index(pick))
+    if upload is None:
+        st.info("Upload an image to search the index.")
+        st.stop()
+    data = upload.getvalue()
+    try:
+        embedding, note = retrieval_data.embed_upload(model_file, data, detect=detect)
+    except HashingError as exc:
+        st.error(str(exc))
+        st.stop()
+    st.caption(note)
+    query_image = data
+    hits = retrieval_data.search(index, embedding, k)
+    caption = upload.name
+
+left, right = st.columns([1, 4])
+with left:
+    st.markdown("**Query**")
+    if query_image is not None:
+        st.image(
+            query_image if isinstance(query_image, bytes) else str(query_image), caption=caption, width=160
+        )
+    else:
+        st.caption(f"{caption} (image file not found)")
+with right:
+    rel = (
+        retrieval_data.relevance(query_label, index.labels[hits.positions])
+        if query_label is not None and index.labels is not None and len(hits.ids)
+        else None
+    )
+    if rel is not None:
+        st.metric(
+            f"Precision@{len(hits.ids)}",
+            f"{rel.mean():.3f}",
+            help="Share of the results with the query's class (or a shared label for multi-label data).",
+        )
+    else:
+        st.caption("Precision needs the query's label.")
+
+st.subheader(f"Top {len(hits.ids)} by Hamming distance")
+for start in range(0, len(hits.ids), GRID_COLUMNS):
+    row = st.columns(GRID_COLUMNS)
+    for col, j in zip(row, range(start, min(start + GRID_COLUMNS, len(hits.ids))), strict=False):
+        p = int(hits.positions[j])
+        label = (
+            retrieval_data.label_text(index.labels[p], names) if index.labels is not None else "unlabelled"
+        )
+        mark = "" if rel is None else (" ✓" if rel[j] else " ✗")
+        text = f"#{int(hits.ids[j])} · d={int(hits.distances[j])} · {label}{mark}"
+        img = retrieval_data.resolve_source(index.sources[p], root)
+        with col:
+            if img is not None:
+                st.image(str(img), caption=text, width="stretch")
+            else:
+                st.caption(text)

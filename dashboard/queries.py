@@ -1,0 +1,453 @@
+"""Read-only SQL behind the dashboard pages.
+
+Every list is filtered, sorted and paginated in SQL so that a store with 10k runs (or a study
+with 10k trials) costs one page of rows per rerun, never a full table in pandas. Functions take a
+SQLAlchemy ``Engine`` (the read-only engine of ``Store(url, readonly=True)``) and return plain
+dicts; the dashboard never writes: there is no ``insert``/``update`` in this module.
+
+Optuna's tables (``studies``, ``trials``...) live in the same database when ``automl hpo`` uses
+the store URL as its storage; their layout is Optuna's RDB schema (stable since Optuna 2), read
+here only for the paginated trial table and the study list. Plots go through Optuna's own API.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, bindparam, case, func, inspect, select, text
+from sqlalchemy.sql.elements import ColumnElement
+
+from automl.store.models import Architecture, Checkpoint, Distribution, Epoch, IndexRecord, Run
+
+RUN_COLUMNS = ("kind", "state", "space", "task", "strategy")
+SORTS = ("id", "created", "state", "space", "task", "strategy", "best val metric", "epochs", "wall time")
+EPOCH_COLUMNS = (
+    "epoch",
+    "phase",
+    "round",
+    "sample",
+    "train_loss",
+    "train_metric",
+    "val_loss",
+    "val_metric",
+    "lr",
+    "wall_time",
+)
+
+
+# -- store presence ------------------------------------------------------------------------
+def store_ready(engine: Engine) -> bool:
+    """True when the run tables exist (a fresh database has none until the first ``automl`` write)."""
+    return inspect(engine).has_table(Run.__tablename__)
+
+
+def has_optuna(engine: Engine) -> bool:
+    return inspect(engine).has_table("trials") and inspect(engine).has_table("studies")
+
+
+# -- runs list -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunFilter:
+    """The Runs page's filters; empty tuples mean "any"."""
+
+    kinds: tuple[str, ...] = ()
+    states: tuple[str, ...] = ()
+    spaces: tuple[str, ...] = ()
+    tasks: tuple[str, ...] = ()
+    strategies: tuple[str, ...] = ()
+    data_contains: str = ""
+    ids: tuple[int, ...] = field(default=())
+
+    def clauses(self) -> list[ColumnElement[bool]]:
+        out: list[ColumnElement[bool]] = []
+        for values, column in (
+            (self.kinds, Run.kind),
+            (self.states, Run.state),
+            (self.spaces, Run.space),
+            (self.tasks, Run.task),
+            (self.strategies, Run.strategy),
+        ):
+            if values:
+                out.append(column.in_(list(values)))
+        if self.data_contains.strip():
+            out.append(Run.data.ilike(f"%{self.data_contains.strip()}%"))
+        if self.ids:
+            out.append(Run.id.in_(list(self.ids)))
+        return out
+
+
+def _epoch_count() -> Any:
+    return select(func.count(Epoch.id)).where(Epoch.run_id == Run.id).correlate(Run).scalar_subquery()
+
+
+def _best_metric() -> Any:
+    """The summary's ``best_val_metric`` when the run wrote one, else the best epoch's val metric."""
+    best_epoch = (
+        select(func.max(Epoch.val_metric)).where(Epoch.run_id == Run.id).correlate(Run).scalar_subquery()
+    )
+    return func.coalesce(Run.summary["best_val_metric"].as_float(), best_epoch)
+
+
+def _wall_seconds(engine: Engine) -> Any:
+    """Seconds from start to finish (to now while running), in the dialect's date arithmetic."""
+    dialect = engine.dialect.name
+    if dialect == "sqlite":
+        end = func.coalesce(func.julianday(Run.finished_at), func.julianday("now"))
+        return (end - func.julianday(Run.started_at)) * 86400.0
+    if dialect == "postgresql":
+        end = func.coalesce(Run.finished_at, func.timezone("utc", func.now()))
+        return func.extract("epoch", end - Run.started_at)
+    return select(func.sum(Epoch.wall_time)).where(Epoch.run_id == Run.id).correlate(Run).scalar_subquery()
+
+
+def filter_options(engine: Engine) -> dict[str, list[str]]:
+    """Distinct values of the filterable columns (small: one value per space/strategy...)."""
+    out: dict[str, list[str]] = {}
+    with engine.connect() as conn:
+        for name in RUN_COLUMNS:
+            column = getattr(Run, name)
+            rows = conn.execute(
+                select(column).where(column.is_not(None)).distinct().order_by(column)
+            ).scalars()
+            out[name] = [str(v) for v in rows]
+    return out
+
+
+def count_runs(engine: Engine, flt: RunFilter | None = None) -> int:
+    flt = flt or RunFilter()
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count(Run.id)).where(*flt.clauses())).scalar_one())
+
+
+def list_runs(
+    engine: Engine,
+    flt: RunFilter | None = None,
+    *,
+    sort: str = "id",
+    descending: bool = True,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """One page of runs with their epoch count, best val metric and wall time."""
+    if sort not in SORTS:
+        raise ValueError(f"unknown sort key {sort!r} (valid: {', '.join(SORTS)})")
+    flt = flt or RunFilter()
+    epochs, best, wall = _epoch_count(), _best_metric(), _wall_seconds(engine)
+    keys = {
+        "id": Run.id,
+        "created": Run.created_at,
+        "state": Run.state,
+        "space": Run.space,
+        "task": Run.task,
+        "strategy": Run.strategy,
+        "best val metric": best,
+        "epochs": epochs,
+        "wall time": wall,
+    }
+    key = keys[sort]
+    # Two steps: the page's ids (only the sort key is computed for every matching row; with an
+    # indexed column SQLite walks the index), then the per-run aggregates for those ids alone.
+    # NULLs sort last in both directions, then newest id first, so pages are stable.
+    if sort == "id":
+        order = [Run.id.desc() if descending else Run.id.asc()]
+    else:
+        order = [case((key.is_(None), 1), else_=0), key.desc() if descending else key.asc(), Run.id.desc()]
+    page = select(Run.id).where(*flt.clauses()).order_by(*order).limit(int(limit)).offset(int(offset))
+    with engine.connect() as conn:
+        ids = list(conn.execute(page).scalars())
+        if not ids:
+            return []
+        details = select(
+            Run.id,
+            Run.kind,
+            Run.state,
+            Run.space,
+            Run.task,
+            Run.strategy,
+            Run.data,
+            Run.host,
+            Run.seed,
+            Run.created_at,
+            Run.started_at,
+            Run.finished_at,
+            Run.error,
+            epochs.label("epochs"),
+            best.label("best_val_metric"),
+            wall.label("wall_s"),
+        ).where(Run.id.in_(ids))
+        by_id = {row.id: dict(row._mapping) for row in conn.execute(details)}
+    return [by_id[i] for i in ids if i in by_id]
+
+
+def recent_run_choices(engine: Engine, limit: int = 500) -> list[tuple[int, str]]:
+    """(id, label) of the newest runs, for run pickers (older runs are reached by id)."""
+    query = (
+        select(Run.id, Run.kind, Run.state, Run.space, Run.strategy, Run.task)
+        .order_by(Run.id.desc())
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return [
+            (
+                r.id,
+                f"#{r.id} {r.kind} {r.strategy or ''} {r.space or ''} {r.task or ''} [{r.state}]".replace(
+                    "  ", " "
+                ),
+            )
+            for r in conn.execute(query)
+        ]
+
+
+# -- one run -------------------------------------------------------------------------------
+def get_run(engine: Engine, run_id: int) -> dict[str, Any] | None:
+    with engine.connect() as conn:
+        row = conn.execute(select(Run.__table__).where(Run.id == int(run_id))).first()
+    return dict(row._mapping) if row is not None else None
+
+
+def run_epochs(engine: Engine, run_id: int, *, with_samples: bool = True) -> list[dict[str, Any]]:
+    columns = [getattr(Epoch, c) for c in EPOCH_COLUMNS if with_samples or c != "sample"]
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(*columns, Epoch.extra).where(Epoch.run_id == int(run_id)).order_by(Epoch.epoch)
+        )
+        out = []
+        for row in rows:
+            item = dict(row._mapping)
+            extra = item.pop("extra") or {}
+            item.update({k: v for k, v in extra.items() if k not in item})
+            out.append(item)
+        return out
+
+
+def distribution_updates(engine: Engine, run_id: int) -> list[dict[str, Any]]:
+    """(update_index, epoch, alive) of every snapshot: the slider's stops and the pruning curve.
+
+    ``alive`` is a small boolean matrix; theta is loaded one snapshot at a time.
+    """
+    query = (
+        select(Distribution.update_index, Distribution.epoch, Distribution.alive)
+        .where(Distribution.run_id == int(run_id))
+        .order_by(Distribution.update_index)
+    )
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def distribution_at(engine: Engine, run_id: int, update_index: int) -> dict[str, Any] | None:
+    query = select(
+        Distribution.update_index,
+        Distribution.epoch,
+        Distribution.theta,
+        Distribution.alive,
+        Distribution.extra,
+    ).where(Distribution.run_id == int(run_id), Distribution.update_index == int(update_index))
+    with engine.connect() as conn:
+        row = conn.execute(query).first()
+    return dict(row._mapping) if row is not None else None
+
+
+def run_architectures(engine: Engine, run_id: int) -> list[dict[str, Any]]:
+    query = select(Architecture.__table__).where(Architecture.run_id == int(run_id)).order_by(Architecture.id)
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def run_checkpoints(engine: Engine, run_id: int) -> list[dict[str, Any]]:
+    query = select(Checkpoint.__table__).where(Checkpoint.run_id == int(run_id)).order_by(Checkpoint.id)
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def child_runs(engine: Engine, run_id: int, limit: int = 100) -> list[dict[str, Any]]:
+    query = (
+        select(Run.id, Run.kind, Run.state, Run.strategy, Run.created_at)
+        .where(Run.parent_run_id == int(run_id))
+        .order_by(Run.id.desc())
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
+# -- compare -------------------------------------------------------------------------------
+def epochs_for_runs(engine: Engine, run_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """Curves of several runs in one query (metrics only, no samples)."""
+    if not run_ids:
+        return []
+    query = (
+        select(
+            Epoch.run_id,
+            Epoch.epoch,
+            Epoch.phase,
+            Epoch.train_loss,
+            Epoch.train_metric,
+            Epoch.val_loss,
+            Epoch.val_metric,
+            Epoch.wall_time,
+        )
+        .where(Epoch.run_id.in_([int(r) for r in run_ids]))
+        .order_by(Epoch.run_id, Epoch.epoch)
+    )
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def final_architectures(engine: Engine, run_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """The last ``final`` architecture of each run (cost columns for the comparison table)."""
+    if not run_ids:
+        return {}
+    query = (
+        select(Architecture.__table__)
+        .where(Architecture.run_id.in_([int(r) for r in run_ids]), Architecture.role == "final")
+        .order_by(Architecture.id)
+    )
+    out: dict[int, dict[str, Any]] = {}
+    with engine.connect() as conn:
+        for row in conn.execute(query):
+            out[row.run_id] = dict(row._mapping)
+    return out
+
+
+def runs_by_id(engine: Engine, run_ids: Sequence[int]) -> list[dict[str, Any]]:
+    if not run_ids:
+        return []
+    return list_runs(
+        engine, RunFilter(ids=tuple(int(r) for r in run_ids)), sort="id", descending=False, limit=len(run_ids)
+    )
+
+
+# -- indexes -------------------------------------------------------------------------------
+def recorded_indexes(engine: Engine) -> list[dict[str, Any]]:
+    query = select(IndexRecord.__table__).order_by(IndexRecord.id.desc()).limit(200)
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
+# -- Optuna studies (its RDB schema) --------------------------------------------------------
+TRIAL_STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+
+
+def optuna_studies(engine: Engine) -> list[dict[str, Any]]:
+    """Studies with their directions and trial counts per state."""
+    if not has_optuna(engine):
+        return []
+    with engine.connect() as conn:
+        studies = conn.execute(text("SELECT study_id, study_name FROM studies ORDER BY study_id")).all()
+        directions = conn.execute(
+            text("SELECT study_id, objective, direction FROM study_directions ORDER BY study_id, objective")
+        ).all()
+        counts = conn.execute(
+            text("SELECT study_id, state, COUNT(*) FROM trials GROUP BY study_id, state")
+        ).all()
+    out = []
+    for study_id, name in studies:
+        dirs = [str(d).upper() for s, _, d in directions if s == study_id]
+        per_state = {str(state): int(n) for s, state, n in counts if s == study_id}
+        out.append(
+            {
+                "study_id": study_id,
+                "name": name,
+                "directions": dirs,
+                "counts": per_state,
+                "n_trials": sum(per_state.values()),
+            }
+        )
+    return out
+
+
+def count_trials(engine: Engine, study_id: int, states: Sequence[str]) -> int:
+    query = text("SELECT COUNT(*) FROM trials WHERE study_id = :sid AND state IN :states").bindparams(
+        bindparam("states", expanding=True)
+    )
+    with engine.connect() as conn:
+        return int(conn.execute(query, {"sid": int(study_id), "states": list(states)}).scalar_one())
+
+
+def trials_page(
+    engine: Engine,
+    study_id: int,
+    states: Sequence[str],
+    *,
+    limit: int = 50,
+    offset: int = 0,
+    descending: bool = False,
+) -> list[dict[str, Any]]:
+    """One page of trials (by number) with their objective values, params and duration."""
+    if not states:
+        return []
+    order = "DESC" if descending else "ASC"
+    page = text(
+        "SELECT trial_id, number, state, datetime_start, datetime_complete FROM trials "
+        f"WHERE study_id = :sid AND state IN :states ORDER BY number {order} LIMIT :lim OFFSET :off"
+    ).bindparams(bindparam("states", expanding=True))
+    with engine.connect() as conn:
+        trials = conn.execute(
+            page, {"sid": int(study_id), "states": list(states), "lim": int(limit), "off": int(offset)}
+        ).all()
+        ids = [t.trial_id for t in trials]
+        if not ids:
+            return []
+        values = conn.execute(
+            text(
+                "SELECT trial_id, objective, value, value_type FROM trial_values WHERE trial_id IN :ids"
+            ).bindparams(bindparam("ids", expanding=True)),
+            {"ids": ids},
+        ).all()
+        params = conn.execute(
+            text(
+                "SELECT trial_id, param_name, param_value, distribution_json FROM trial_params "
+                "WHERE trial_id IN :ids"
+            ).bindparams(bindparam("ids", expanding=True)),
+            {"ids": ids},
+        ).all()
+    rows: dict[int, dict[str, Any]] = {}
+    for t in trials:
+        start, end = _as_datetime(t.datetime_start), _as_datetime(t.datetime_complete)
+        rows[t.trial_id] = {
+            "number": t.number,
+            "state": str(t.state),
+            "duration_s": (end - start).total_seconds() if start and end else None,
+            "start": start,
+        }
+    for trial_id, objective, value, value_type in values:
+        rows[trial_id][f"value_{objective}"] = _trial_value(value, value_type)
+    for trial_id, name, value, dist_json in params:
+        rows[trial_id][f"param: {name}"] = _external_param(value, dist_json)
+    return [rows[i] for i in ids]
+
+
+def _trial_value(value: float | None, value_type: Any) -> float | None:
+    kind = str(value_type).upper()
+    if "INF_POS" in kind:
+        return float("inf")
+    if "INF_NEG" in kind:
+        return float("-inf")
+    return value
+
+
+def _external_param(value: float, dist_json: str) -> Any:
+    """Optuna stores every param as a float; categoricals as the choice's index."""
+    try:
+        from optuna.distributions import json_to_distribution
+
+        return json_to_distribution(dist_json).to_external_repr(value)
+    except (ValueError, KeyError, json.JSONDecodeError, IndexError):
+        return value
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)

