@@ -275,11 +275,11 @@ def reap_dead_local_trials(study: optuna.Study, retry: RetryHeartbeatStaleTrialC
         if not _is_dead_local(trial.user_attrs.get(WORKER_ATTR)):
             continue
         try:
+            storage.set_trial_system_attr(trial._trial_id, "fail_reason", "worker process died")
             if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
-        storage.set_trial_system_attr(trial._trial_id, "fail_reason", "worker process died")
         retry(study, storage.get_trial(trial._trial_id))
         reaped.append(trial.number)
     return reaped

@@ -265,6 +265,8 @@ def fit(
     xs = place_split(train_x, device)
     ys = place_split(train_y, device)
     on_device = xs.device == device
+    if test_x is not None:  # evaluated every epoch: keep it on the device as well when it fits
+        test_x = place_split(test_x, device)
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(

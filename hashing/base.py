@@ -124,7 +124,9 @@ class LinearEncoder:
             X = l2_rows(X)
         return X @ self.W.astype(np.float32)
 
-    def encode(self, X: np.ndarray, packed: bool = True, *, validate: bool = True, chunk: int = 65536) -> np.ndarray:
+    def encode(
+        self, X: np.ndarray, packed: bool = True, *, validate: bool = True, chunk: int = 65536
+    ) -> np.ndarray:
         """Codes for ``X`` in chunks (``X`` may be a float16 memmap; ``validate=False`` skips the
         finiteness scan for data that was validated when it entered the index)."""
         if validate:

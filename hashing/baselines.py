@@ -108,11 +108,12 @@ class OSH(OnlineHasher):
                     active = (x @ W) * c < 1
                     W[:, active] += st * np.outer(x, c[active])
                     continue
+                # Exponents are clipped at 50 so a diverging run cannot turn W into inf/NaN.
                 margins = np.empty(self.n_bits)
                 for j in range(self.n_bits):
-                    weight = np.exp(-margins[:j].sum()) if j else 1.0
+                    weight = np.exp(min(-margins[:j].sum(), 50.0)) if j else 1.0
                     m = c[j] * (W[:, j] @ x)
-                    W[:, j] += st * weight * np.exp(-m) * c[j] * x
+                    W[:, j] += st * weight * np.exp(min(-m, 50.0)) * c[j] * x
                     margins[j] = c[j] * (W[:, j] @ x)
 
     def _project(self, X: np.ndarray) -> np.ndarray:
@@ -207,7 +208,11 @@ class OKH(_PairStream):
         self.c, self.alpha, self.n_anchors = float(c), float(alpha), int(n_anchors)
 
     def _kernel(self, X: np.ndarray) -> np.ndarray:
-        sq = (X * X).sum(1)[:, None] + (self.anchors_ * self.anchors_).sum(1)[None, :] - 2 * X @ self.anchors_.T
+        sq = (
+            (X * X).sum(1)[:, None]
+            + (self.anchors_ * self.anchors_).sum(1)[None, :]
+            - 2 * X @ self.anchors_.T
+        )
         K = np.exp(-0.5 * np.maximum(sq, 0) / self.bandwidth_**2)
         return np.concatenate([K, np.ones((X.shape[0], 1))], axis=1)
 
@@ -268,7 +273,9 @@ class SketchHash(OnlineHasher):
         # The framework asserts sketch_size <= d; for narrow features use the widest even size.
         self.sketch_size_ = min(self.sketch_size, d - d % 2)
         if self.sketch_size_ < self.n_bits:
-            raise HashingError(f"SketchHash needs a sketch of at least n_bits rows (d={d}, bits={self.n_bits})")
+            raise HashingError(
+                f"SketchHash needs a sketch of at least n_bits rows (d={d}, bits={self.n_bits})"
+            )
         self.W_ = random_unit_columns(self.rng_, d, self.n_bits)
         self.mean_ = np.zeros(d)
         self.sketch_ = np.zeros((0, d))

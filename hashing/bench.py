@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from hashing import metrics
-from hashing.base import OnlineHasher, l2_rows, random_unit_columns
+from hashing.base import OnlineHasher, l2_rows
 from hashing.baselines import ITQ, LSH, OKH, OSH, AdaptHash, SketchHash
 from hashing.bsodh import BSODH, PRESETS
 from hashing.errors import HashingError
@@ -70,7 +70,9 @@ def protocol_split(
     return X[q], y[q], X[db], y[db]
 
 
-def make_methods(n_bits: int, d: int, seed: int, preset: str = "mnist") -> dict[str, Callable[[], OnlineHasher]]:
+def make_methods(
+    n_bits: int, d: int, seed: int, preset: str = "mnist"
+) -> dict[str, Callable[[], OnlineHasher]]:
     """BSODH (paper parameters for ``preset``) and the framework's baselines with its defaults."""
     p = PRESETS[preset]
     sketch = min(200, d - d % 2)
@@ -153,8 +155,12 @@ def _hash_targets(rows: list[dict[str, Any]]) -> dict[str, Any]:
     online = {"OKH", "OSH", "AdaptHash", "SketchHash"}
     checks = {}
     for r in (32, 64):
-        mine = [x["mAP"] for x in rows if x["dataset"] == "mnist5k" and x["bits"] == r and x["method"] == "BSODH"]
-        others = [x["mAP"] for x in rows if x["dataset"] == "mnist5k" and x["bits"] == r and x["method"] in online]
+        mine = [
+            x["mAP"] for x in rows if x["dataset"] == "mnist5k" and x["bits"] == r and x["method"] == "BSODH"
+        ]
+        others = [
+            x["mAP"] for x in rows if x["dataset"] == "mnist5k" and x["bits"] == r and x["method"] in online
+        ]
         if mine and others:
             checks[f"mnist5k_{r}bits_bsodh_ge_online"] = bool(mine[0] >= max(others))
     return checks
@@ -186,8 +192,14 @@ def _dense_stage(
 
 
 def bsodh_stage_timing(
-    d: int = 4096, n_t: int = 2000, m: int = 18000, n_bits: int = 64, n_classes: int = 10, seed: int = 0,
-    dense: bool = True, repeats: int = 3,
+    d: int = 4096,
+    n_t: int = 2000,
+    m: int = 18000,
+    n_bits: int = 64,
+    n_classes: int = 10,
+    seed: int = 0,
+    dense: bool = True,
+    repeats: int = 3,
 ) -> dict[str, Any]:
     """Time one BSODH stage with ``m`` existing items (the stage after ``m / n_t`` batches)."""
     if m % n_t:
@@ -211,8 +223,13 @@ def bsodh_stage_timing(
         hh.partial_fit(X, y)
         times.append(time.perf_counter() - t0)
     out: dict[str, Any] = {
-        "d": d, "n_t": n_t, "m": int(h.codes_e_.shape[1]), "bits": n_bits, "fast_stage_s": min(times),
-        "fast_stage_s_all": times, "threads": os.cpu_count(),
+        "d": d,
+        "n_t": n_t,
+        "m": int(h.codes_e_.shape[1]),
+        "bits": n_bits,
+        "fast_stage_s": min(times),
+        "fast_stage_s_all": times,
+        "threads": os.cpu_count(),
     }
     if dense:
         Xs = h._prep(X).T
@@ -228,8 +245,14 @@ def bsodh_stage_timing(
 
 # -- index benchmark --------------------------------------------------------------------------
 def index_benchmark(
-    n: int = 1_000_000, n_bits: int = 64, dim: int = 128, n_queries: int = 1000, k: int = 100,
-    numpy_queries: int = 100, seed: int = 0, progress: Callable[[str], None] | None = None,
+    n: int = 1_000_000,
+    n_bits: int = 64,
+    dim: int = 128,
+    n_queries: int = 1000,
+    k: int = 100,
+    numpy_queries: int = 100,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """QPS of HashIndex vs numpy popcount vs raw ``IndexBinaryFlat``; re-encode + refresh time."""
     import faiss
@@ -292,7 +315,9 @@ def index_benchmark(
         np_ids.append(top[np.lexsort((top, dist[top]))])
     numpy_s = time.perf_counter() - t0
     same_as_raw = bool(np.array_equal(res.ids, idx.ids[I_raw]) and np.array_equal(res.distances, D_raw))
-    np_dist = np.sort(np.stack([np.bitwise_count(idx.codes[p] ^ q_codes[i]).sum(1) for i, p in enumerate(np_ids)]), 1)
+    np_dist = np.sort(
+        np.stack([np.bitwise_count(idx.codes[p] ^ q_codes[i]).sum(1) for i, p in enumerate(np_ids)]), 1
+    )
     same_dists_numpy = bool(np.array_equal(np_dist, D_raw[:nq_np]))
     qps = {
         "hashindex": n_queries / ours_s,
@@ -301,8 +326,15 @@ def index_benchmark(
         "numpy_popcount": nq_np / numpy_s,
     }
     return {
-        "n": n, "bits": n_bits, "dim": dim, "queries": n_queries, "k": k, "numpy_queries": nq_np,
-        "build_s": build_s, "refresh_s": refresh_s, "qps": qps,
+        "n": n,
+        "bits": n_bits,
+        "dim": dim,
+        "queries": n_queries,
+        "k": k,
+        "numpy_queries": nq_np,
+        "build_s": build_s,
+        "refresh_s": refresh_s,
+        "qps": qps,
         "ratio_vs_numpy": qps["hashindex"] / qps["numpy_popcount"],
         "ratio_vs_raw_faiss": qps["hashindex"] / qps["raw_faiss"],
         "results_identical_to_raw_faiss": same_as_raw,

@@ -31,7 +31,7 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse
 
-from hashing.base import LinearEncoder, OnlineHasher, l2_rows, random_unit_columns
+from hashing.base import LinearEncoder, OnlineHasher, check_features, l2_rows, random_unit_columns
 from hashing.errors import HashingError
 
 #: Parameters of the paper / the official script, per dataset.
@@ -115,8 +115,6 @@ class BSODH(OnlineHasher):
     def initialize(self, X: np.ndarray) -> BSODH:
         """Fix the feature width (and the centring mean) from a sample without learning, so that
         items can be encoded before the first labelled batch arrives."""
-        from hashing.base import check_features
-
         X = check_features(X, self.n_features_)
         if self.n_features_ is None:
             self.n_features_ = X.shape[1]
@@ -291,7 +289,9 @@ class BSODH(OnlineHasher):
                 obj._patterns = [row.tobytes() for row in obj._pattern_rows]
             obj._pattern_index = {key: i for i, key in enumerate(obj._patterns)}
         if obj.W_ is not None and obj.W_.shape != (obj.n_features_, obj.n_bits):
-            raise HashingError(f"BSODH state: W has shape {obj.W_.shape}, expected ({obj.n_features_}, {obj.n_bits})")
+            raise HashingError(
+                f"BSODH state: W has shape {obj.W_.shape}, expected ({obj.n_features_}, {obj.n_bits})"
+            )
         if obj.codes_e_.shape[1] != obj.pattern_e_.shape[0]:
             raise HashingError("BSODH state: codes and label patterns disagree in length")
         return obj

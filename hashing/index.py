@@ -240,7 +240,9 @@ class HashIndex:
         if codes.ndim != 2 or codes.shape[1] != self.n_bits // 8:
             raise HashingError(f"query codes must be (n, {self.n_bits // 8}) uint8")
         if len(self) == 0:
-            return SearchResult(np.full((len(codes), k), -1, np.int64), np.full((len(codes), k), -1, np.int32))
+            return SearchResult(
+                np.full((len(codes), k), -1, np.int64), np.full((len(codes), k), -1, np.int32)
+            )
         index = self._gpu[1] if (self._gpu is not None and k <= 2048) else self._faiss
         D, pos = index.search(codes, k)
         found = pos >= 0
@@ -268,7 +270,9 @@ class HashIndex:
         return sorter[np.searchsorted(self.ids, item_ids, sorter=sorter)]
 
     def stats(self) -> dict[str, Any]:
-        labelled = 0 if self.labels is None else int((self.labels.reshape(len(self), -1) >= 0).all(axis=1).sum())
+        labelled = (
+            0 if self.labels is None else int((self.labels.reshape(len(self), -1) >= 0).all(axis=1).sum())
+        )
         return {
             "items": len(self),
             "bits": self.n_bits,
@@ -282,7 +286,9 @@ class HashIndex:
             "hasher_items_learned": int(self.hasher.n_seen_),
             "hasher_stages": int(self.hasher.n_batches_),
             "generation": self.generation,
-            "search_backend": "faiss GpuIndexBinaryFlat" if self._gpu is not None else "faiss IndexBinaryFlat",
+            "search_backend": "faiss GpuIndexBinaryFlat"
+            if self._gpu is not None
+            else "faiss IndexBinaryFlat",
             "embedding_bytes": int(sum(s.nbytes for s in self._segments)),
             **({"extra": self.extra} if self.extra else {}),
         }
@@ -298,7 +304,9 @@ class HashIndex:
             try:
                 old_manifest = json.loads((root / MANIFEST).read_text())
             except (OSError, ValueError):
-                raise HashingError(f"{root} is a non-empty directory that is not a saved index; pick a new path")
+                raise HashingError(
+                    f"{root} is a non-empty directory that is not a saved index; pick a new path"
+                ) from None
         root.mkdir(parents=True, exist_ok=True)
         gen = max(self.generation, int(old_manifest.get("generation", 0)) if old_manifest else 0) + 1
         written: list[Path] = []
@@ -320,7 +328,12 @@ class HashIndex:
             segments = []
             new_files: list[str | None] = []
             for seg, fname in zip(self._segments, self._segment_files, strict=True):
-                if fname is None or not (root / fname).is_file() or old_manifest is None or fname not in old_manifest.get("files", {}):
+                if (
+                    fname is None
+                    or not (root / fname).is_file()
+                    or old_manifest is None
+                    or fname not in old_manifest.get("files", {})
+                ):
                     fname = f"emb-{uuid.uuid4().hex}.npy"
                     write_npy(fname, seg)
                 else:
@@ -332,7 +345,10 @@ class HashIndex:
             if self.labels is not None:
                 write_npy(f"labels.g{gen}.npy", self.labels)
             params, arrays = self.hasher.get_state()
-            for fname, payload in ((f"hasher.g{gen}.npz", arrays), (f"encoder.g{gen}.npz", self._encoder_arrays())):
+            for fname, payload in (
+                (f"hasher.g{gen}.npz", arrays),
+                (f"encoder.g{gen}.npz", self._encoder_arrays()),
+            ):
                 written.append(root / fname)
                 with open(root / fname, "wb") as fh:
                     np.savez(fh, **payload)
@@ -421,7 +437,9 @@ class HashIndex:
             if not p.is_file():
                 raise IndexFormatError(f"index {root} is missing {name}")
             if p.stat().st_size != info["bytes"]:
-                raise IndexFormatError(f"index file {name} is truncated or changed (size differs from manifest)")
+                raise IndexFormatError(
+                    f"index file {name} is truncated or changed (size differs from manifest)"
+                )
             if verify and _sha256(p) != info["sha256"]:
                 raise IndexFormatError(f"index file {name} is corrupt (sha256 differs from manifest)")
         gen = m["generation"]

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hashing.errors import HashingError, ModelFormatError
+from hashing.errors import HashingError, ModelFormatError, NoFaceError
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp"}
 _FACE_MARGIN = 0.1
@@ -51,7 +52,8 @@ class EmbeddingModel:
         emb = np.concatenate(out) if out else np.zeros((0, self.embedding_dim), np.float32)
         if emb.shape[1] != self.embedding_dim:
             raise ModelFormatError(
-                f"model {self.path.name} returned {emb.shape[1]}-d embeddings, sidecar says {self.embedding_dim}"
+                f"model {self.path.name} returned {emb.shape[1]}-d embeddings, "
+                f"sidecar says {self.embedding_dim}"
             )
         return emb
 
@@ -72,12 +74,16 @@ def load_model(path: str | Path) -> EmbeddingModel:
 
     p = Path(path)
     if not p.is_file():
-        raise ModelFormatError(f"model file {p} not found (export one with 'automl export RUN --format torchscript')")
+        raise ModelFormatError(
+            f"model file {p} not found (export one with 'automl export RUN --format torchscript')"
+        )
     side = p.with_name(p.name + ".json")
     try:
         meta = json.loads(side.read_text())
     except FileNotFoundError:
-        raise ModelFormatError(f"model sidecar {side} not found (it is written beside the exported model)") from None
+        raise ModelFormatError(
+            f"model sidecar {side} not found (it is written beside the exported model)"
+        ) from None
     except (OSError, ValueError) as exc:
         raise ModelFormatError(f"model sidecar {side} is not valid JSON ({exc})") from None
     try:
@@ -90,11 +96,15 @@ def load_model(path: str | Path) -> EmbeddingModel:
     if in_ch not in (1, 3) or size < 8 or dim < 1 or task not in ("fer", "au"):
         raise ModelFormatError(f"model sidecar {side} has invalid values: {meta}")
     try:
-        module = torch.jit.load(str(p), map_location="cpu")
+        with warnings.catch_warnings():  # TorchScript is the export contract; its deprecation notice is noise
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = torch.jit.load(str(p), map_location="cpu")
     except Exception as exc:  # torch raises RuntimeError/ValueError/zipfile errors for bad files
         raise ModelFormatError(f"{p} is not a TorchScript model ({type(exc).__name__})") from None
     if not hasattr(module, "embed"):
-        raise ModelFormatError(f"{p} has no exported 'embed' method (the export must add @torch.jit.export embed)")
+        raise ModelFormatError(
+            f"{p} has no exported 'embed' method (the export must add @torch.jit.export embed)"
+        )
     module.eval()
     return EmbeddingModel(module, p, in_ch, size, task, names, dim)
 
@@ -124,9 +134,10 @@ def read_image(path: Path) -> np.ndarray | None:
 
 
 class FaceDetector:
-    """OpenCV's Haar frontal-face cascade; returns the largest face with a small margin."""
+    """OpenCV's Haar frontal-face cascade (OpenCV's default detection parameters); returns the
+    largest face with a small margin."""
 
-    def __init__(self, scale_factor: float = 1.1, min_neighbors: int = 5, min_size: int = 24) -> None:
+    def __init__(self, scale_factor: float = 1.1, min_neighbors: int = 3, min_size: int = 24) -> None:
         import cv2
 
         cascade_path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
@@ -198,6 +209,18 @@ def embed_images(
     return EmbeddedBatch(model.embed(np.stack(inputs)), kept, skipped)
 
 
+def embed_query(model: EmbeddingModel, path: Path, *, detect: bool = True) -> np.ndarray:
+    """(1, D) embedding of one query photo; NoFaceError when no face is found (never a silent
+    embedding of the whole photo), HashingError when the file cannot be decoded."""
+    got = embed_images(model, [Path(path)], detect=detect)
+    if got.skipped:
+        why = got.skipped[0][1]
+        if why == "no face detected":
+            raise NoFaceError(f"{path}: no face detected; use --no-detect for aligned face crops")
+        raise HashingError(f"{path}: {why}")
+    return got.embeddings
+
+
 def embed_uint8(model: EmbeddingModel, images: np.ndarray) -> np.ndarray:
     """Embed already-aligned uint8 (N, C, H, W) images (e.g. a data set split), resizing and
     converting channels to what the model expects."""
@@ -210,14 +233,20 @@ def embed_uint8(model: EmbeddingModel, images: np.ndarray) -> np.ndarray:
         out = np.empty((len(x), model.in_channels, model.image_size, model.image_size), np.float32)
         for i, img in enumerate(x):
             hwc = img.transpose(1, 2, 0)
-            bgr = cv2.cvtColor(hwc, cv2.COLOR_GRAY2BGR) if hwc.shape[2] == 1 else cv2.cvtColor(hwc, cv2.COLOR_RGB2BGR)
+            bgr = (
+                cv2.cvtColor(hwc, cv2.COLOR_GRAY2BGR)
+                if hwc.shape[2] == 1
+                else cv2.cvtColor(hwc, cv2.COLOR_RGB2BGR)
+            )
             out[i] = to_model_input(np.ascontiguousarray(bgr), model.image_size, model.in_channels)
         return model.embed(out)
     return model.embed(x.astype(np.float32) / 255.0)
 
 
 # -- labels -----------------------------------------------------------------------------------
-def read_labels_csv(csv_path: str | Path, images: list[str], class_names: list[str] | None = None) -> np.ndarray:
+def read_labels_csv(
+    csv_path: str | Path, images: list[str], class_names: list[str] | None = None
+) -> np.ndarray:
     """Labels for ``images`` from a CSV with a ``file`` column and either one ``label`` column
     (class index or class name) or several 0/1 columns (multi-label, e.g. AU1, AU2, ...).
 
@@ -266,7 +295,9 @@ def read_labels_csv(csv_path: str | Path, images: list[str], class_names: list[s
                 try:
                     labels.append(int(v))
                 except ValueError:
-                    raise HashingError(f"label {v!r} is neither a class index nor a known class name") from None
+                    raise HashingError(
+                        f"label {v!r} is neither a class index nor a known class name"
+                    ) from None
         return np.asarray(labels, np.int64)
     try:
         mat = np.asarray([[int(float(v)) for v in vals] for vals in out], np.int64)

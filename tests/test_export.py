@@ -200,3 +200,16 @@ def test_formats_without_weights_or_adapter_are_user_errors(tmp_path):
     assert json.loads(info.path.read_text())["genotype"] == GENOTYPE
     with pytest.raises(UserError, match="checkpoint not found"):
         export_checkpoint(tmp_path / "nope.safetensors", "torchscript", tmp_path / "x.pt")
+
+
+@pytest.mark.slow
+def test_onnx_export_with_the_torch_export_based_exporter(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    model, meta = _trained_like_network()
+    info = export_onnx(model, meta, tmp_path / "model.onnx", dynamo=True)
+    session = ort.InferenceSession(str(info.path), providers=["CPUExecutionProvider"])
+    x = torch.rand(4, 1, SIZE, SIZE)
+    (logits, _embedding) = session.run(None, {"input": x.numpy()})
+    with torch.no_grad():
+        assert np.allclose(logits, model(x).numpy(), atol=1e-4, rtol=1e-3)

@@ -72,10 +72,6 @@ class HangOnce:
         return x * x
 
 
-def _study_url(kind: str, db_url: str, tmp_path: Path) -> str:
-    return f"journal:{tmp_path / 'study.journal'}" if kind == "journal" else db_url
-
-
 def _new_study(url: str, name: str = "s", **storage_kw) -> None:
     optuna.create_study(study_name=name, storage=open_storage(url, **storage_kw))
 
@@ -178,11 +174,9 @@ def test_pruned_trials_count_and_intermediate_values_are_kept(db_url: str) -> No
 # --------------------------------------------------------------------------- parallel processes
 
 
-@pytest.mark.parametrize("kind", ["rdb", "journal"])
-def test_two_workers_complete_exactly_n_trials(kind: str, any_db_url: str, tmp_path: Path) -> None:
-    if kind == "journal" and any_db_url.startswith("postgresql"):
-        pytest.skip("the journal file does not depend on the database")
-    url = _study_url(kind, any_db_url, tmp_path)
+def test_two_workers_on_a_journal_file_complete_exactly_n_trials(tmp_path: Path) -> None:
+    """The journal file (no database at all); the RDB back ends are run by the ``automl hpo`` tests."""
+    url = f"journal:{tmp_path / 'study.journal'}"
     _new_study(url)
     spec = StudySpec(
         storage_url=url, study_name="s", n_trials=12, sampler="random", pruner="none", poll_interval=0.1
@@ -208,18 +202,22 @@ def _kill_victim_when_started(marker: Path, killed: list[int]):  # noqa: ANN202
 
 @pytest.mark.parametrize(
     "detector",
-    ["local-pid", "heartbeat"],
+    ["local-pid", pytest.param("heartbeat", marks=pytest.mark.postgres)],
 )
-def test_sigkilled_worker_trial_is_failed_and_rerun(detector: str, any_db_url: str, tmp_path: Path) -> None:
+def test_sigkilled_worker_trial_is_failed_and_rerun(
+    detector: str, db_url: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     """A worker killed with -9 mid-trial: its trial becomes FAIL and another worker re-runs it.
 
-    ``local-pid`` finds the dead process on this host at once; ``heartbeat`` is what several
-    machines rely on (the dead worker's heartbeat goes stale after the grace period).
+    ``local-pid`` (SQLite) finds the dead process on this host at once; ``heartbeat`` (PostgreSQL,
+    pid check off) is what workers on several machines rely on: the dead worker's heartbeat goes
+    stale after the grace period.
     """
     heartbeat = detector == "heartbeat"
-    _new_study(any_db_url, heartbeat_interval=1, grace_period=2)
+    url = request.getfixturevalue("postgres_url") if heartbeat else db_url
+    _new_study(url, heartbeat_interval=1, grace_period=2)
     spec = StudySpec(
-        storage_url=any_db_url,
+        storage_url=url,
         study_name="s",
         n_trials=6,
         sampler="random",
@@ -239,7 +237,7 @@ def test_sigkilled_worker_trial_is_failed_and_rerun(detector: str, any_db_url: s
     )
     assert killed, "the victim trial never started"
     assert sorted(result.exit_codes) == [-signal.SIGKILL, 0]
-    trials = _assert_exact(any_db_url, 6)
+    trials = _assert_exact(url, 6)
     victim = trials[1]
     assert victim.state == TrialState.FAIL
     retries = [t for t in trials if t.system_attrs.get("failed_trial") == 1]

@@ -183,7 +183,9 @@ def test_train_genotype_builds_trains_and_checkpoints_a_darts_network(tmp_path):
 
 def test_train_genotype_on_au_reports_per_au_f1():
     data = load_data("synth:au", image_size=16, n=64, seed=0)
-    result = train_genotype(GENOTYPE, data, make_task(data), TINY.model_copy(update={"augment": False}), device="cpu")
+    result = train_genotype(
+        GENOTYPE, data, make_task(data), TINY.model_copy(update={"augment": False}), device="cpu"
+    )
     assert set(result.metrics["per_au_f1"]) == set(data.class_names)
     assert 0.0 <= result.metrics["mean_f1"] <= 1.0
 

@@ -49,7 +49,9 @@ def _labels_from_data(y: Any) -> np.ndarray:
     return arr.astype(np.uint8) if arr.ndim == 2 else arr.astype(np.int64)
 
 
-def _add_in_batches(index: Any, emb: np.ndarray, labels: np.ndarray | None, sources: list[str], batch: int) -> None:
+def _add_in_batches(
+    index: Any, emb: np.ndarray, labels: np.ndarray | None, sources: list[str], batch: int
+) -> None:
     from rich.progress import Progress
 
     with Progress(console=err_console, transient=True) as progress:
@@ -81,7 +83,9 @@ def build(
     model: Path = typer.Option(..., "--model", help="Exported TorchScript model (model.pt + model.pt.json)."),
     out: Path = typer.Option(..., "--out", help="Directory to save the index into (must not exist yet)."),
     data: str = typer.Option(None, "--data", help="Data spec KIND:PATH (e.g. synth:fer, folder:/faces)."),
-    images: Path = typer.Option(None, "--images", help="An image file or a folder of images instead of --data."),
+    images: Path = typer.Option(
+        None, "--images", help="An image file or a folder of images instead of --data."
+    ),
     labels: Path = typer.Option(None, "--labels", help="CSV: file,label or file,AU1,AU2,... for --images."),
     bits: int = typer.Option(64, "--bits", help="Code length (a multiple of 8)."),
     batch: int = typer.Option(2000, "--batch", help="Stream batch size n_t (one BSODH stage per batch)."),
@@ -89,7 +93,9 @@ def build(
     preset: str = typer.Option("cifar10", "--preset", help=_PRESET_HELP),
     n: int = typer.Option(None, "--n", help="Use at most this many samples of --data."),
     split: str = typer.Option("train", "--split", help="Which split of --data to index: train | test | all."),
-    no_detect: bool = typer.Option(False, "--no-detect", help="Images are aligned face crops: skip detection."),
+    no_detect: bool = typer.Option(
+        False, "--no-detect", help="Images are aligned face crops: skip detection."
+    ),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Embed a data set or a folder of photos, learn BSODH on the labelled stream, save the index."""
@@ -130,13 +136,16 @@ def build(
             emb, sources = got.embeddings, got.paths
         if len(emb) == 0:
             raise UserError("no face could be embedded (see the skipped images above); nothing to index")
-        index = HashIndex(BSODH(bits, **PRESETS[preset], seed=seed), emb.shape[1], refresh_every=refresh_every)
+        index = HashIndex(
+            BSODH(bits, **PRESETS[preset], seed=seed), emb.shape[1], refresh_every=refresh_every
+        )
         index.extra = {"model": str(model.resolve()), "class_names": m.class_names, "task": m.task}
         _add_in_batches(index, emb, lab, sources, batch)
         index.save(out)
     st = index.stats()
     console.print(
-        f"indexed {st['items']} item(s) ({st['labelled_items']} labelled, {st['hash_updates']} hash update(s)) "
+        f"indexed {st['items']} item(s) ({st['labelled_items']} labelled, "
+        f"{st['hash_updates']} hash update(s)) "
         f"with {bits}-bit codes -> {out}"
     )
 
@@ -145,10 +154,16 @@ def build(
 def add(
     directory: Path = typer.Argument(..., help="A saved index directory."),
     images: Path = typer.Option(..., "--images", help="An image file or a folder of images."),
-    labels: Path = typer.Option(None, "--labels", help="CSV: file,label or file,AU1,...; labelled batches update the hash."),
-    model: Path = typer.Option(None, "--model", help="Embedding model (default: the one the index was built with)."),
+    labels: Path = typer.Option(
+        None, "--labels", help="CSV: file,label or file,AU1,...; labelled batches update the hash."
+    ),
+    model: Path = typer.Option(
+        None, "--model", help="Embedding model (default: the one the index was built with)."
+    ),
     batch: int = typer.Option(2000, "--batch", help="Stream batch size n_t."),
-    no_detect: bool = typer.Option(False, "--no-detect", help="Images are aligned face crops: skip detection."),
+    no_detect: bool = typer.Option(
+        False, "--no-detect", help="Images are aligned face crops: skip detection."
+    ),
 ) -> None:
     """Add photos; labelled ones update BSODH and re-encode the collection, unlabelled are only encoded.
     The saved index is replaced atomically: on any failure it stays exactly as it was."""
@@ -159,16 +174,21 @@ def add(
         index = HashIndex.load(directory)
         m = load_model(model or index.extra.get("model") or "")
         if m.embedding_dim != index.dim:
-            raise UserError(f"model embeds {m.embedding_dim}-d features but the index holds {index.dim}-d ones")
+            raise UserError(
+                f"model embeds {m.embedding_dim}-d features but the index holds {index.dim}-d ones"
+            )
         got, lab = _embed_folder(m, images, labels, not no_detect)
         if len(got.embeddings) == 0:
-            raise UserError("no face could be embedded (see the skipped images above); the index is unchanged")
+            raise UserError(
+                "no face could be embedded (see the skipped images above); the index is unchanged"
+            )
         _add_in_batches(index, got.embeddings, lab, got.paths, batch)
         index.save(directory)
     st = index.stats()
     console.print(
         f"added {len(got.paths)} item(s) ({'labelled' if lab is not None else 'unlabelled'}); "
-        f"index now {st['items']} item(s), {st['hash_updates']} hash update(s), stale updates {st['stale_updates']}"
+        f"index now {st['items']} item(s), {st['hash_updates']} hash update(s), "
+        f"stale updates {st['stale_updates']}"
     )
 
 
@@ -177,14 +197,16 @@ def query(
     directory: Path = typer.Argument(..., help="A saved index directory."),
     image: Path = typer.Argument(..., help="The query photo."),
     k: int = typer.Option(10, "-k", "--k", help="Number of neighbours."),
-    radius: int = typer.Option(None, "--radius", help="Instead of k-NN: everything within this Hamming distance."),
+    radius: int = typer.Option(
+        None, "--radius", help="Instead of k-NN: everything within this Hamming distance."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     model: Path = typer.Option(None, "--model", help="Embedding model (default: the index's)."),
     no_detect: bool = typer.Option(False, "--no-detect", help="The image is an aligned face crop."),
 ) -> None:
     """The nearest indexed faces to a photo, by Hamming distance of their codes."""
     from hashing.index import HashIndex
-    from hashing.stream import embed_images, load_model
+    from hashing.stream import embed_query, load_model
 
     if k < 1:
         raise UserError(f"-k must be >= 1, not {k}")
@@ -193,23 +215,27 @@ def query(
     with _user_errors():
         index = HashIndex.load(directory)
         m = load_model(model or index.extra.get("model") or "")
-        got = embed_images(m, [image], detect=not no_detect)
-        if got.skipped:
-            why = got.skipped[0][1]
-            hint = "; use --no-detect for aligned face crops" if why == "no face detected" else ""
-            raise UserError(f"{image}: {why}{hint}")
+        emb = embed_query(m, image, detect=not no_detect)
         if radius is not None:
-            res = index.range_search(got.embeddings, radius)[0]
+            res = index.range_search(emb, radius)[0]
             ids, dists = res.ids, res.distances
         else:
-            res = index.search(got.embeddings, k)
+            res = index.search(emb, k)
             keep = res.ids[0] >= 0
             ids, dists = res.ids[0][keep], res.distances[0][keep]
     names = index.extra.get("class_names") or []
     pos = index.position_of(ids) if len(ids) else np.zeros(0, np.int64)
     rows = []
     for rank, (i, d, p) in enumerate(zip(ids, dists, pos, strict=True), start=1):
-        rows.append({"rank": rank, "id": int(i), "distance": int(d), "source": index.sources[p], "label": _label(index, p, names)})
+        rows.append(
+            {
+                "rank": rank,
+                "id": int(i),
+                "distance": int(d),
+                "source": index.sources[p],
+                "label": _label(index, p, names),
+            }
+        )
     if as_json:
         print_json({"query": str(image), "bits": index.n_bits, "results": rows})
         return

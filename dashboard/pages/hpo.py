@@ -8,6 +8,7 @@ The trial table is paginated in SQL.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import optuna
@@ -54,7 +55,10 @@ def memory_study(directions: list[str], trials: list[FrozenTrial]) -> optuna.Stu
 def show_figure(name: str, build: Any, key: str) -> None:
     """Draw one optuna.visualization figure; a study that cannot make it gets a sentence instead."""
     try:
-        fig = build()
+        with warnings.catch_warnings():
+            # Optuna warns that custom targets are taken as minimised; target_kwargs() handles it.
+            warnings.simplefilter("ignore", UserWarning)
+            fig = build()
     except (ValueError, RuntimeError, ZeroDivisionError) as exc:
         st.info(f"{name}: not available for these trials ({str(exc).splitlines()[0]}).")
         return
@@ -67,9 +71,12 @@ name = st.selectbox(
 )
 info = by_name[name]
 counts = info["counts"]
-cols = st.columns(len(queries.TRIAL_STATES) + 1)
-cols[0].metric("Directions", ", ".join(d.lower() for d in info["directions"]))
-for col, state in zip(cols[1:], queries.TRIAL_STATES, strict=True):
+st.caption(
+    f"{'Directions' if len(info['directions']) > 1 else 'Direction'}: "
+    + ", ".join(d.lower() for d in info["directions"])
+)
+cols = st.columns(len(queries.TRIAL_STATES))
+for col, state in zip(cols, queries.TRIAL_STATES, strict=True):
     col.metric(state.lower(), counts.get(state, 0))
 
 present = [s for s in queries.TRIAL_STATES if counts.get(s)]

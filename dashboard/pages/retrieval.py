@@ -50,9 +50,10 @@ cols[2].metric("Labelled", f"{stats['labelled_items']:,}")
 cols[3].metric("Hash updates", stats["hash_updates"])
 stale = int(stats["stale_updates"])
 cols[4].metric(
-    "Staleness",
-    "codes current" if stale == 0 else f"{stale} update(s) behind",
-    help=f"Codes are re-encoded every {stats['refresh_every']} hash update(s).",
+    "Stale updates",
+    stale,
+    help=f"Hash updates the stored codes lag behind (0 = codes current); codes are re-encoded every "
+    f"{stats['refresh_every']} update(s).",
 )
 st.caption(
     f"{stats['dim']}-d embeddings · labels: {stats['label_kind']} · generation {stats['generation']} · "

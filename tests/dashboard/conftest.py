@@ -10,7 +10,9 @@ values, and a two-objective one).
 
 from __future__ import annotations
 
+import json
 import math
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +21,19 @@ import numpy as np
 import pytest
 
 from automl.nas.distribution import DDPNASDistribution
-from automl.store import open_store
+from automl.store import file_sha256, open_store
 from automl.store.recorder import StoreRecorder
 from search_spaces.darts import DartsSpace
 from search_spaces.genotypes import derive_genotype, skip_capped_genotype
+
+# pytest puts tests/ on sys.path, where tests/hashing and tests/dashboard would shadow the real
+# packages as empty namespace packages: put the repository root first and drop such imports.
+ROOT = str(Path(__file__).resolve().parents[2])
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+for _name in [m for m in sys.modules if m.split(".")[0] in ("hashing", "dashboard")]:
+    if getattr(sys.modules[_name], "__file__", None) is None:
+        del sys.modules[_name]
 
 STUDY = "seeded-lr"
 MO_STUDY = "seeded-acc-latency"
@@ -39,6 +50,9 @@ class Seeded:
     n_updates: int
     n_epochs: int
     genotype: dict
+    index_dirs: tuple[Path, ...]
+    index_images: tuple[Path, ...]
+    index_labels: tuple[int, ...]
 
 
 def _seed_ddpnas(store, rng: np.random.Generator) -> tuple[int, int, int, dict]:
@@ -217,6 +231,67 @@ def _seed_optuna(url: str) -> None:
     )
 
 
+CLASSES = ["anger", "happiness", "neutral"]
+COLOURS = [(200, 40, 40), (240, 200, 40), (80, 120, 220)]
+
+
+def _seed_index(store, root: Path) -> tuple[Path, list[Path], list[int]]:
+    """A real BSODH + FAISS index over 36 small face-like images embedded by a TorchScript model."""
+    import torch
+    from PIL import Image, ImageDraw
+
+    from hashing import BSODH
+    from hashing.index import HashIndex
+    from hashing.stream import embed_images, load_model
+
+    class Embed(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.embed(x)
+
+        @torch.jit.export
+        def embed(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.adaptive_avg_pool2d(x, 4).flatten(1)
+
+    model_file = root / "model.pt"
+    torch.jit.script(Embed()).save(str(model_file))
+    sidecar = {"in_channels": 3, "image_size": 32, "task": "fer", "class_names": CLASSES, "embedding_dim": 48}
+    (root / "model.pt.json").write_text(json.dumps(sidecar))
+    rng = np.random.default_rng(3)
+    images_dir = root / "faces"
+    images_dir.mkdir()
+    paths, labels = [], []
+    for i in range(36):
+        label = i % 3
+        img = Image.new(
+            "RGB",
+            (48, 48),
+            tuple(int(c) for c in np.clip(np.array(COLOURS[label]) + rng.normal(0, 25, 3), 0, 255)),
+        )
+        draw = ImageDraw.Draw(img)
+        draw.ellipse((10, 8, 38, 42), fill=(230, 190, 160))
+        draw.ellipse((16, 18, 20, 22), fill=(20, 20, 20))
+        draw.ellipse((28, 18, 32, 22), fill=(20, 20, 20))
+        mouth = (16, 30, 32, 36) if label == 1 else (16, 32, 32, 34)
+        draw.rectangle(mouth, fill=(120, 30, 30))
+        path = images_dir / f"face_{i:02d}_{CLASSES[label]}.png"
+        img.save(path)
+        paths.append(path)
+        labels.append(label)
+    model = load_model(model_file)
+    batch = embed_images(model, paths, detect=False)
+    index = HashIndex(BSODH(32, seed=0), model.embedding_dim)
+    y = np.asarray(labels)
+    for part in (slice(0, 18), slice(18, 36)):
+        index.add(batch.embeddings[part], labels=y[part], sources=batch.paths[part])
+    index.extra = {
+        "model": model.describe(),
+        "stream_map": [{"update": 1, "mAP": 0.41}, {"update": 2, "mAP": 0.57}],
+    }
+    out = index.save(root / "index")
+    store.add_index(out, sha256=file_sha256(out / "manifest.json"), bits=32, size=len(index))
+    return out, paths, labels
+
+
 @pytest.fixture(scope="session")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     root = tmp_path_factory.mktemp("dash")
@@ -225,6 +300,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     rng = np.random.default_rng(0)
     ddpnas, n_updates, n_epochs, genotype = _seed_ddpnas(store, rng)
     running, failed, train = _seed_other_runs(store)
+    index_dir, images, labels = _seed_index(store, root)
     store.close()
     _seed_optuna(url)
     yield Seeded(
@@ -237,4 +313,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
         n_updates=n_updates,
         n_epochs=n_epochs,
         genotype=genotype,
+        index_dirs=(index_dir,),
+        index_images=tuple(images),
+        index_labels=tuple(labels),
     )

@@ -97,14 +97,30 @@ def browser_page(server):
 def _open(page, url: str) -> None:
     page.goto(url, wait_until="domcontentloaded")
     page.wait_for_selector('[data-testid="stApp"]', timeout=30_000)
-    # The running-man status widget shows while a script runs; wait for it to go (or never come).
-    page.wait_for_timeout(300)
-    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=30_000)
+    _settle(page)
+
+
+def _settle(page) -> None:
+    """Wait until the script run is over: the status widget gone and still gone a moment later
+    (it appears only after a short delay, so one check right after loading is not enough)."""
+    quiet = 0
+    deadline = time.monotonic() + 60
+    while quiet < 3 and time.monotonic() < deadline:
+        page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=60_000)
+        page.wait_for_timeout(250)
+        quiet = quiet + 1 if page.locator('[data-testid="stStatusWidget"]').count() == 0 else 0
 
 
 def _no_exception(page) -> None:
     errors = page.locator('[data-testid="stException"]')
     assert errors.count() == 0, errors.first.inner_text()
+
+
+def _shot(page, path: Path) -> None:
+    """Once the page has settled: no exception element, then a screenshot."""
+    _settle(page)
+    _no_exception(page)
+    page.screenshot(path=str(path), full_page=True)
 
 
 def test_every_page_renders_in_chromium(server, seeded, browser_page, tmp_path_factory) -> None:
@@ -114,40 +130,35 @@ def test_every_page_renders_in_chromium(server, seeded, browser_page, tmp_path_f
     _open(page, f"{server}/")
     page.get_by_role("heading", name="Runs").wait_for(timeout=20_000)
     page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=20_000)
-    _no_exception(page)
-    page.screenshot(path=str(shots / "runs.png"), full_page=True)
+    _shot(page, shots / "runs.png")
 
     _open(page, f"{server}/run?run={seeded.ddpnas_run}")
     page.get_by_role("heading", name=f"Run #{seeded.ddpnas_run}").wait_for(timeout=20_000)
     page.locator(".js-plotly-plot").first.wait_for(timeout=20_000)
     assert page.locator(".js-plotly-plot").count() >= 2  # live curves + theta heatmap (first tab)
-    _no_exception(page)
-    page.screenshot(path=str(shots / "run_distribution.png"), full_page=True)
+    _shot(page, shots / "run_distribution.png")
     page.locator(".js-plotly-plot").nth(1).screenshot(path=str(shots / "run_theta_heatmap.png"))
     page.get_by_role("tab", name="Architecture", exact=True).click()
+    _settle(page)
     page.locator('[data-testid="stGraphVizChart"] svg').first.wait_for(timeout=20_000)
     assert page.locator('[data-testid="stGraphVizChart"] svg').count() == 2  # normal + reduce cells
-    _no_exception(page)
-    page.screenshot(path=str(shots / "run_architecture.png"), full_page=True)
+    _shot(page, shots / "run_architecture.png")
     page.locator('[data-testid="stGraphVizChart"]').first.screenshot(path=str(shots / "run_normal_cell.png"))
 
     _open(page, f"{server}/compare?runs={seeded.ddpnas_run},{seeded.train_run}")
     page.get_by_role("heading", name="Compare runs").wait_for(timeout=20_000)
     page.locator(".js-plotly-plot").first.wait_for(timeout=20_000)
-    _no_exception(page)
-    page.screenshot(path=str(shots / "compare.png"), full_page=True)
+    _shot(page, shots / "compare.png")
 
     _open(page, f"{server}/hpo")
     page.get_by_role("heading", name="Hyper-parameter studies").wait_for(timeout=20_000)
     page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
-    _no_exception(page)
-    page.screenshot(path=str(shots / "hpo.png"), full_page=True)
+    _shot(page, shots / "hpo.png")
 
     _open(page, f"{server}/retrieval")
     page.get_by_role("heading", name="Retrieval").wait_for(timeout=20_000)
     if getattr(seeded, "index_dirs", ()):
         page.locator('[data-testid="stImage"] img').first.wait_for(timeout=30_000)
         assert page.locator('[data-testid="stImage"] img').count() >= 2
-    _no_exception(page)
-    page.screenshot(path=str(shots / "retrieval.png"), full_page=True)
+    _shot(page, shots / "retrieval.png")
     print(f"screenshots in {shots}")

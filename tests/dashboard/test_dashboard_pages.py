@@ -35,6 +35,10 @@ def _table(at: AppTest, key: str):
     return frames[0].value
 
 
+def _captions(at: AppTest) -> list[str]:
+    return [c for img in at.get("image") for c in img.captions]
+
+
 # -- empty states -----------------------------------------------------------------------------
 def test_missing_database_shows_how_to_start_and_creates_nothing(tmp_path: Path, monkeypatch) -> None:
     db = tmp_path / "nothing.db"
@@ -68,8 +72,20 @@ def test_empty_store_shows_how_to_start(tmp_path: Path, monkeypatch) -> None:
 def test_runs_table_lists_every_run_with_its_columns(page, seeded) -> None:
     at = page("pages/runs.py")
     df = _table(at, "runs_table")
-    assert sorted(df["id"]) == sorted([seeded.ddpnas_run, seeded.running_run, seeded.failed_run, seeded.train_run])
-    for col in ("state", "space", "task", "strategy", "data", "best val metric", "epochs", "wall time", "host"):
+    assert sorted(df["id"]) == sorted(
+        [seeded.ddpnas_run, seeded.running_run, seeded.failed_run, seeded.train_run]
+    )
+    for col in (
+        "state",
+        "space",
+        "task",
+        "strategy",
+        "data",
+        "best val metric",
+        "epochs",
+        "wall time",
+        "host",
+    ):
         assert col in df.columns
     row = df[df["id"] == seeded.ddpnas_run].iloc[0]
     assert row["state"] == "completed" and row["strategy"] == "ddpnas" and row["epochs"] == seeded.n_epochs
@@ -108,7 +124,11 @@ def test_run_page_shows_curves_distribution_genotype_and_downloads(page, seeded)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["State"] == "completed"
     assert metrics["Epochs"] == f"{seeded.n_epochs} / {seeded.n_epochs}"
-    assert metrics["Params"] == "2.900 M" and metrics["FLOPs"] == "512.5 MFLOPs" and metrics["Latency"] == "7.25 ms"
+    assert (
+        metrics["Params"] == "2.900 M"
+        and metrics["FLOPs"] == "512.5 MFLOPs"
+        and metrics["Latency"] == "7.25 ms"
+    )
     # Theta slider over updates: the last update shows every decision down to one op.
     slider = at.select_slider(key="theta_update")
     assert slider.value == seeded.n_updates
@@ -205,3 +225,60 @@ def test_hpo_multi_objective_pareto_front(page) -> None:
     assert len(at.get("plotly_chart")) >= 5
     at.selectbox(key="objective").set_value(1).run()
     assert not at.exception
+
+
+# -- Retrieval ---------------------------------------------------------------------------------
+def test_retrieval_without_index_explains_how_to_build_one(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("AUTOML_DB", f"sqlite:///{tmp_path / 'none.db'}")
+    monkeypatch.delenv("AUTOML_INDEXES", raising=False)
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.run()
+    at.switch_page("pages/retrieval.py").run()
+    assert not at.exception
+    assert any("No retrieval index" in i.value for i in at.info)
+    assert any("automl index build" in m.value for m in at.markdown)
+
+
+def test_retrieval_sample_query_shows_top_k_grid_with_precision(page, seeded, monkeypatch) -> None:
+    monkeypatch.setenv("AUTOML_INDEXES", str(seeded.index_dirs[0]))
+    at = page("pages/retrieval.py")
+    assert at.selectbox(key="index_dir").value == seeded.index_dirs[0]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Items"] == "36" and metrics["Bits"] == "32" and metrics["Stale updates"] == "0"
+    assert len(at.get("plotly_chart")) == 1  # BSODH mAP over the stream
+    captions = _captions(at)
+    # the query itself, then K = 10 results, each with its distance and label
+    assert len(captions) == 11
+    results = captions[1:]
+    assert all(" · d=" in c for c in results)
+    assert "item #0" not in results and not any(c.startswith("#0 ") for c in results)
+    dists = [int(c.split("d=")[1].split(" ")[0]) for c in results]
+    assert dists == sorted(dists)
+    precision = float(metrics["Precision@10"])
+    marks = sum(c.endswith("✓") for c in results)
+    assert precision == pytest.approx(marks / 10)
+
+    at.slider(key="top_k").set_value(5).run()
+    at.number_input(key="sample_pos").set_value(4).run()
+    assert not at.exception
+    captions = _captions(at)
+    assert len(captions) == 6 and "happiness" in captions[0]
+    assert "Precision@5" in {m.label for m in at.metric}
+
+
+def test_retrieval_upload_query(page, seeded, monkeypatch) -> None:
+    monkeypatch.delenv("AUTOML_INDEXES", raising=False)  # found through the store's index records
+    at = page("pages/retrieval.py")
+    at.radio(key="query_kind").set_value("Upload a face image").run()
+    assert any("Upload an image" in i.value for i in at.info)
+    query = seeded.index_images[2]  # a 'neutral' face
+    at.file_uploader(key="upload").set_value((query.name, query.read_bytes(), "image/png"))
+    at.toggle(key="detect").set_value(False)
+    at.selectbox(key="query_label").set_value("neutral").run()
+    assert not at.exception
+    captions = _captions(at)
+    assert captions[0] == query.name
+    results = captions[1:]
+    assert len(results) == 10
+    assert results[0].startswith("#2 · d=0 ")  # the same image is in the index: distance 0
+    assert "Precision@10" in {m.label for m in at.metric}

@@ -55,11 +55,15 @@ class DenseReference:
             Bs_hat = np.delete(Bs, k, axis=0)
             t = P[k] - (be @ Be_hat.T) @ Bs_hat
             Bs[k] = np.where(t >= 0, 1.0, -1.0)
-        # B_e = sgn(B_s S), evaluated exactly (the official single-precision BLAS result at an
-        # exact tie depends on summation order; sgn(0) = +1 is the stated rule).
-        Sf = np.vectorize(Fraction, otypes=[object])(S)
-        prod = Bs.astype(np.int64).astype(object) @ Sf
-        self.Be = np.where(prod >= 0, 1.0, -1.0).astype(np.float64)
+        # B_e = sgn(B_s S), decided exactly: with the dense mask, B_s S / r = eta_s * (sum of B_s
+        # over similar rows) - eta_d * (sum over the others), two integer matrices. (The official
+        # single-precision BLAS result at an exact tie depends on summation order; sgn(0) = +1.)
+        mask = S > 0
+        Bi = Bs.astype(np.int64)
+        pos, neg = Bi @ mask.astype(np.int64), Bi @ (~mask).astype(np.int64)
+        fs, fd = Fraction(self.eta_s), Fraction(self.eta_d)
+        exact = np.frompyfunc(lambda a, b: 1.0 if fs * int(a) - fd * int(b) >= 0 else -1.0, 2, 1)
+        self.Be = exact(pos, neg).astype(np.float64)
         d = Xs.shape[0]
         self.W = self.sigma * np.linalg.inv(self.sigma * Xs @ Xs.T + self.lam * np.eye(d)) @ Xs @ Bs.T
         self.Bs, self.ls = Bs, y
@@ -117,7 +121,10 @@ def test_ties_in_existing_code_update_are_exercised():
     other = np.array([[6, 0, 12, -5]])
     out = exact_sign_balance(1.2, 0.2, same, other)
     # 1.2*1 - 0.2*6 is exactly 0 in rationals of the float etas? Compare with Fraction directly.
-    expect = [1 if Fraction(1.2) * int(a) - Fraction(0.2) * int(b) >= 0 else -1 for a, b in zip(same[0], other[0])]
+    expect = [
+        1 if Fraction(1.2) * int(a) - Fraction(0.2) * int(b) >= 0 else -1
+        for a, b in zip(same[0], other[0], strict=True)
+    ]
     assert out[0].tolist() == expect
     assert out[0, 1] == 1  # 0 - 0 -> sgn(0) = +1
 

@@ -76,7 +76,9 @@ def test_map_full_and_topk(data):
                     hits += 1
                     precs.append(hits / pos)
             aps_k.append(np.mean(precs) if precs else np.nan)
-        assert metrics.mean_average_precision(dist, rel, top_k=k) == pytest.approx(np.nanmean(aps_k), abs=1e-12)
+        assert metrics.mean_average_precision(dist, rel, top_k=k) == pytest.approx(
+            np.nanmean(aps_k), abs=1e-12
+        )
 
 
 def test_precision_radius_and_k(data):

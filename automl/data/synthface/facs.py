@@ -23,6 +23,7 @@ BP4D_AUS: tuple[int, ...] = (1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24)
 DISFA_AUS: tuple[int, ...] = (1, 2, 4, 6, 9, 12, 25, 26)
 OCCURRENCE_THRESHOLD = 2.0  # FACS intensity B (2 of 0..5) or more counts as "present"
 MAX_INTENSITY = 5.0
+MOVE_GAIN = 1.3
 
 # Landmarks: name -> (x, y) for the image-left side; "side" landmarks are mirrored for the right.
 _SIDE_TEMPLATE: dict[str, tuple[float, float]] = {
@@ -118,7 +119,8 @@ def displacement_basis() -> tuple[np.ndarray, np.ndarray]:
         a = AU_INDEX[au]
         for name, (dx, dy) in moves.items():
             mid[a, LM[name]] = (dx, dy)
-    return np.stack([left, right]), mid
+    # a global gain so that full-intensity movements read clearly at 48x48 pixels
+    return np.stack([left, right]) * MOVE_GAIN, mid * MOVE_GAIN
 
 
 _SIDE_BASIS, _MID_BASIS = displacement_basis()

@@ -79,8 +79,15 @@ class _Canvas:
         self.img[:, rows, cols] *= factor[..., None]
 
     def cover(self, d: np.ndarray) -> np.ndarray:
-        """Anti-aliased coverage from a signed distance (face units, negative inside)."""
-        return np.clip(0.5 - d * self.inv_px, 0.0, 1.0)
+        """Anti-aliased coverage from a signed distance (face units, negative inside).
+
+        Works in place on ``d`` (always a fresh temporary at the call sites): fewer large
+        allocations is most of what keeps the renderer fast.
+        """
+        d *= -self.inv_px
+        d += 0.5
+        np.maximum(d, 0.0, out=d)
+        return np.minimum(d, 1.0, out=d)
 
 
 def _col(a: np.ndarray) -> np.ndarray:
@@ -176,16 +183,15 @@ def render(ident: Params, intensity: np.ndarray, nuis: Params, size: int = 48, c
     q = size // 4
     centre = img[:, q : size - q, q : size - q].mean(axis=(1, 2, 3))
     gain = np.clip(nuis["exposure"] / np.maximum(centre, 1e-3), 0.6, 2.5)
-    contrast = _col(nuis["contrast"])[..., None]
-    img *= _col(gain)[..., None] * contrast
-    img += 0.5 - 0.5 * contrast
+    contrast = nuis["contrast"]
+    img *= _col(gain * contrast * 255.0)[..., None]  # straight to the 0..255 range
     seed = int(nuis["noise_seed"][0]) if "noise_seed" in nuis else 0
     noise = np.random.default_rng(seed).standard_normal(img.shape, dtype=np.float32)
-    noise *= _col(nuis["noise"])[..., None]
+    noise *= _col(nuis["noise"] * 255.0)[..., None]
+    noise += _col((0.5 - 0.5 * contrast) * 255.0 + 0.5)[..., None]
     img += noise
-    np.clip(img, 0.0, 1.0, out=img)
-    img *= 255.0
-    img += 0.5
+    np.maximum(img, 0.0, out=img)
+    np.minimum(img, 255.0, out=img)
     out = img.astype(np.uint8)
     return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
 

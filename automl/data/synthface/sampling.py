@@ -129,9 +129,9 @@ def prototype_intensities(
     labels: np.ndarray,
     class_names: tuple[str, ...],
     *,
-    strength: tuple[float, float] = (0.45, 1.0),
+    strength: tuple[float, float] = (0.55, 1.0),
     blend_prob: float = 0.25,
-    background_prob: float = 0.07,
+    background_prob: float = 0.05,
 ) -> np.ndarray:
     """AU intensities (N, 2, A) for expression ``labels`` drawn from the EMFACS prototypes.
 

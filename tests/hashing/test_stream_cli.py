@@ -1,0 +1,328 @@
+"""The streaming side and ``automl index``: a tiny exported TorchScript model, drawn faces,
+Haar detection, labels CSVs, build / add / query / stats, and failures that leave the index as it was."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from hashing import HashingError, ModelFormatError
+from hashing.stream import embed_images, load_model, read_labels_csv
+
+CLASSES = ["happy", "sad", "surprise"]
+
+
+class TinyEmbedder(torch.nn.Module):
+    """The export contract: forward -> logits, exported embed -> (N, D) features."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)
+        self.pool = torch.nn.AdaptiveAvgPool2d(4)
+        self.fc = torch.nn.Linear(64, 16)
+        self.head = torch.nn.Linear(16, 3)
+
+    @torch.jit.export
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.pool(torch.relu(self.conv(x))).flatten(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(x))
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "model.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.script(TinyEmbedder()).save(str(path))
+    side = {"in_channels": 1, "image_size": 32, "task": "fer", "class_names": CLASSES, "embedding_dim": 16}
+    path.with_name("model.pt.json").write_text(json.dumps(side))
+    return path
+
+
+def draw_face(size: int = 160, mouth: int = 0, shade: int = 0) -> np.ndarray:
+    """A cartoon face OpenCV's Haar cascade detects (eyes, brows, nose, mouth on a skin ellipse)."""
+    img = np.full((size * 2, size * 2, 3), 200, np.uint8)
+    c = size
+    cv2.ellipse(
+        img, (c, c), (int(size * 0.38), int(size * 0.5)), 0, 0, 360, (140 + shade, 170 + shade, 210), -1
+    )
+    for dx in (-1, 1):
+        ex, ey = c + dx * int(size * 0.16), c - int(size * 0.1)
+        cv2.ellipse(img, (ex, ey), (int(size * 0.08), int(size * 0.04)), 0, 0, 360, (255, 255, 255), -1)
+        cv2.circle(img, (ex, ey), int(size * 0.035), (30, 30, 30), -1)
+        brow = (ex - int(size * 0.1), ey - int(size * 0.09)), (ex + int(size * 0.1), ey - int(size * 0.1))
+        cv2.line(img, *brow, (40, 40, 60), int(size * 0.03))
+    cv2.line(img, (c, c - int(size * 0.05)), (c, c + int(size * 0.12)), (110, 130, 170), int(size * 0.03))
+    cv2.ellipse(
+        img,
+        (c, c + int(size * 0.25)),
+        (int(size * 0.14), int(size * 0.03 + 0.03 * mouth * size / 10)),
+        0,
+        0,
+        360,
+        (60, 60, 150),
+        -1,
+    )
+    return cv2.GaussianBlur(img, (5, 5), 0)
+
+
+def _crops(folder: Path, n_per_class: int = 6, seed: int = 0) -> list[tuple[str, int]]:
+    """Aligned 48x48 crops whose pixels depend on the class (for --no-detect)."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for c in range(len(CLASSES)):
+        for i in range(n_per_class):
+            img = np.clip(60 * c + 40 + rng.normal(0, 12, (48, 48)), 0, 255).astype(np.uint8)
+            img[10 + 8 * c : 20 + 8 * c] = 255
+            name = f"{CLASSES[c]}_{seed}_{i}.png"
+            cv2.imwrite(str(folder / name), img)
+            rows.append((name, c))
+    return rows
+
+
+def _write_csv(path: Path, rows: list[tuple[str, int]], by_name: bool = True) -> Path:
+    path.write_text("file,label\n" + "".join(f"{f},{CLASSES[c] if by_name else c}\n" for f, c in rows))
+    return path
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(root.iterdir())}
+
+
+# -- model & stream -------------------------------------------------------------------------
+def test_model_contract(model_file, tmp_path):
+    m = load_model(model_file)
+    assert (m.in_channels, m.image_size, m.embedding_dim, m.task) == (1, 32, 16, "fer")
+    assert m.embed(np.random.default_rng(0).random((3, 1, 32, 32), dtype=np.float32)).shape == (3, 16)
+    with pytest.raises(ModelFormatError, match="not found"):
+        load_model(tmp_path / "nope.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(ModelFormatError, match="sidecar"):
+        load_model(bad)
+    bad.with_name("bad.pt.json").write_text(json.dumps({"in_channels": 1}))
+    with pytest.raises(ModelFormatError, match="needs in_channels"):
+        load_model(bad)
+    bad.with_name("bad.pt.json").write_text(model_file.with_name("model.pt.json").read_text())
+    with pytest.raises(ModelFormatError, match="not a TorchScript"):
+        load_model(bad)
+    plain = tmp_path / "plain.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.script(torch.nn.Linear(2, 2)).save(str(plain))
+    plain.with_name("plain.pt.json").write_text(model_file.with_name("model.pt.json").read_text())
+    with pytest.raises(ModelFormatError, match="embed"):
+        load_model(plain)
+
+
+def test_detection_crops_faces_and_reports_the_rest(model_file, tmp_path):
+    m = load_model(model_file)
+    cv2.imwrite(str(tmp_path / "face.png"), draw_face(120))
+    cv2.imwrite(str(tmp_path / "blank.png"), np.full((200, 200, 3), 128, np.uint8))
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8garbage")
+    got = embed_images(m, [tmp_path / "face.png", tmp_path / "blank.png", tmp_path / "broken.jpg"])
+    assert got.paths == [str(tmp_path / "face.png")] and got.embeddings.shape == (1, 16)
+    assert dict(got.skipped) == {
+        str(tmp_path / "blank.png"): "no face detected",
+        str(tmp_path / "broken.jpg"): "unreadable image",
+    }
+    # Without detection the blank image is embedded as an (aligned) crop.
+    assert embed_images(m, [tmp_path / "blank.png"], detect=False).embeddings.shape == (1, 16)
+
+
+def test_labels_csv(tmp_path):
+    rows = _crops(tmp_path / "img", 2)
+    csv_path = _write_csv(tmp_path / "labels.csv", rows)
+    paths = [str(tmp_path / "img" / f) for f, _ in rows]
+    assert read_labels_csv(csv_path, paths, CLASSES).tolist() == [c for _, c in rows]
+    (tmp_path / "au.csv").write_text("file,AU1,AU2\n" + "".join(f"{f},1,0\n" for f, _ in rows))
+    assert read_labels_csv(tmp_path / "au.csv", paths).shape == (6, 2)
+    (tmp_path / "bad.csv").write_text("name,label\nx.png,1\n")
+    with pytest.raises(HashingError, match="'file' column"):
+        read_labels_csv(tmp_path / "bad.csv", paths)
+    with pytest.raises(HashingError, match="no row for image"):
+        read_labels_csv(csv_path, paths + [str(tmp_path / "other.png")], CLASSES)
+    (tmp_path / "unk.csv").write_text("file,label\n" + "".join(f"{f},angry\n" for f, _ in rows))
+    with pytest.raises(HashingError, match="class name"):
+        read_labels_csv(tmp_path / "unk.csv", paths, CLASSES)
+
+
+# -- CLI -----------------------------------------------------------------------------------
+@pytest.fixture
+def built_index(cli, model_file, tmp_path):
+    rows = _crops(tmp_path / "faces", 6)
+    csv_path = _write_csv(tmp_path / "labels.csv", rows)
+    out = tmp_path / "ix"
+    r = cli(
+        "index",
+        "build",
+        "--model",
+        model_file,
+        "--images",
+        tmp_path / "faces",
+        "--labels",
+        csv_path,
+        "--bits",
+        "16",
+        "--batch",
+        "6",
+        "--out",
+        out,
+        "--no-detect",
+    )
+    assert r.code == 0, r.err
+    return out, rows
+
+
+def test_cli_build_add_query_stats(cli, built_index, model_file, tmp_path):
+    out, rows = built_index
+    r = cli("index", "stats", out, "--json")
+    st = json.loads(r.out)
+    assert (
+        st["items"] == 18
+        and st["labelled_items"] == 18
+        and st["hash_updates"] == 3
+        and st["stale_updates"] == 0
+    )
+
+    more = _crops(tmp_path / "more", 3, seed=1)
+    r = cli(
+        "index",
+        "add",
+        out,
+        "--images",
+        tmp_path / "more",
+        "--labels",
+        _write_csv(tmp_path / "m.csv", more, False),
+        "--no-detect",
+    )
+    assert r.code == 0, r.err
+    assert json.loads(cli("index", "stats", out, "--json").out)["hash_updates"] == 4
+
+    r = cli("index", "add", out, "--images", tmp_path / "more", "--no-detect")  # unlabelled: encoded only
+    st = json.loads(cli("index", "stats", out, "--json").out)
+    assert r.code == 0 and st["items"] == 36 and st["hash_updates"] == 4 and st["labelled_items"] == 27
+
+    query = tmp_path / "faces" / rows[0][0]
+    r = cli("index", "query", out, query, "-k", "5", "--json", "--no-detect")
+    res = json.loads(r.out)["results"]
+    assert len(res) == 5 and res[0]["distance"] == 0 and res[0]["source"].endswith(rows[0][0])
+    assert res[0]["label"] == "happy"
+    assert [x["distance"] for x in res] == sorted(x["distance"] for x in res)
+    r = cli("index", "query", out, query, "--radius", "0", "--json", "--no-detect")
+    assert all(x["distance"] == 0 for x in json.loads(r.out)["results"])
+    r = cli("index", "query", out, query, "-k", "3", "--no-detect")
+    assert r.code == 0 and "neighbour" in r.out
+
+
+def test_cli_reports_photos_without_faces(cli, built_index, tmp_path):
+    out, _ = built_index
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "person.png"), draw_face(mouth=3))
+    cv2.imwrite(str(photos / "wall.png"), np.full((240, 240, 3), 90, np.uint8))
+    r = cli("index", "add", out, "--images", photos)
+    assert r.code == 0, r.err
+    assert "wall.png: no face detected" in r.err and "added 1 item" in r.out
+    r = cli("index", "query", out, photos / "wall.png")
+    assert r.code == 2 and "no face detected" in r.err and "--no-detect" in r.err
+    assert "Traceback" not in r.err
+
+
+def test_cli_failed_add_leaves_index_byte_identical(cli, built_index, tmp_path, monkeypatch):
+    out, _ = built_index
+    before = _snapshot(out)
+    more = _crops(tmp_path / "more", 2, seed=2)
+    # 1) bad input discovered after embedding (a label row is missing).
+    _write_csv(tmp_path / "partial.csv", more[:-1])
+    r = cli(
+        "index",
+        "add",
+        out,
+        "--images",
+        tmp_path / "more",
+        "--labels",
+        tmp_path / "partial.csv",
+        "--no-detect",
+    )
+    assert r.code == 2 and "no row for image" in r.err
+    assert _snapshot(out) == before
+    # 2) an injected I/O failure in the middle of saving the new generation.
+    real_save = np.save
+    calls = {"n": 0}
+
+    def flaky_save(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError("injected: disk full")
+        return real_save(*args, **kwargs)
+
+    monkeypatch.setattr(np, "save", flaky_save)
+    _write_csv(tmp_path / "full.csv", more)
+    with pytest.raises(OSError, match="injected"):
+        cli(
+            "index",
+            "add",
+            out,
+            "--images",
+            tmp_path / "more",
+            "--labels",
+            tmp_path / "full.csv",
+            "--no-detect",
+        )
+    monkeypatch.setattr(np, "save", real_save)
+    assert calls["n"] == 3
+    assert _snapshot(out) == before
+    assert json.loads(cli("index", "stats", out, "--json").out)["items"] == 18
+
+
+def test_cli_bad_input_is_one_line(cli, built_index, model_file, tmp_path):
+    out, _ = built_index
+    codes = next(out.glob("codes.g*.npy"))
+    codes.write_bytes(codes.read_bytes()[:-3])
+    r = cli("index", "stats", out)
+    assert r.code == 2 and "truncated" in r.err and len(r.err.strip().splitlines()) == 1
+    r = cli(
+        "index", "build", "--model", model_file, "--images", tmp_path / "nowhere", "--out", tmp_path / "x2"
+    )
+    assert r.code == 2 and "neither an image file nor a folder" in r.err
+    r = cli("index", "build", "--model", model_file, "--images", tmp_path, "--out", out)
+    assert r.code == 2 and "already exists" in r.err
+    r = cli(
+        "index", "build", "--model", tmp_path / "missing.pt", "--data", "synth:fer", "--out", tmp_path / "x3"
+    )
+    assert r.code == 2 and "not found" in r.err
+
+
+@pytest.mark.slow
+def test_cli_build_from_data_spec(cli, model_file, tmp_path):
+    out = tmp_path / "ix"
+    r = cli(
+        "index",
+        "build",
+        "--model",
+        model_file,
+        "--data",
+        "synth:fer",
+        "--n",
+        "300",
+        "--bits",
+        "32",
+        "--batch",
+        "100",
+        "--out",
+        out,
+    )
+    assert r.code == 0, r.err
+    st = json.loads(cli("index", "stats", out, "--json").out)
+    assert st["items"] > 0 and st["labelled_items"] == st["items"] and st["hash_updates"] >= 1
