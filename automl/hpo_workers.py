@@ -385,12 +385,21 @@ def load_worker_study(spec: StudySpec, worker_index: int = 0) -> optuna.Study:
     return study
 
 
+def heartbeat_interval(storage: BaseStorage) -> int | None:
+    """The storage's heartbeat interval; None where it has none (journal) or it is off.
+
+    Studies wrap an RDB storage in Optuna's cache layer, which forwards the heartbeat API, so this
+    asks the object rather than testing for ``RDBStorage``.
+    """
+    getter = getattr(storage, "get_heartbeat_interval", None)
+    return getter() if callable(getter) else None
+
+
 class _Heartbeat:
     """Records the trial's heartbeat every ``interval`` seconds in a thread (RDB storages only)."""
 
     def __init__(self, storage: BaseStorage, trial_id: int) -> None:
-        interval = storage.get_heartbeat_interval() if isinstance(storage, RDBStorage) else None
-        self._interval = interval
+        self._interval = heartbeat_interval(storage)
         self._storage = storage
         self._trial_id = trial_id
         self._stop = threading.Event()
@@ -429,8 +438,8 @@ def _ask_within_budget(
         trial = study.ask()
     trial.set_user_attr(WORKER_ATTR, worker_identity())
     storage = study._storage
-    if isinstance(storage, RDBStorage) and storage.get_heartbeat_interval():
-        storage.record_heartbeat(trial._trial_id)  # a trial with no beat is never judged stale
+    if heartbeat_interval(storage):
+        storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]  # (no beat: never stale)
     return trial, count
 
 

@@ -115,8 +115,16 @@ def run_picker(engine: Engine, *, key: str = "run_pick") -> int | None:
     ids = list(labels)
     if not ids:
         return None
-    index = ids.index(requested) if requested in ids else 0
-    run_id = st.selectbox("Run", ids, index=index, format_func=lambda i: labels[i], key=key)
-    if run_id is not None and st.query_params.get("run") != str(run_id):
+    # A link to another run (``?run=``) must win over the picker's remembered value, but only once:
+    # afterwards the picker drives the query parameter. The value lives in session state only (no
+    # ``index=``), so Streamlit does not warn about two sources of the default.
+    seen = f"{key}__query"
+    if requested in ids and st.session_state.get(seen) != raw:
+        st.session_state[key] = requested
+    elif st.session_state.get(key) not in ids:
+        st.session_state[key] = ids[0]
+    run_id = st.selectbox("Run", ids, format_func=lambda i: labels[i], key=key)
+    if run_id is not None:
         st.query_params["run"] = str(run_id)
+        st.session_state[seen] = str(run_id)
     return run_id

@@ -294,6 +294,12 @@ def index_benchmark(
     t0 = time.perf_counter()
     D_raw, I_raw = raw.search(q_codes, k)
     raw_s = time.perf_counter() - t0
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)  # the same search on one OpenMP thread, for a loaded machine
+    t0 = time.perf_counter()
+    raw.search(q_codes, k)
+    raw_1t_s = time.perf_counter() - t0
+    faiss.omp_set_num_threads(threads)
     say("querying: HashIndex")
     t0 = time.perf_counter()
     res = idx.search_codes(q_codes, k)
@@ -323,6 +329,7 @@ def index_benchmark(
         "hashindex": n_queries / ours_s,
         "hashindex_from_embeddings": n_queries / ours_emb_s,
         "raw_faiss": n_queries / raw_s,
+        "raw_faiss_1_thread": n_queries / raw_1t_s,
         "numpy_popcount": nq_np / numpy_s,
     }
     return {

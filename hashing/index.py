@@ -124,7 +124,8 @@ class HashIndex:
         due. Returns the new ids. Nothing changes if validation fails."""
         X = check_features(embeddings, self.dim, what="embeddings")
         n = X.shape[0]
-        if not np.isfinite(X.astype(np.float16)).all():
+        X16 = X.astype(np.float16)
+        if not np.isfinite(X16).all():
             raise HashingError("embeddings overflow float16 (|value| > 65504); rescale the features")
         src = list(sources) if sources is not None else [""] * n
         if len(src) != n:
@@ -143,7 +144,7 @@ class HashIndex:
             self.n_updates += 1
             self.updates_since_refresh += 1
 
-        self._segments.append(X.astype(np.float16))
+        self._segments.append(X16)
         self._segment_files.append(None)
         self.ids = np.concatenate([self.ids, new_ids])
         self.sources.extend(src)

@@ -157,6 +157,7 @@ def bench_index(
     for name, label in (
         ("numpy_popcount", "numpy popcount brute force"),
         ("raw_faiss", "raw faiss IndexBinaryFlat"),
+        ("raw_faiss_1_thread", "raw faiss IndexBinaryFlat, 1 OpenMP thread"),
         ("hashindex", "HashIndex (codes)"),
         ("hashindex_from_embeddings", "HashIndex (embeddings: encode + search)"),
     ):

@@ -10,7 +10,9 @@ import typer
 from automl.commands.common import console, err_console, print_json
 from automl.errors import UserError
 
-data_app = typer.Typer(help="Face data: synthetic sets in real formats, previews, summaries.", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Face data: synthetic sets in real formats, previews, summaries.", no_args_is_help=True
+)
 
 
 def _show_warnings(caught: list) -> None:
@@ -20,7 +22,9 @@ def _show_warnings(caught: list) -> None:
 
 @data_app.command("synth")
 def synth(
-    fmt: str = typer.Option(..., "--format", help="fer2013 | ferplus | rafdb | affectnet | bp4d | disfa | folder"),
+    fmt: str = typer.Option(
+        ..., "--format", help="fer2013 | ferplus | rafdb | affectnet | bp4d | disfa | folder"
+    ),
     out: Path = typer.Option(..., "--out", help="Directory to write the data set into."),
     n: int = typer.Option(2000, "--n", help="Number of faces (frames for bp4d/disfa)."),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed writes the same files."),
@@ -36,13 +40,18 @@ def synth(
         raise UserError(f"--out {out} exists and is not a directory")
     with console.status(f"rendering {n} synthetic faces as {fmt}"):
         info = write_format(fmt, out, n=n, seed=seed)
-    console.print(f"wrote synthetic {fmt} to {out}: " + ", ".join(f"{k}={v}" for k, v in info.items() if k not in ("format", "out")))
+    console.print(
+        f"wrote synthetic {fmt} to {out}: "
+        + ", ".join(f"{k}={v}" for k, v in info.items() if k not in ("format", "out"))
+    )
     console.print(f"read it with: --data {fmt}:{out}")
 
 
 @data_app.command("preview")
 def preview(
-    data: str = typer.Option("synth:fer", "--data", help="Data spec KIND:PATH (e.g. synth:fer, rafdb:/data/raf)."),
+    data: str = typer.Option(
+        "synth:fer", "--data", help="Data spec KIND:PATH (e.g. synth:fer, rafdb:/data/raf)."
+    ),
     out: Path = typer.Option(Path("grid.png"), "--out", help="Image file to write (png/jpg)."),
     n: int = typer.Option(64, "--n", help="Faces in the grid."),
     split: str = typer.Option("train", "--split", help="train | test"),
@@ -59,7 +68,14 @@ def preview(
         raise UserError(f"--split must be train or test, not {split!r}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        d = load_data(data, image_size=size, channels=channels, fold=fold, n=max(n * 4, 200) if data.startswith("synth") else None, seed=seed)
+        d = load_data(
+            data,
+            image_size=size,
+            channels=channels,
+            fold=fold,
+            n=max(n * 4, 200) if data.startswith("synth") else None,
+            seed=seed,
+        )
     _show_warnings(caught)
     path = save_grid(d, out, n=n, split=split, seed=seed)
     console.print(f"{d.summary()}\nwrote {path}")

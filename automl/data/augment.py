@@ -77,7 +77,12 @@ class Augment:
     @property
     def active(self) -> bool:
         return bool(
-            self.crop_padding or self.flip or self.rotate_deg or self.brightness or self.contrast or self.cutout
+            self.crop_padding
+            or self.flip
+            or self.rotate_deg
+            or self.brightness
+            or self.contrast
+            or self.cutout
         )
 
     def __repr__(self) -> str:

@@ -34,9 +34,14 @@ def cache_dir(data_root: str | os.PathLike) -> Path:
         probe.unlink()
         return local
     except OSError:
-        fallback = Path(os.environ.get("AUTOML_CACHE", Path.home() / ".cache" / "automl"))
-        fallback.mkdir(parents=True, exist_ok=True)
-        return fallback
+        return user_cache_dir()
+
+
+def user_cache_dir() -> Path:
+    """``$AUTOML_CACHE`` or ``~/.cache/automl``: for data that has no folder of its own."""
+    path = Path(os.environ.get("AUTOML_CACHE", Path.home() / ".cache" / "automl"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def cache_key(parts: dict, files: Iterable[str | os.PathLike] = ()) -> str:

@@ -12,8 +12,38 @@ from collections.abc import Sequence
 import numpy as np
 
 BP4D_FOLDS: tuple[tuple[str, ...], ...] = (
-    ("F001", "M007", "F018", "F008", "F002", "M004", "F010", "F009", "M012", "M001", "F016", "M014", "F023", "M008"),
-    ("M011", "F003", "M010", "M002", "F005", "F022", "M018", "M017", "F013", "M016", "F020", "F011", "M013", "M005"),
+    (
+        "F001",
+        "M007",
+        "F018",
+        "F008",
+        "F002",
+        "M004",
+        "F010",
+        "F009",
+        "M012",
+        "M001",
+        "F016",
+        "M014",
+        "F023",
+        "M008",
+    ),
+    (
+        "M011",
+        "F003",
+        "M010",
+        "M002",
+        "F005",
+        "F022",
+        "M018",
+        "M017",
+        "F013",
+        "M016",
+        "F020",
+        "F011",
+        "M013",
+        "M005",
+    ),
     ("F007", "F015", "F006", "F019", "M006", "M009", "F012", "M003", "F004", "F021", "F017", "M015", "F014"),
 )
 DISFA_FOLDS: tuple[tuple[str, ...], ...] = tuple(
@@ -45,7 +75,9 @@ def fold_of(subject: str, folds: Sequence[Sequence[str]]) -> int:
     return 0
 
 
-def assign_folds(subjects: Sequence[str], folds: Sequence[Sequence[str]] | None = None, n_folds: int = 3) -> dict:
+def assign_folds(
+    subjects: Sequence[str], folds: Sequence[Sequence[str]] | None = None, n_folds: int = 3
+) -> dict:
     """Fold (1..n) of every distinct subject: the published groups when given, else balanced
     round-robin over the sorted subject list (deterministic, subject-exclusive by construction).
 
@@ -65,7 +97,9 @@ def assign_folds(subjects: Sequence[str], folds: Sequence[Sequence[str]] | None 
     return out
 
 
-def split_by_fold(subjects: np.ndarray, fold: int, folds: Sequence[Sequence[str]] | None = None) -> np.ndarray:
+def split_by_fold(
+    subjects: np.ndarray, fold: int, folds: Sequence[Sequence[str]] | None = None
+) -> np.ndarray:
     """Boolean mask over samples: True for the test subjects of ``fold``."""
     names, inverse = np.unique(np.asarray(subjects).astype(str), return_inverse=True)
     table = assign_folds(list(names), folds)

@@ -22,7 +22,9 @@ class DataWarning(UserWarning):
     """Something in a data set was skipped (corrupt image, unlabelled rows)."""
 
 
-def to_array(img: Image.Image, size: int, channels: int, box: tuple[float, float, float, float] | None = None) -> np.ndarray:
+def to_array(
+    img: Image.Image, size: int, channels: int, box: tuple[float, float, float, float] | None = None
+) -> np.ndarray:
     """One Pillow image -> uint8 (C, size, size): crop to ``box`` (x, y, w, h) if given, else the
     centre square, then resize with bilinear filtering."""
     mode = "L" if channels == 1 else "RGB"
@@ -82,7 +84,9 @@ def decode_into(
     return ok
 
 
-def check_bad(ok: np.ndarray, paths: Sequence[str], what: str, max_bad_fraction: float = MAX_BAD_FRACTION) -> None:
+def check_bad(
+    ok: np.ndarray, paths: Sequence[str], what: str, max_bad_fraction: float = MAX_BAD_FRACTION
+) -> None:
     """Warn about skipped files; raise :class:`UserError` past ``max_bad_fraction`` bad ones."""
     bad = int((~ok).sum())
     if not bad:
@@ -93,4 +97,8 @@ def check_bad(ok: np.ndarray, paths: Sequence[str], what: str, max_bad_fraction:
             f"{what}: {bad} of {len(ok)} images could not be decoded (first: {first}); more than "
             f"{max_bad_fraction:.0%} are bad, so the data set looks damaged: re-extract it"
         )
-    warnings.warn(f"{what}: skipped {bad} of {len(ok)} images that could not be decoded (first: {first})", DataWarning, stacklevel=3)
+    warnings.warn(
+        f"{what}: skipped {bad} of {len(ok)} images that could not be decoded (first: {first})",
+        DataWarning,
+        stacklevel=3,
+    )

@@ -24,11 +24,17 @@ def label_text(data: FaceData, y) -> str:
     return data.class_names[int(arr)]
 
 
-def make_grid(data: FaceData, n: int = 64, split: str = "train", tile: int = 96, seed: int = 0) -> Image.Image:
+def make_grid(
+    data: FaceData, n: int = 64, split: str = "train", tile: int = 96, seed: int = 0
+) -> Image.Image:
     """Up to ``n`` random faces of ``split`` as a grid of ``tile``-pixel tiles with captions."""
     x, y = (data.train_x, data.train_y) if split == "train" else (data.test_x, data.test_y)
     count = min(n, len(x))
-    idx = np.sort(np.random.default_rng(seed).choice(len(x), count, replace=False)) if count else np.array([], int)
+    idx = (
+        np.sort(np.random.default_rng(seed).choice(len(x), count, replace=False))
+        if count
+        else np.array([], int)
+    )
     cols = max(1, int(np.ceil(np.sqrt(count)))) if count else 1
     rows = max(1, int(np.ceil(count / cols)))
     cap = 14

@@ -35,9 +35,13 @@ def parse_spec(spec: str) -> tuple[str, str]:
     kind, sep, path = spec.strip().partition(":")
     kind = kind.lower()
     if kind not in KINDS:
-        raise UserError(f"unknown --data kind {kind!r} in {spec!r}: use one of {', '.join(KINDS)} (as KIND:PATH)")
+        raise UserError(
+            f"unknown --data kind {kind!r} in {spec!r}: use one of {', '.join(KINDS)} (as KIND:PATH)"
+        )
     if not sep or not path:
-        raise UserError(f"--data {spec!r} has no path: use {kind}:PATH (for synthetic faces: synth:fer or synth:au)")
+        raise UserError(
+            f"--data {spec!r} has no path: use {kind}:PATH (for synthetic faces: synth:fer or synth:au)"
+        )
     return kind, path
 
 

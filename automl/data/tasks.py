@@ -19,6 +19,11 @@ if TYPE_CHECKING:
     from automl.data.facedata import FaceData
 
 POS_WEIGHT_CLIP = (0.1, 20.0)
+BP4D_AU_NAMES = [f"AU{a}" for a in (1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24)]
+DISFA_AU_NAMES = [f"AU{a}" for a in (1, 2, 4, 6, 9, 12, 25, 26)]
+
+
+_FER7 = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
 
 
 def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
@@ -158,10 +163,17 @@ def make_task(
             return AUTask(data.class_names, au_pos_weight(data.train_y) if pos_weight is None else pos_weight)
         raise ValueError(f"unknown task {data.task!r}")
     if data == "fer":
-        names = list(class_names) if class_names else [f"class{i}" for i in range(num_classes or 7)]
+        k = num_classes or 7
+        if class_names:
+            names = list(class_names)
+        else:  # FER2013's classes for the usual 7, numbered classes otherwise
+            names = list(_FER7) if k == 7 else [f"class{i}" for i in range(k)]
         return FERTask(names)
     if data == "au":
-        n = num_classes or (pos_weight.numel() if pos_weight is not None else None) or 12
-        names = list(class_names) if class_names else [f"AU{i}" for i in range(n)]
+        n = num_classes or (pos_weight.numel() if pos_weight is not None else None) or len(BP4D_AU_NAMES)
+        if class_names:
+            names = list(class_names)
+        else:  # the BP4D / DISFA label sets by their size, else numbered outputs
+            names = {12: BP4D_AU_NAMES, 8: DISFA_AU_NAMES}.get(n, [f"AU_{i}" for i in range(n)])
         return AUTask(names, pos_weight)
     raise ValueError(f"unknown task kind {data!r} (use 'fer' or 'au')")

@@ -177,7 +177,12 @@ class DDPNASDistribution:
             raise ValueError(f"validation accuracy is not finite ({accuracy}); the search diverged")
         rows = np.arange(self.num_decisions)
         cols = np.asarray(sample, dtype=np.int64)
-        if cols.shape != (self.num_decisions,) or not self.alive[rows, cols].all():
+        if (
+            cols.shape != (self.num_decisions,)
+            or (cols < 0).any()
+            or (cols >= self.alive.shape[1]).any()
+            or not self.alive[rows, cols].all()
+        ):
             raise ValueError("sample does not pick one surviving candidate per decision")
         self._perf_sum[rows, cols] += float(accuracy)
         self._perf_count[rows, cols] += 1

@@ -38,7 +38,7 @@ from automl.nas.ddpnas import DDPNASStrategy
 from automl.nas.random_ws import RandomWSStrategy
 from automl.nas.recorder import SearchRecorder
 from automl.nas.strategy import LrPlan, Strategy, StrategyResult
-from search_spaces import create_space
+from search_spaces.registry import create_space
 from search_spaces.base import SearchSpace
 
 STATE_FILE = "search_state.pt"
@@ -264,6 +264,8 @@ class SearchLoop:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.progress = progress
         self.device = torch.device(device) if device is not None else resolve_device(cfg.search.device)
+        if self.device.type == "cpu" and cfg.search.cpu_threads is not None:
+            torch.set_num_threads(cfg.search.cpu_threads)
         det = self.device.type == "cpu" if deterministic is None else deterministic
         seed_everything(cfg.search.seed, det)
         raw = data if data is not None else load_search_data(cfg)
@@ -457,6 +459,21 @@ class SearchLoop:
         return True
 
     # --- the run ------------------------------------------------------------------------------
+    def genotype_cost(self, genotype: dict[str, Any]) -> dict[str, float]:
+        """Params and MFLOPs of the genotype's network at the final-training size (config ``train``)."""
+        t = self.cfg.train
+        try:
+            return self.space.cost(
+                genotype,
+                in_channels=self.data.in_channels,
+                num_outputs=self.data.num_outputs,
+                image_size=self.data.image_size,
+                init_channels=t.init_channels,
+                layers=t.layers,
+            )
+        except ValueError as exc:  # e.g. a network too deep for the image size: report, don't fail
+            return {"error": str(exc)}  # type: ignore[dict-item]
+
     def _evaluate_choice(self, choice: list[int]) -> float:
         return self.evaluate(list(choice))[1]
 
@@ -528,6 +545,7 @@ class SearchLoop:
         wall_time = time.perf_counter() - started
         summary = {
             **result.summary,
+            "cost": self.genotype_cost(result.genotype),
             "search_epochs": total,
             "epochs_this_process": ran,
             "resumed": resumed,
@@ -558,3 +576,22 @@ def run_search(
         raise
     assert outcome is not None
     return outcome
+
+
+def dry_run_plan(cfg: Config) -> dict[str, Any]:
+    """The search plan (epochs, decisions, candidates) without loading data or building networks."""
+    space = build_space(cfg, cfg.search.task)
+    strategy = build_strategy(cfg, space)
+    decisions = space.decisions()
+    return {
+        **strategy.plan(),
+        "space": space.name,
+        "task": cfg.search.task,
+        "data": cfg.search.data,
+        "device": str(resolve_device(cfg.search.device)),
+        "weight_lr": weight_lr(cfg),
+        "lr_schedule": strategy.lr_plan(weight_lr(cfg), cfg.optim.lr_decay, cfg.optim.lr_decay_every).__dict__,
+        "num_decisions": len(decisions),
+        "decisions": [d.name for d in decisions],
+        "candidates": [list(d.candidates) for d in decisions],
+    }

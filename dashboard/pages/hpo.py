@@ -2,7 +2,7 @@
 
 Plots use ``optuna.visualization`` on an in-memory copy of the study holding only the trial states
 the user keeps (so "hide pruned" applies to the plots too, and nothing can write to the storage).
-The trial table is paginated in SQL.
+The trial table is paginated in SQL (in Python for a journal-file storage).
 """
 
 from __future__ import annotations
@@ -17,17 +17,27 @@ import streamlit as st
 from optuna.trial import FrozenTrial, TrialState
 
 from dashboard import queries, ui
+from dashboard import studies as studies_mod
+from dashboard.settings import safe_url
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 st.title("Hyper-parameter studies")
 storage_url = ui.settings().optuna_storage
-engine = ui.engine_or_none(storage_url, need_runs_tables=False)
-if engine is None:
-    st.stop()
-studies = queries.optuna_studies(engine)
+st.caption(f"Optuna storage: `{safe_url(storage_url)}`")
+if studies_mod.is_journal(storage_url):
+    if not studies_mod.journal_file(storage_url).is_file():
+        st.info(f"No Optuna journal at `{studies_mod.journal_file(storage_url)}` yet.")
+        st.stop()
+    source = studies_mod.StudySource(storage_url, None)
+else:
+    engine = ui.engine_or_none(storage_url, need_runs_tables=False)
+    if engine is None:
+        st.stop()
+    source = studies_mod.StudySource(storage_url, engine)
+studies = source.studies()
 if not studies:
-    st.info(f"No Optuna study in `{ui.settings().optuna_storage}` yet.")
+    st.info("No Optuna study in this storage yet.")
     st.markdown(
         "Tune the training of a searched network (trials are stored beside the runs):\n\n"
         "```bash\nautoml hpo RUN_ID --trials 20 --study my-study\n```"
@@ -38,12 +48,7 @@ if not studies:
 @st.cache_data(ttl=15, show_spinner="Loading trials...")
 def load_trials(url: str, study_name: str, n_trials: int) -> tuple[list[str], list[FrozenTrial]]:
     """All trials of a study through Optuna's storage API (``n_trials`` keys the cache)."""
-    storage = optuna.storages.RDBStorage(url, skip_table_creation=True, skip_compatibility_check=True)
-    try:
-        study = optuna.load_study(study_name=study_name, storage=storage)
-        return [d.name.lower() for d in study.directions], study.get_trials(deepcopy=False)
-    finally:
-        storage.engine.dispose()
+    return studies_mod.load_study_trials(url, study_name)
 
 
 def memory_study(directions: list[str], trials: list[FrozenTrial]) -> optuna.Study:
@@ -66,9 +71,12 @@ def show_figure(name: str, build: Any, key: str) -> None:
 
 
 by_name = {s["name"]: s for s in studies}
+names = list(by_name)
+wanted = st.query_params.get("study")
 name = st.selectbox(
-    "Study", list(by_name), key="study", format_func=lambda n: f"{n} ({by_name[n]['n_trials']} trials)"
-)
+    "Study", names, index=names.index(wanted) if wanted in by_name else 0, key="study",
+    format_func=lambda n: f"{n} ({by_name[n]['n_trials']} trials)",
+)  # fmt: skip
 info = by_name[name]
 counts = info["counts"]
 st.caption(
@@ -167,16 +175,16 @@ with tabs[4]:
 with tabs[5]:
     show_figure("Timeline", lambda: vis.plot_timeline(study), "timeline")
 with tabs[6]:
-    total = queries.count_trials(engine, info["study_id"], states)
+    total = source.count_trials(info, states, trials)
     page_size = 50
     pages = max(1, math.ceil(total / page_size))
     t1, t2 = st.columns([1, 1])
     page = int(t1.number_input(f"Page (of {pages})", min_value=1, max_value=pages, value=1, key="trial_page"))
     newest_first = t2.toggle("Newest first", value=False, key="trial_desc")
-    rows = queries.trials_page(
-        engine,
-        info["study_id"],
+    rows = source.trials_page(
+        info,
         states,
+        trials,
         limit=page_size,
         offset=(page - 1) * page_size,
         descending=newest_first,

@@ -42,6 +42,15 @@ elif run["state"] == "interrupted":
         "This run was interrupted; `automl search --resume "
         f"{run['id']}` continues it from its last checkpoint."
     )
+if run["kind"] == "hpo" and summary.get("study"):
+    st.page_link("pages/hpo.py", label=f"Open Optuna study '{summary['study']}'", icon=":material/tune:",
+                 query_params={"study": str(summary["study"])})  # fmt: skip
+    if summary.get("storage"):
+        st.caption(f"study storage: `{summary['storage']}` (the HPO page reads `automl dashboard --storage`, "
+                   "by default the store itself)")  # fmt: skip
+if run.get("parent_run_id"):
+    st.page_link("pages/run.py", label=f"Parent run #{run['parent_run_id']}", icon=":material/arrow_upward:",
+                 query_params={"run": str(run["parent_run_id"])})  # fmt: skip
 
 live = st.toggle(
     "Live",

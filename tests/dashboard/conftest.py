@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,7 @@ class Seeded:
     running_run: int
     failed_run: int
     train_run: int
+    hpo_run: int
     n_updates: int
     n_epochs: int
     genotype: dict
@@ -199,6 +201,15 @@ def _seed_other_runs(store) -> tuple[int, int, int]:
     return running, failed, train
 
 
+def _seed_hpo_run(store, parent: int, url: str) -> int:
+    hpo = store.create_run(kind="hpo", config={"trials": 8}, seed=0, space="darts", task="fer",
+                           data="synth:fer", parent_run_id=parent)  # fmt: skip
+    store.set_state(hpo, "running")
+    store.set_summary(hpo, {"study": STUDY, "storage": url, "objectives": ["val_metric"]})
+    store.set_state(hpo, "completed")
+    return hpo
+
+
 def _seed_optuna(url: str) -> None:
     import optuna
 
@@ -253,7 +264,9 @@ def _seed_index(store, root: Path) -> tuple[Path, list[Path], list[int]]:
             return torch.nn.functional.adaptive_avg_pool2d(x, 4).flatten(1)
 
     model_file = root / "model.pt"
-    torch.jit.script(Embed()).save(str(model_file))
+    with warnings.catch_warnings():  # TorchScript is the export format the index side loads
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.script(Embed()).save(str(model_file))
     sidecar = {"in_channels": 3, "image_size": 32, "task": "fer", "class_names": CLASSES, "embedding_dim": 48}
     (root / "model.pt.json").write_text(json.dumps(sidecar))
     rng = np.random.default_rng(3)
@@ -277,7 +290,9 @@ def _seed_index(store, root: Path) -> tuple[Path, list[Path], list[int]]:
         img.save(path)
         paths.append(path)
         labels.append(label)
-    model = load_model(model_file)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        model = load_model(model_file)
     batch = embed_images(model, paths, detect=False)
     index = HashIndex(BSODH(32, seed=0), model.embedding_dim)
     y = np.asarray(labels)
@@ -300,6 +315,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     rng = np.random.default_rng(0)
     ddpnas, n_updates, n_epochs, genotype = _seed_ddpnas(store, rng)
     running, failed, train = _seed_other_runs(store)
+    hpo = _seed_hpo_run(store, ddpnas, url)
     index_dir, images, labels = _seed_index(store, root)
     store.close()
     _seed_optuna(url)
@@ -310,6 +326,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
         running_run=running,
         failed_run=failed,
         train_run=train,
+        hpo_run=hpo,
         n_updates=n_updates,
         n_epochs=n_epochs,
         genotype=genotype,

@@ -72,9 +72,8 @@ def test_empty_store_shows_how_to_start(tmp_path: Path, monkeypatch) -> None:
 def test_runs_table_lists_every_run_with_its_columns(page, seeded) -> None:
     at = page("pages/runs.py")
     df = _table(at, "runs_table")
-    assert sorted(df["id"]) == sorted(
-        [seeded.ddpnas_run, seeded.running_run, seeded.failed_run, seeded.train_run]
-    )
+    everything = [seeded.ddpnas_run, seeded.running_run, seeded.failed_run, seeded.train_run, seeded.hpo_run]
+    assert sorted(df["id"]) == sorted(everything)
     for col in (
         "state",
         "space",
@@ -90,7 +89,7 @@ def test_runs_table_lists_every_run_with_its_columns(page, seeded) -> None:
     row = df[df["id"] == seeded.ddpnas_run].iloc[0]
     assert row["state"] == "completed" and row["strategy"] == "ddpnas" and row["epochs"] == seeded.n_epochs
     assert 0 < row["best val metric"] <= 1  # no summary value: the best epoch's val metric
-    assert any("4 run(s) match" in c.value for c in at.caption)
+    assert any("5 run(s) match" in c.value for c in at.caption)
 
 
 def test_runs_filters_and_sorting(page, seeded) -> None:
@@ -103,7 +102,12 @@ def test_runs_filters_and_sorting(page, seeded) -> None:
     at.multiselect(key="f_state").set_value([]).run()
     at.multiselect(key="f_task").set_value(["fer"]).run()
     at.text_input(key="f_data").set_value("synth").run()
-    assert sorted(_table(at, "runs_table")["id"]) == sorted([seeded.ddpnas_run, seeded.train_run])
+    assert sorted(_table(at, "runs_table")["id"]) == sorted(
+        [seeded.ddpnas_run, seeded.train_run, seeded.hpo_run]
+    )
+    at.multiselect(key="f_kind").set_value(["search"]).run()
+    assert list(_table(at, "runs_table")["id"]) == [seeded.ddpnas_run]
+    at.multiselect(key="f_kind").set_value([]).run()
 
     at.multiselect(key="f_task").set_value([]).run()
     at.text_input(key="f_data").set_value("").run()
@@ -172,10 +176,52 @@ def test_run_page_variants_failed_and_running_runs(page, seeded) -> None:
     assert not at.exception
 
 
+def test_live_run_shows_new_epochs_on_the_next_refresh(tmp_path: Path, monkeypatch) -> None:
+    from automl.store import open_store
+    from automl.store.recorder import StoreRecorder
+
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    store = open_store(url)
+    run_id = store.create_run(kind="search", config={}, space="darts", task="fer", strategy="ddpnas")
+    rec = StoreRecorder(store, run_id)
+    rec.on_start({"search_epochs": 10})
+    rec.on_epoch(0, {"phase": "warmup", "train_loss": 2.0, "val_loss": 2.1, "val_metric": 0.2})
+    monkeypatch.setenv("AUTOML_DB", url)
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.query_params["run"] = str(run_id)
+    at.run()
+    at.switch_page("pages/run.py").run()
+    assert at.toggle(key="live").value is True
+    assert {m.label: m.value for m in at.metric}["Epochs"] == "1 / 10"
+    rec.on_epoch(1, {"phase": "search", "train_loss": 1.5, "val_loss": 1.6, "val_metric": 0.4})
+    rec.on_distribution(1, 1, [[0.6, 0.4]], [[True, False]], {})
+    at.run()  # what the fragment's timer does every few seconds
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Epochs"] == "2 / 10" and metrics["Best val metric"] == "0.4"
+    assert metrics["Pruned ops"] == "1"
+    store.close()
+
+
 def test_run_page_unknown_run(page) -> None:
     at = page("pages/run.py", run="999")
     assert not at.exception
     assert at.selectbox(key="run_pick").value != 999
+
+
+def test_run_links_win_over_the_remembered_pick(page, seeded) -> None:
+    at = page("pages/run.py", run=str(seeded.ddpnas_run))
+    assert at.selectbox(key="run_pick").value == seeded.ddpnas_run
+    at.query_params["run"] = str(seeded.hpo_run)  # e.g. the "Parent run" / "Open run" links
+    at.run()
+    assert at.selectbox(key="run_pick").value == seeded.hpo_run
+    assert at.title[0].value.startswith(f"Run #{seeded.hpo_run}")
+    links = {link.proto.label: link.proto.page for link in at.get("page_link")}
+    assert "Open Optuna study 'seeded-lr'" in links and f"Parent run #{seeded.ddpnas_run}" in links
+    at.selectbox(key="run_pick").set_value(seeded.train_run).run()  # the picker drives afterwards
+    assert at.title[0].value.startswith(f"Run #{seeded.train_run}")
+    assert at.query_params["run"] == [str(seeded.train_run)] or at.query_params["run"] == str(
+        seeded.train_run
+    )
 
 
 # -- Compare -----------------------------------------------------------------------------------
@@ -217,8 +263,8 @@ def test_hpo_hide_pruned_and_state_filter(page) -> None:
 
 
 def test_hpo_multi_objective_pareto_front(page) -> None:
-    at = page("pages/hpo.py")
-    at.selectbox(key="study").set_value("seeded-acc-latency").run()
+    at = page("pages/hpo.py", study="seeded-acc-latency")  # as linked from an hpo run
+    assert at.selectbox(key="study").value == "seeded-acc-latency"
     assert not at.exception
     assert any("Pareto front" in c.value for c in at.caption)
     # history, intermediate (no values -> info), parallel, importances, Pareto front, timeline
@@ -282,3 +328,33 @@ def test_retrieval_upload_query(page, seeded, monkeypatch) -> None:
     assert len(results) == 10
     assert results[0].startswith("#2 · d=0 ")  # the same image is in the index: distance 0
     assert "Precision@10" in {m.label for m in at.metric}
+
+
+def test_hpo_reads_a_journal_storage_without_writing(tmp_path: Path, monkeypatch, seeded) -> None:
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    journal = tmp_path / "hpo.journal"
+    study = optuna.create_study(storage=JournalStorage(JournalFileBackend(str(journal))), study_name="j",
+                                sampler=optuna.samplers.RandomSampler(seed=0))  # fmt: skip
+    study.optimize(lambda t: (t.suggest_float("x", -2, 2) - 1) ** 2, n_trials=60)
+    before = journal.read_bytes()
+    monkeypatch.setenv("AUTOML_DB", seeded.url)
+    monkeypatch.setenv("AUTOML_OPTUNA_STORAGE", f"journal:{journal}")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page("pages/hpo.py").run()
+    assert not at.exception
+    assert at.selectbox(key="study").value == "j"
+    assert {m.label: m.value for m in at.metric}["complete"] == "60"
+    assert len(_table(at, "trials_table")) == 50  # first page of 50
+    at.number_input(key="trial_page").set_value(2).run()
+    assert list(_table(at, "trials_table")["number"]) == list(range(50, 60))
+    assert journal.read_bytes() == before
+
+    monkeypatch.setenv("AUTOML_OPTUNA_STORAGE", f"journal:{tmp_path / 'missing.journal'}")
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.run()
+    at.switch_page("pages/hpo.py").run()
+    assert any("No Optuna journal" in i.value for i in at.info)
+    assert not (tmp_path / "missing.journal").exists()

@@ -78,7 +78,9 @@ def test_too_many_corrupt_images_is_an_error(cli, tmp_path):
     files = _folder(tmp_path / "bad", 10)
     for f in files[:5]:
         f.write_bytes(b"garbage")
-    _one_line_error(cli("data", "info", "--data", f"folder:{tmp_path / 'bad'}"), "5 of 20", "could not be decoded")
+    _one_line_error(
+        cli("data", "info", "--data", f"folder:{tmp_path / 'bad'}"), "5 of 20", "could not be decoded"
+    )
 
 
 def test_bp4d_csv_without_au_columns(cli, tmp_path):
@@ -90,7 +92,9 @@ def test_bp4d_csv_without_au_columns(cli, tmp_path):
 
 
 def test_synth_writer_rejects_unknown_format(cli, tmp_path):
-    _one_line_error(cli("data", "synth", "--format", "mnist", "--out", str(tmp_path / "o")), "unknown --format")
+    _one_line_error(
+        cli("data", "synth", "--format", "mnist", "--out", str(tmp_path / "o")), "unknown --format"
+    )
 
 
 def test_library_raises_user_error():
@@ -105,7 +109,17 @@ def test_library_raises_user_error():
 @pytest.mark.slow
 def test_console_script_exit_code(tmp_path):
     res = subprocess.run(
-        [sys.executable, "-m", "automl", "data", "preview", "--data", "nope:x", "--out", str(tmp_path / "g.png")],
+        [
+            sys.executable,
+            "-m",
+            "automl",
+            "data",
+            "preview",
+            "--data",
+            "nope:x",
+            "--out",
+            str(tmp_path / "g.png"),
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -114,9 +128,20 @@ def test_console_script_exit_code(tmp_path):
 
 
 def test_synth_and_preview_commands(cli, tmp_path):
-    res = cli("data", "synth", "--format", "fer2013", "--out", str(tmp_path / "f"), "--n", "40", "--seed", "1")
+    res = cli(
+        "data", "synth", "--format", "fer2013", "--out", str(tmp_path / "f"), "--n", "40", "--seed", "1"
+    )
     assert res.code == 0 and (tmp_path / "f" / "fer2013.csv").is_file()
-    res = cli("data", "preview", "--data", f"fer2013:{tmp_path / 'f'}", "--out", str(tmp_path / "g.png"), "--n", "16")
+    res = cli(
+        "data",
+        "preview",
+        "--data",
+        f"fer2013:{tmp_path / 'f'}",
+        "--out",
+        str(tmp_path / "g.png"),
+        "--n",
+        "16",
+    )
     assert res.code == 0
     img = Image.open(tmp_path / "g.png")
     assert img.size[0] >= 4 * 96

@@ -24,7 +24,15 @@ SEED = 5
 @pytest.fixture(scope="module")
 def written(tmp_path_factory) -> dict[str, tuple[Path, dict]]:
     root = tmp_path_factory.mktemp("formats")
-    sizes = {"fer2013": 200, "ferplus": 200, "rafdb": 80, "affectnet": 80, "bp4d": 96, "disfa": 96, "folder": 60}
+    sizes = {
+        "fer2013": 200,
+        "ferplus": 200,
+        "rafdb": 80,
+        "affectnet": 80,
+        "bp4d": 96,
+        "disfa": 96,
+        "folder": 60,
+    }
     return {fmt: (root / fmt, write_format(fmt, root / fmt, n=n, seed=SEED)) for fmt, n in sizes.items()}
 
 
@@ -70,14 +78,27 @@ def test_ferplus_modes(written, mode):
     assert d.num_outputs == 8 and d.class_names[-1] == "Contempt"
     assert any("dropped" in w for w in warns) == bool((~keep).any())
     if mode == "probability":
-        assert d.train_y.dtype == torch.float32 and torch.allclose(d.train_y.sum(1), torch.ones(len(d.train_y)))
+        assert d.train_y.dtype == torch.float32 and torch.allclose(
+            d.train_y.sum(1), torch.ones(len(d.train_y))
+        )
     else:
         assert d.train_y.dtype == torch.int64
         # the crowd mostly agrees with the rendered expression
         s = synth_expressions(200, classes=8, size=48, seed=SEED)
-        to_ferplus = {"Angry": "Anger", "Disgust": "Disgust", "Fear": "Fear", "Happy": "Happiness", "Sad": "Sadness",
-                      "Surprise": "Surprise", "Neutral": "Neutral", "Contempt": "Contempt"}
-        truth = [d.class_names.index(to_ferplus[s.class_names[c]]) for c in s.expression[keep & (usage == "Training")]]
+        to_ferplus = {
+            "Angry": "Anger",
+            "Disgust": "Disgust",
+            "Fear": "Fear",
+            "Happy": "Happiness",
+            "Sad": "Sadness",
+            "Surprise": "Surprise",
+            "Neutral": "Neutral",
+            "Contempt": "Contempt",
+        }
+        truth = [
+            d.class_names.index(to_ferplus[s.class_names[c]])
+            for c in s.expression[keep & (usage == "Training")]
+        ]
         assert (np.array(truth) == d.train_y.numpy()).mean() > 0.8
 
 
@@ -87,11 +108,20 @@ def test_rafdb_round_trip(written):
     assert (len(d.train_x), len(d.test_x)) == (info["train"], info["test"])
     assert d.train_x.shape[1:] == (3, 100, 100)
     lines = (path / "EmoLabel" / "list_patition_label.txt").read_text().splitlines()
-    assert lines[0].startswith("train_00001.jpg ") and (path / "Image/aligned/train_00001_aligned.jpg").is_file()
+    assert (
+        lines[0].startswith("train_00001.jpg ") and (path / "Image/aligned/train_00001_aligned.jpg").is_file()
+    )
     s = synth_expressions(80, classes=7, size=100, channels=3, seed=SEED)
     test = s.subjects % 5 == 0
-    raf = {"Angry": "Anger", "Disgust": "Disgust", "Fear": "Fear", "Happy": "Happiness", "Sad": "Sadness",
-           "Surprise": "Surprise", "Neutral": "Neutral"}
+    raf = {
+        "Angry": "Anger",
+        "Disgust": "Disgust",
+        "Fear": "Fear",
+        "Happy": "Happiness",
+        "Sad": "Sadness",
+        "Surprise": "Surprise",
+        "Neutral": "Neutral",
+    }
     want = [d.class_names.index(raf[FER7[c]]) for c in s.expression[~test]]
     assert d.train_y.tolist() == want
     # JPEG is lossy but close
@@ -173,7 +203,10 @@ def test_cifar10_batches(tmp_path):
 
     rng = np.random.default_rng(0)
     for name, n in [(f"data_batch_{i}", 20) for i in range(1, 6)] + [("test_batch", 10)]:
-        batch = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"labels": rng.integers(0, 10, n).tolist()}
+        batch = {
+            b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+            b"labels": rng.integers(0, 10, n).tolist(),
+        }
         (tmp_path / name).write_bytes(pickle.dumps(batch))
     d = load_data(f"cifar10:{tmp_path}")
     assert (len(d.train_x), len(d.test_x)) == (100, 10) and d.train_x.shape[1:] == (3, 32, 32)

@@ -8,7 +8,7 @@ import torch
 
 from automl.data import FaceData, load_data, occlude
 from automl.data.synthface import sampling
-from automl.data.synthface.facs import AU_INDEX, AUS, BP4D_AUS, FER7, FER8, LM, LABELLED_AUS, deform, template
+from automl.data.synthface.facs import AU_INDEX, AUS, BP4D_AUS, FER7, FER8, LABELLED_AUS, LM, deform, template
 from automl.data.synthface.generate import synth_clips, synth_expressions
 from automl.data.synthface.render import render
 
@@ -137,3 +137,17 @@ def test_occlude_batches(part):
     assert occlude(x, "none") is x
     with pytest.raises(ValueError):
         occlude(x, "left")
+
+
+def test_large_synthetic_sets_are_cached(tmp_path, monkeypatch):
+    import automl.data.readers.synth as synth_reader
+
+    monkeypatch.setenv("AUTOML_CACHE", str(tmp_path))
+    monkeypatch.setattr(synth_reader, "CACHE_MIN_PIXELS", 1)
+    a = load_data("synth:au", n=90, seed=2)
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert len(files) == 4 and all(f.startswith("synth-au-") for f in files)
+    b = load_data("synth:au", n=90, seed=2)  # read back, same faces and labels
+    assert torch.equal(a.train_x, b.train_x) and torch.equal(a.test_y, b.test_y)
+    load_data("synth:disfa", n=90, seed=2)  # shares the rendered faces
+    assert len(list(tmp_path.iterdir())) == 4

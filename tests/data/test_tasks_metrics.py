@@ -35,7 +35,9 @@ def test_fer_soft_targets():
     task = FERTask([f"c{i}" for i in range(8)])
     want = float(-(p * torch.log_softmax(logits, 1)).sum(1).mean())
     assert float(task.loss(logits, p)) == pytest.approx(want, rel=1e-5)
-    assert task.evaluate(logits, p)["accuracy"] == pytest.approx(accuracy_score(p.argmax(1), logits.argmax(1)))
+    assert task.evaluate(logits, p)["accuracy"] == pytest.approx(
+        accuracy_score(p.argmax(1), logits.argmax(1))
+    )
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -52,7 +54,9 @@ def test_au_f1_matches_sklearn(seed):
     assert [ev["per_au_f1"][nm] for nm in names] == pytest.approx(want.tolist())
     assert ev["mean_f1"] == pytest.approx(float(np.mean(want)))
     assert task.score(logits, torch.from_numpy(y)) == pytest.approx(ev["mean_f1"])
-    assert ev["loss"] == pytest.approx(float(F.binary_cross_entropy_with_logits(logits, torch.from_numpy(y))), rel=1e-5)
+    assert ev["loss"] == pytest.approx(
+        float(F.binary_cross_entropy_with_logits(logits, torch.from_numpy(y))), rel=1e-5
+    )
 
 
 def test_au_pos_weight_from_frequencies():

@@ -45,7 +45,9 @@ def _rows(csv_path: Path, image_dir: Path, classes: int) -> tuple[list[str], lis
             if not row:
                 continue
             if len(row) != len(AFFECTNET_HEADER):
-                raise UserError(f"{csv_path}:{lineno}: expected {len(AFFECTNET_HEADER)} fields, found {len(row)}")
+                raise UserError(
+                    f"{csv_path}:{lineno}: expected {len(AFFECTNET_HEADER)} fields, found {len(row)}"
+                )
             try:
                 expr = int(row[6])
                 box = tuple(float(v) for v in row[1:5])
@@ -71,7 +73,9 @@ def load_affectnet(path: str, opts: LoadOptions) -> FaceData:
         classes = int(val)
     root = require_dir(raw, "AffectNet", "give affectnet:/root holding training.csv and validation.csv")
     train_csv = require_file(root / "training.csv", "AffectNet training.csv", "expected ROOT/training.csv")
-    val_csv = require_file(root / "validation.csv", "AffectNet validation.csv", "expected ROOT/validation.csv")
+    val_csv = require_file(
+        root / "validation.csv", "AffectNet validation.csv", "expected ROOT/validation.csv"
+    )
     image_dir = next((root / d for d in IMAGE_DIRS if (root / d).is_dir() and d != "."), root)
     p_tr, b_tr, y_tr = _rows(train_csv, image_dir, classes)
     p_te, b_te, y_te = _rows(val_csv, image_dir, classes)
@@ -83,5 +87,12 @@ def load_affectnet(path: str, opts: LoadOptions) -> FaceData:
         extra={"classes": classes},
     )
     return build_facedata(
-        f"affectnet{classes}", "fer", AFFECTNET_CLASSES[:classes], man, opts, root, native_size=112, native_channels=3
+        f"affectnet{classes}",
+        "fer",
+        AFFECTNET_CLASSES[:classes],
+        man,
+        opts,
+        root,
+        native_size=112,
+        native_channels=3,
     )

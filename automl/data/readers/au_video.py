@@ -53,8 +53,14 @@ def _image_root(root: Path, what: str) -> Path:
 def _warn_missing(what: str, missing: int, total: int) -> None:
     if missing:
         if missing == total:
-            raise UserError(f"{what}: none of the {total} labelled frames has an image file; check the img/ folder")
-        warnings.warn(f"{what}: skipped {missing} of {total} labelled frames without an image file", DataWarning, stacklevel=3)
+            raise UserError(
+                f"{what}: none of the {total} labelled frames has an image file; check the img/ folder"
+            )
+        warnings.warn(
+            f"{what}: skipped {missing} of {total} labelled frames without an image file",
+            DataWarning,
+            stacklevel=3,
+        )
 
 
 def _au_columns(header: list[str], path: Path) -> dict[int, int]:
@@ -68,7 +74,8 @@ def _au_columns(header: list[str], path: Path) -> dict[int, int]:
     missing = [a for a in BP4D_AUS if a not in cols]
     if missing:
         raise UserError(
-            f"{path}: no AU column(s) {', '.join(map(str, missing))}; a BP4D AU_OCC CSV needs columns 0 (frame) and 1,2,4,6,7,10,12,14,15,17,23,24"
+            f"{path}: no AU column(s) {', '.join(map(str, missing))}; a BP4D AU_OCC CSV needs "
+            "columns 0 (frame) and 1,2,4,6,7,10,12,14,15,17,23,24"
         )
     return cols
 
@@ -77,7 +84,9 @@ def load_bp4d(path: str, opts: LoadOptions) -> FaceData:
     root = require_dir(path, "BP4D", "give bp4d:/root holding AUCoding/AU_OCC/ and img/")
     occ_dir = root / "AUCoding" / "AU_OCC"
     if not occ_dir.is_dir():
-        raise UserError(f"BP4D label folder not found: {occ_dir} (expected AUCoding/AU_OCC/<subject>_<task>.csv)")
+        raise UserError(
+            f"BP4D label folder not found: {occ_dir} (expected AUCoding/AU_OCC/<subject>_<task>.csv)"
+        )
     csvs = sorted(occ_dir.glob("*.csv"))
     if not csvs:
         raise UserError(f"no BP4D label CSVs in {occ_dir}")
@@ -115,14 +124,18 @@ def load_bp4d(path: str, opts: LoadOptions) -> FaceData:
                 labels.append([1.0 if v > 0 else 0.0 for v in vals])
                 subjects.append(subj)
     _warn_missing("bp4d", missing, total)
-    return _finish("bp4d", BP4D_AUS, BP4D_FOLDS, paths, labels, subjects, opts, root, {"uncoded_frames": uncoded})
+    return _finish(
+        "bp4d", BP4D_AUS, BP4D_FOLDS, paths, labels, subjects, opts, root, {"uncoded_frames": uncoded}
+    )
 
 
 def load_disfa(path: str, opts: LoadOptions) -> FaceData:
     root = require_dir(path, "DISFA", "give disfa:/root holding ActionUnit_Labels/ and img/")
     lab_dir = root / "ActionUnit_Labels"
     if not lab_dir.is_dir():
-        raise UserError(f"DISFA label folder not found: {lab_dir} (expected ActionUnit_Labels/SN001/SN001_au1.txt)")
+        raise UserError(
+            f"DISFA label folder not found: {lab_dir} (expected ActionUnit_Labels/SN001/SN001_au1.txt)"
+        )
     subjects_dirs = sorted(p for p in lab_dir.iterdir() if p.is_dir() and re.fullmatch(r"SN\d{3}", p.name))
     if not subjects_dirs:
         raise UserError(f"no DISFA subject folders (SN001, ...) in {lab_dir}")
@@ -135,7 +148,10 @@ def load_disfa(path: str, opts: LoadOptions) -> FaceData:
         for a in DISFA_AUS:
             fp = sdir / f"{subj}_au{a}.txt"
             if not fp.is_file():
-                raise UserError(f"DISFA label file missing: {fp} (every subject needs {subj}_au<N>.txt for AUs 1,2,4,6,9,12,25,26)")
+                raise UserError(
+                    f"DISFA label file missing: {fp} "
+                    f"(every subject needs {subj}_au<N>.txt for AUs 1,2,4,6,9,12,25,26)"
+                )
             table: dict[int, int] = {}
             for lineno, line in enumerate(fp.read_text().splitlines(), start=1):
                 if not line.strip():
@@ -144,7 +160,9 @@ def load_disfa(path: str, opts: LoadOptions) -> FaceData:
                 try:
                     table[int(parts[0])] = int(float(parts[1]))
                 except (ValueError, IndexError):
-                    raise UserError(f"{fp}:{lineno}: expected 'frame,intensity', got {line.strip()!r}") from None
+                    raise UserError(
+                        f"{fp}:{lineno}: expected 'frame,intensity', got {line.strip()!r}"
+                    ) from None
             per_au.append(table)
         frames = frame_files(img_root / subj)
         common = sorted(set(per_au[0]).intersection(*per_au[1:]))
@@ -168,6 +186,11 @@ def _finish(name, aus, folds, paths, labels, subjects, opts, root, extra) -> Fac
     table = assign_folds(list(set(subjects)), folds)
     fold = np.array([table[s] for s in subjects], np.int64)
     if len(set(fold.tolist())) < 3:
-        raise UserError(f"{name}: subjects cover only fold(s) {sorted(set(fold.tolist()))}; 3-fold CV needs subjects from all three")
+        raise UserError(
+            f"{name}: subjects cover only fold(s) {sorted(set(fold.tolist()))}; "
+            "3-fold CV needs subjects from all three"
+        )
     man = Manifest(paths=paths, labels=np.asarray(labels, np.float32), fold=fold, subjects=subj, extra=extra)
-    return build_facedata(name, "au", [f"AU{a}" for a in aus], man, opts, root, native_size=112, native_channels=3)
+    return build_facedata(
+        name, "au", [f"AU{a}" for a in aus], man, opts, root, native_size=112, native_channels=3
+    )

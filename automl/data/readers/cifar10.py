@@ -69,15 +69,25 @@ def load_cifar10(path: str, opts: LoadOptions) -> FaceData:
         rng = np.random.default_rng(opts.seed)
         n_tr = min(len(y_tr), max(1, int(round(opts.n * len(y_tr) / (len(y_tr) + len(y_te))))))
         n_te = min(len(y_te), max(1, opts.n - n_tr))
-        a, b = np.sort(rng.choice(len(y_tr), n_tr, replace=False)), np.sort(rng.choice(len(y_te), n_te, replace=False))
+        a, b = (
+            np.sort(rng.choice(len(y_tr), n_tr, replace=False)),
+            np.sort(rng.choice(len(y_te), n_te, replace=False)),
+        )
         x_tr, y_tr, x_te, y_te = x_tr[a], y_tr[a], x_te[b], y_te[b]
 
     def conv(x: np.ndarray) -> torch.Tensor:
         t = torch.from_numpy(np.ascontiguousarray(x))
         if opts.channels == 1:
-            t = (t.float() * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True).round().to(torch.uint8)
+            t = (
+                (t.float() * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1))
+                .sum(1, keepdim=True)
+                .round()
+                .to(torch.uint8)
+            )
         if opts.image_size and opts.image_size != 32:
-            t = torch.nn.functional.interpolate(t.float(), size=(opts.image_size,) * 2, mode="bilinear", align_corners=False)
+            t = torch.nn.functional.interpolate(
+                t.float(), size=(opts.image_size,) * 2, mode="bilinear", align_corners=False
+            )
             t = t.round().clamp(0, 255).to(torch.uint8)
         return t
 

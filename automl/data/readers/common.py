@@ -109,7 +109,9 @@ def build_facedata(
         train_range, test_range = (0, len(tr)), (len(tr), len(man))
         unique_rows = len(man)
     ordered = take(man, order)
-    key = cache_key({"name": name, "size": size, "channels": channels, "n": opts.n, "seed": opts.seed}, ordered.paths)
+    key = cache_key(
+        {"name": name, "size": size, "channels": channels, "n": opts.n, "seed": opts.seed}, ordered.paths
+    )
     path = cache_dir(root) / f"{name.split(':')[0]}-{key}.npy"
 
     def fill(out: np.ndarray) -> np.ndarray:

@@ -30,7 +30,20 @@ from automl.errors import UserError
 FER2013_CLASSES = ["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"]
 FER2013_HEADER = ["emotion", "pixels", "Usage"]
 USAGES = ("Training", "PublicTest", "PrivateTest")
-FERPLUS_HEADER = ["Usage", "Image name", "neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF"]
+FERPLUS_HEADER = [
+    "Usage",
+    "Image name",
+    "neutral",
+    "happiness",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
+    "unknown",
+    "NF",
+]
 FERPLUS_CLASSES = ["Neutral", "Happiness", "Surprise", "Sadness", "Anger", "Disgust", "Fear", "Contempt"]
 
 
@@ -41,14 +54,17 @@ def parse_fer2013(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         header = next(reader, None)
         if header is None or [h.strip() for h in header] != FER2013_HEADER:
             raise UserError(
-                f"{path}: header is {','.join(header or [])!r}, expected 'emotion,pixels,Usage' (the Kaggle fer2013.csv)"
+                f"{path}: header is {','.join(header or [])!r}, "
+                "expected 'emotion,pixels,Usage' (the Kaggle fer2013.csv)"
             )
         images, labels, usage = [], [], []
         for lineno, row in enumerate(reader, start=2):
             if not row:
                 continue
             if len(row) != 3:
-                raise UserError(f"{path}:{lineno}: expected 3 fields (emotion,pixels,Usage), found {len(row)}")
+                raise UserError(
+                    f"{path}:{lineno}: expected 3 fields (emotion,pixels,Usage), found {len(row)}"
+                )
             try:
                 lab = int(row[0])
                 pix = np.array(row[1].split(), dtype=np.int64)
@@ -90,7 +106,9 @@ def _resize(x: np.ndarray, size: int | None, channels: int | None) -> torch.Tens
     """Grey 48x48 -> requested size/channels (bilinear), uint8."""
     t = torch.from_numpy(np.ascontiguousarray(x))
     if size and size != t.shape[-1]:
-        t = torch.nn.functional.interpolate(t.float(), size=(size, size), mode="bilinear", align_corners=False)
+        t = torch.nn.functional.interpolate(
+            t.float(), size=(size, size), mode="bilinear", align_corners=False
+        )
         t = t.round().clamp(0, 255).to(torch.uint8)
     if channels == 3:
         t = t.expand(-1, 3, -1, -1).contiguous()
@@ -109,10 +127,15 @@ def _build(name, classes, x, y, usage, opts: LoadOptions, extra_meta=None) -> Fa
     parts = {}
     for split in USAGES:
         idx = keep[usage == split]
-        parts[split] = (_resize(x[idx], opts.image_size, opts.channels), torch.from_numpy(np.ascontiguousarray(y[usage == split])))
+        parts[split] = (
+            _resize(x[idx], opts.image_size, opts.channels),
+            torch.from_numpy(np.ascontiguousarray(y[usage == split])),
+        )
     tr, va, te = parts["Training"], parts["PublicTest"], parts["PrivateTest"]
     if len(tr[1]) == 0 or len(te[1]) == 0:
-        raise UserError(f"{name}: needs both Training and PrivateTest rows (found {len(tr[1])} and {len(te[1])})")
+        raise UserError(
+            f"{name}: needs both Training and PrivateTest rows (found {len(tr[1])} and {len(te[1])})"
+        )
     return FaceData(
         name=name,
         task="fer",
@@ -121,7 +144,13 @@ def _build(name, classes, x, y, usage, opts: LoadOptions, extra_meta=None) -> Fa
         train_y=tr[1],
         test_x=te[0],
         test_y=te[1],
-        meta={"val_x": va[0], "val_y": va[1], "val_split": "PublicTest", "test_split": "PrivateTest", **(extra_meta or {})},
+        meta={
+            "val_x": va[0],
+            "val_y": va[1],
+            "val_split": "PublicTest",
+            "test_split": "PrivateTest",
+            **(extra_meta or {}),
+        },
     )
 
 
@@ -154,7 +183,9 @@ def parse_ferplus_votes(path: Path, n_rows: int) -> tuple[np.ndarray, np.ndarray
             has_img.append(bool(row[1].strip()))
             usage.append(row[0].strip())
     if len(votes) != n_rows:
-        raise UserError(f"{path}: {len(votes)} rows but fer2013.csv has {n_rows}; both files must have the same rows")
+        raise UserError(
+            f"{path}: {len(votes)} rows but fer2013.csv has {n_rows}; both files must have the same rows"
+        )
     return np.asarray(votes, np.int64), np.asarray(has_img), np.asarray(usage)
 
 
@@ -186,24 +217,40 @@ def load_ferplus(path: str, opts: LoadOptions) -> FaceData:
     for item in filter(None, query.split("&")):
         k, _, val = item.partition("=")
         if k != "mode" or val not in ("majority", "probability"):
-            raise UserError(f"ferplus option {item!r} not understood: use ?mode=majority or ?mode=probability")
+            raise UserError(
+                f"ferplus option {item!r} not understood: use ?mode=majority or ?mode=probability"
+            )
         mode = val
     root = Path(raw).expanduser()
     new = root / "fer2013new.csv" if root.is_dir() else root
     require_file(new, "fer2013new.csv", "give ferplus:/dir holding fer2013new.csv and fer2013.csv")
-    old = next((c for c in (new.parent / "fer2013.csv", new.parent.parent / "fer2013.csv") if c.is_file()), None)
+    old = next(
+        (c for c in (new.parent / "fer2013.csv", new.parent.parent / "fer2013.csv") if c.is_file()), None
+    )
     if old is None:
-        raise UserError(f"fer2013.csv not found beside {new}: FER+ labels need the FER2013 pixels (same row order)")
+        raise UserError(
+            f"fer2013.csv not found beside {new}: FER+ labels need the FER2013 pixels (same row order)"
+        )
     x, _, usage_old = cached_fer2013(old)
     votes, has_img, usage = parse_ferplus_votes(new, len(usage_old))
     y, keep = ferplus_targets(votes, mode)
     keep &= has_img
     dropped = int((~keep).sum())
     if dropped:
-        warnings.warn(f"ferplus: dropped {dropped} rows (no image name, or no clear label in {mode} mode)", DataWarning, stacklevel=2)
+        warnings.warn(
+            f"ferplus: dropped {dropped} rows (no image name, or no clear label in {mode} mode)",
+            DataWarning,
+            stacklevel=2,
+        )
     idx = np.flatnonzero(keep)
     data = _build(
-        "ferplus", FERPLUS_CLASSES, _Rows(x, idx), y[idx], usage[idx], opts, {"mode": mode, "dropped": dropped}
+        "ferplus",
+        FERPLUS_CLASSES,
+        _Rows(x, idx),
+        y[idx],
+        usage[idx],
+        opts,
+        {"mode": mode, "dropped": dropped},
     )
     return data
 

@@ -54,6 +54,9 @@ def load_folder(path: str, opts: LoadOptions) -> FaceData:
             split[start + np.asarray(pick, dtype=np.int64)] = True
             start += k
     if len(classes) < 2:
-        raise UserError(f"{root}: found {len(classes)} class folder(s) with images; need at least 2 (one sub-folder per class)")
+        raise UserError(
+            f"{root}: found {len(classes)} class folder(s) with images; "
+            "need at least 2 (one sub-folder per class)"
+        )
     man = Manifest(paths=paths, labels=np.asarray(labels, np.int64), split=split)
     return build_facedata("folder", "fer", classes, man, opts, root, native_size=64, native_channels=3)

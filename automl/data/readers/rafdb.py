@@ -19,7 +19,11 @@ RAFDB_CLASSES = ["Surprise", "Fear", "Disgust", "Happiness", "Sadness", "Anger",
 
 def load_rafdb(path: str, opts: LoadOptions) -> FaceData:
     root = require_dir(path, "RAF-DB", "give rafdb:/root holding EmoLabel/ and Image/aligned/")
-    labels_file = require_file(root / "EmoLabel" / "list_patition_label.txt", "RAF-DB label list", "expected EmoLabel/list_patition_label.txt")
+    labels_file = require_file(
+        root / "EmoLabel" / "list_patition_label.txt",
+        "RAF-DB label list",
+        "expected EmoLabel/list_patition_label.txt",
+    )
     image_dir = root / "Image" / "aligned"
     paths, labels, test = [], [], []
     for lineno, line in enumerate(labels_file.read_text().splitlines(), start=1):
@@ -27,7 +31,9 @@ def load_rafdb(path: str, opts: LoadOptions) -> FaceData:
             continue
         parts = line.split()
         if len(parts) != 2 or not parts[1].isdigit() or not 1 <= int(parts[1]) <= 7:
-            raise UserError(f"{labels_file}:{lineno}: expected 'name.jpg LABEL' with LABEL 1..7, got {line.strip()!r}")
+            raise UserError(
+                f"{labels_file}:{lineno}: expected 'name.jpg LABEL' with LABEL 1..7, got {line.strip()!r}"
+            )
         name = parts[0]
         if not (name.startswith("train_") or name.startswith("test_")):
             raise UserError(f"{labels_file}:{lineno}: image name {name!r} must start with train_ or test_")

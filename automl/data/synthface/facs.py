@@ -48,9 +48,7 @@ _MID_TEMPLATE: dict[str, tuple[float, float]] = {
 }
 
 LANDMARKS: tuple[str, ...] = (
-    tuple(f"L_{k}" for k in _SIDE_TEMPLATE)
-    + tuple(f"R_{k}" for k in _SIDE_TEMPLATE)
-    + tuple(_MID_TEMPLATE)
+    tuple(f"L_{k}" for k in _SIDE_TEMPLATE) + tuple(f"R_{k}" for k in _SIDE_TEMPLATE) + tuple(_MID_TEMPLATE)
 )
 LM: dict[str, int] = {name: i for i, name in enumerate(LANDMARKS)}
 
@@ -70,7 +68,12 @@ _SIDE_MOVES: dict[int, dict[str, tuple[float, float]]] = {
     2: {"brow_out": (0.0, -0.15), "brow_mid": (0.0, -0.08)},
     4: {"brow_in": (-0.07, 0.11), "brow_mid": (-0.03, 0.07), "brow_out": (0.0, 0.02), "eye_up": (0.0, 0.03)},
     5: {"eye_up": (0.0, -0.075), "brow_mid": (0.0, -0.02)},
-    6: {"eye_lo": (0.0, -0.055), "eye_out": (0.0, -0.02), "cheek": (0.0, -0.10), "mouth_corner": (0.01, -0.02)},
+    6: {
+        "eye_lo": (0.0, -0.055),
+        "eye_out": (0.0, -0.02),
+        "cheek": (0.0, -0.10),
+        "mouth_corner": (0.01, -0.02),
+    },
     7: {"eye_lo": (0.0, -0.06), "eye_up": (0.0, 0.03)},
     9: {"nose_wing": (0.01, -0.07), "brow_in": (0.0, 0.05), "eye_lo": (0.0, -0.02)},
     10: {"nose_wing": (0.01, -0.03), "mouth_corner": (0.0, -0.02)},
@@ -92,7 +95,12 @@ _MID_MOVES: dict[int, dict[str, tuple[float, float]]] = {
     17: {"lip_lo_out": (0.0, -0.07), "lip_lo_in": (0.0, -0.04), "chin": (0.0, -0.04)},
     20: {"lip_up_out": (0.0, 0.01), "lip_lo_out": (0.0, -0.02)},
     23: {"lip_up_out": (0.0, 0.035), "lip_lo_out": (0.0, -0.04)},
-    24: {"lip_up_out": (0.0, 0.04), "lip_lo_out": (0.0, -0.06), "lip_up_in": (0.0, 0.01), "lip_lo_in": (0.0, -0.01)},
+    24: {
+        "lip_up_out": (0.0, 0.04),
+        "lip_lo_out": (0.0, -0.06),
+        "lip_up_in": (0.0, 0.01),
+        "lip_lo_in": (0.0, -0.01),
+    },
     25: {"lip_up_in": (0.0, -0.03), "lip_lo_in": (0.0, 0.07), "lip_lo_out": (0.0, 0.04)},
     26: {"lip_lo_in": (0.0, 0.19), "lip_lo_out": (0.0, 0.19), "chin": (0.0, 0.19)},
 }

@@ -36,6 +36,12 @@ class _Canvas:
         self.tx = nuis["shift"][:, 0, None, None]
         self.ty = nuis["shift"][:, 1, None, None]
         self.angle, self.scale, self.shift = ang, sc, nuis["shift"]
+        # face-unit coordinates of every pixel, computed once; bands are views into them
+        x = self.gx - self.tx
+        y = self.gy - self.ty
+        self.u = self.cos * x + self.sin * y
+        self.v = self.cos * y - self.sin * x
+        self.v += _VIEW_CY
         self.n = n
         self.inv_px = 1.0 / self.px
         self.img = np.empty((n, size, size, channels), np.float32)
@@ -62,12 +68,8 @@ class _Canvas:
         return rng(float(iy.min()), float(iy.max())), rng(float(ix.min()), float(ix.max()))
 
     def coords(self, rows: slice, cols: slice) -> tuple[np.ndarray, np.ndarray]:
-        """Face-unit (u, v) of the pixels in a band, (B, h, w) each."""
-        x = self.gx[:, :, cols] - self.tx
-        y = self.gy[:, rows, :] - self.ty
-        u = self.cos * x + self.sin * y
-        v = -self.sin * x + self.cos * y + _VIEW_CY
-        return u, v
+        """Face-unit (u, v) of the pixels in a band, (B, h, w) views (do not modify)."""
+        return self.u[:, rows, cols], self.v[:, rows, cols]
 
     def paint(self, rows: slice, cols: slice, mask: np.ndarray, colour: np.ndarray) -> None:
         """Alpha-composite ``colour`` (B,1,1,C) with coverage ``mask`` (B,h,w) into the band."""
@@ -77,6 +79,24 @@ class _Canvas:
     def shade(self, rows: slice, cols: slice, factor: np.ndarray) -> None:
         """Multiply the band by ``factor`` (B,h,w): darkening lines, highlights."""
         self.img[:, rows, cols] *= factor[..., None]
+
+    def select(self, weight: np.ndarray) -> np.ndarray | slice | None:
+        """Samples an AU-driven texture must be drawn on: ``None`` if none, all (a slice) if most,
+        else their indices. Most AUs are off in most faces, so sparse textures cost little."""
+        idx = np.flatnonzero(weight > 0.02)
+        if idx.size == 0:
+            return None
+        return slice(None) if idx.size > 0.5 * self.n else idx
+
+    def coords_of(self, sel: np.ndarray | slice, rows: slice, cols: slice) -> tuple[np.ndarray, np.ndarray]:
+        u, v = self.coords(rows, cols)
+        return (u, v) if isinstance(sel, slice) else (u[sel], v[sel])
+
+    def shade_of(self, sel: np.ndarray | slice, rows: slice, cols: slice, factor: np.ndarray) -> None:
+        if isinstance(sel, slice):
+            self.img[:, rows, cols] *= factor[..., None]
+        else:
+            self.img[sel, rows, cols] *= factor[..., None]
 
     def cover(self, d: np.ndarray) -> np.ndarray:
         """Anti-aliased coverage from a signed distance (face units, negative inside).
@@ -110,7 +130,9 @@ def _segment_dist(u: np.ndarray, v: np.ndarray, p: np.ndarray, q: np.ndarray) ->
     return np.sqrt(ex * ex + ey * ey)
 
 
-def render(ident: Params, intensity: np.ndarray, nuis: Params, size: int = 48, channels: int = 1) -> np.ndarray:
+def render(
+    ident: Params, intensity: np.ndarray, nuis: Params, size: int = 48, channels: int = 1
+) -> np.ndarray:
     """Render one face per row of ``intensity`` (B, 2, A) -> uint8 (B, C, size, size).
 
     ``ident`` and ``nuis`` hold one row per sample (see :mod:`sampling`). Deterministic: the only
@@ -153,8 +175,12 @@ def render(ident: Params, intensity: np.ndarray, nuis: Params, size: int = 48, c
     q = (u / (rx * hv)) ** 2 + ((v + 0.1) / (top * hv)) ** 2
     hair_mask = cv.cover(np.maximum((q - 1.0) * 0.5, v - _col(ident["hair_len"])))
     cv.paint(rows, cols, hair_mask, cv.colour(ident["hair"]))
-    ear = ((np.abs(u) - rx) / 0.12) ** 2 + ((v + 0.05) / 0.24) ** 2
-    cv.paint(rows, cols, cv.cover((ear - 1.0) * 0.06), cv.colour(skin * 0.85))
+    er, ec = cv.band(-1.3, 1.3, -0.35, 0.25)
+    eu, ev = cv.coords(er, ec)
+    ear = ((np.abs(eu) - rx) * (1 / 0.12)) ** 2 + ((ev + 0.05) * (1 / 0.24)) ** 2
+    ear -= 1.0
+    ear *= 0.06
+    cv.paint(er, ec, cv.cover(ear), cv.colour(skin * 0.85))
     vy = v / np.where(v < 0, top, _col(chin_y))
     vpos = np.clip(vy, 0.0, 1.0)
     rxe = rx * (1.0 - _col(ident["jaw_taper"]) * vpos * vpos)
@@ -167,8 +193,12 @@ def render(ident: Params, intensity: np.ndarray, nuis: Params, size: int = 48, c
     view = cv.img[:, rows, cols]
     view += face_mask[..., None] * (cv.colour(skin) * shade[..., None] - view)
     # fringe / hairline over the forehead
-    hl = _col(ident["hairline"]) + 0.32 * u * u
-    cv.paint(rows, cols, face_mask * cv.cover(v - hl), cv.colour(ident["hair"]))
+    fr, fc = cv.band(-1.3, 1.3, -1.6, -0.1)
+    fu, fv = cv.coords(fr, fc)
+    hl = _col(ident["hairline"]) + 0.32 * fu * fu
+    off = fr.start - rows.start
+    fringe = face_mask[:, off : off + (fr.stop - fr.start), fc.start - cols.start : fc.stop - cols.start]
+    cv.paint(fr, fc, fringe * cv.cover(fv - hl), cv.colour(ident["hair"]))
 
     age = _col(ident["age"])
     _draw_textures(cv, lm, au, age, light_x)
@@ -208,18 +238,20 @@ def _draw_textures(cv: _Canvas, lm: np.ndarray, au, age: np.ndarray, light_x: np
     weight = (weight + 0.25 * age) * np.clip(1.0 - au_u / 0.75, 0.0, 1.0)
     brow_y = _col(0.5 * (lm[:, LM["L_brow_mid"], 1] + lm[:, LM["R_brow_mid"], 1]))
     dark = np.zeros_like(u)
+    rel = v - brow_y - 0.10 * u * u
     for off in (0.14, 0.25, 0.36):
-        line_v = brow_y - off + 0.10 * u * u
-        dark = np.maximum(dark, cv.cover(np.abs(v - line_v) - 0.012))
+        np.maximum(dark, cv.cover(np.abs(rel + off) - 0.012), out=dark)
     cv.shade(rows, cols, 1.0 - 0.45 * weight * dark)
 
     # glabella furrows (AU4) between the brows
-    rows, cols = cv.band(-0.2, 0.2, -0.6, -0.2)
-    u, v = cv.coords(rows, cols)
-    by = _col(0.5 * (lm[:, LM["L_brow_in"], 1] + lm[:, LM["R_brow_in"], 1]))
-    span = np.clip(1.0 - np.abs(v - by) / 0.14, 0.0, 1.0)
-    lines = np.maximum(cv.cover(np.abs(u + 0.055) - 0.012), cv.cover(np.abs(u - 0.055) - 0.012))
-    cv.shade(rows, cols, 1.0 - 0.55 * _col(au(4)) * span * lines)
+    sel = cv.select(au(4))
+    if sel is not None:
+        rows, cols = cv.band(-0.2, 0.2, -0.6, -0.2)
+        u, v = cv.coords_of(sel, rows, cols)
+        by = _col(0.5 * (lm[sel, LM["L_brow_in"], 1] + lm[sel, LM["R_brow_in"], 1]))
+        span = np.clip(1.0 - np.abs(v - by) / 0.14, 0.0, 1.0)
+        lines = np.maximum(cv.cover(np.abs(u + 0.055) - 0.012), cv.cover(np.abs(u - 0.055) - 0.012))
+        cv.shade_of(sel, rows, cols, 1.0 - 0.55 * _col(au(4)[sel]) * span * lines)
 
     for side, sgn in ((0, -1.0), (1, 1.0)):
         p = "L" if side == 0 else "R"
@@ -256,27 +288,37 @@ def _draw_textures(cv: _Canvas, lm: np.ndarray, au, age: np.ndarray, light_x: np
         cv.shade(rows, cols, 1.0 - 0.45 * k * shadow_side * cv.cover(d))
 
         # dimple (AU14)
-        dp = lm[:, LM[f"{p}_mouth_corner"]] + np.array([sgn * 0.06, 0.0], np.float32)
-        r2 = ((u - _col(dp[:, 0])) / 0.035) ** 2 + ((v - _col(dp[:, 1])) / 0.05) ** 2
-        cv.shade(rows, cols, 1.0 - 0.5 * _col(au(14, side)) * np.clip(1.0 - r2, 0.0, 1.0))
+        sel = cv.select(au(14, side))
+        if sel is not None:
+            u, v = cv.coords_of(sel, rows, cols)
+            dp = lm[sel, LM[f"{p}_mouth_corner"]] + np.array([sgn * 0.06, 0.0], np.float32)
+            r2 = ((u - _col(dp[:, 0])) / 0.035) ** 2 + ((v - _col(dp[:, 1])) / 0.05) ** 2
+            cv.shade_of(sel, rows, cols, 1.0 - 0.5 * _col(au(14, side)[sel]) * np.clip(1.0 - r2, 0.0, 1.0))
 
     # nose wrinkles (AU9) across the bridge
-    rows, cols = cv.band(-0.25, 0.25, -0.3, 0.2)
-    u, v = cv.coords(rows, cols)
-    ey = _col(0.5 * (lm[:, LM["L_eye_in"], 1] + lm[:, LM["R_eye_in"], 1]))
-    dark = np.zeros_like(u)
-    for off in (0.07, 0.15, 0.23):
-        dark = np.maximum(dark, cv.cover(np.abs(v - ey - off - 0.3 * u * u) - 0.011))
-    dark *= np.clip(1.0 - np.abs(u) / 0.16, 0.0, 1.0)
-    cv.shade(rows, cols, 1.0 - 0.55 * _col(au(9)) * dark)
+    sel = cv.select(au(9))
+    if sel is not None:
+        rows, cols = cv.band(-0.25, 0.25, -0.3, 0.2)
+        u, v = cv.coords_of(sel, rows, cols)
+        ey = _col(0.5 * (lm[sel, LM["L_eye_in"], 1] + lm[sel, LM["R_eye_in"], 1]))
+        bow = v - ey - 0.3 * u * u
+        dark = np.zeros_like(u)
+        for off in (0.07, 0.15, 0.23):
+            np.maximum(dark, cv.cover(np.abs(bow - off) - 0.011), out=dark)
+        dark *= np.clip(1.0 - np.abs(u) / 0.16, 0.0, 1.0)
+        cv.shade_of(sel, rows, cols, 1.0 - 0.55 * _col(au(9)[sel]) * dark)
 
     # chin boss (AU17): a wrinkled dimpled chin below the lower lip
     rows, cols = cv.band(-0.35, 0.35, 0.7, 1.4)
+    sel = cv.select(au(17))
+    if sel is not None:
+        u, v = cv.coords_of(sel, rows, cols)
+        cy = _col(lm[sel, LM["lip_lo_out"], 1]) + 0.15
+        r2 = (u / 0.16) ** 2 + ((v - cy) / 0.09) ** 2
+        mottled = np.clip(1.0 - r2, 0.0, 1.0) * (0.6 + 0.4 * np.cos(u * 40.0))
+        cv.shade_of(sel, rows, cols, 1.0 - 0.35 * _col(au(17)[sel]) * mottled)
     u, v = cv.coords(rows, cols)
     cy = _col(lm[:, LM["lip_lo_out"], 1]) + 0.15
-    r2 = (u / 0.16) ** 2 + ((v - cy) / 0.09) ** 2
-    mottled = np.clip(1.0 - r2, 0.0, 1.0) * (0.6 + 0.4 * np.cos(u * 40.0))
-    cv.shade(rows, cols, 1.0 - 0.35 * _col(au(17)) * mottled)
     # shadow of the lower lip / chin crease, deeper with AU17
     crease = cv.cover(np.abs(v - cy + 0.07 - 0.6 * u * u) - 0.012) * np.clip(1.0 - np.abs(u) / 0.2, 0.0, 1.0)
     cv.shade(rows, cols, 1.0 - (0.15 + 0.35 * _col(au(17))) * crease)
@@ -329,7 +371,9 @@ def _draw_eyes(cv: _Canvas, lm: np.ndarray, ident: Params, nuis: Params, au) -> 
         cy = 0.5 * (yu + yl) + _col(nuis["gaze"][:, 1]) * 0.4
         disc = cv.cover(np.sqrt((u - cx) ** 2 + (v - cy) ** 2) - r_iris)
         cv.paint(rows, cols, aperture * disc, iris)
-        cv.paint(rows, cols, aperture * cv.cover(np.sqrt((u - cx) ** 2 + (v - cy) ** 2) - r_iris * 0.45), lash)
+        cv.paint(
+            rows, cols, aperture * cv.cover(np.sqrt((u - cx) ** 2 + (v - cy) ** 2) - r_iris * 0.45), lash
+        )
         lid = cv.cover(np.maximum(np.abs(v - upper + 0.008) - 0.016, ends))
         cv.paint(rows, cols, lid * 0.85, lash)
         lower_line = cv.cover(np.maximum(np.abs(v - lower) - 0.008, ends))
@@ -373,7 +417,9 @@ def _draw_mouth(cv: _Canvas, lm: np.ndarray, ident: Params, nuis: Params) -> Non
     # cupid's bow: a small dip of the upper lip's outline at the middle
     y_uo = y_uo + 0.018 * np.clip(1.0 - np.abs(t) * 4.0, 0.0, 1.0)
     lips = cv.cover(np.maximum(np.maximum(y_uo - v, v - y_lo), ends))
-    cv.paint(rows, cols, lips * 0.8, cv.colour(ident["lip"] * (nuis["ambient"] + 0.5 * nuis["diffuse"])[:, None]))
+    cv.paint(
+        rows, cols, lips * 0.8, cv.colour(ident["lip"] * (nuis["ambient"] + 0.5 * nuis["diffuse"])[:, None])
+    )
     gap = np.maximum(np.maximum(y_ui - v, v - y_li), ends * 1.05)
     inside = cv.cover(gap)
     teeth_line = y_ui + 0.05 * (1.0 - t * t)

@@ -173,7 +173,9 @@ def _add_prototype(rng: np.random.Generator, acc: np.ndarray, name: str, strengt
             acc[1, a] = max(acc[1, a], value / asym)
 
 
-def random_au_intensities(rng: np.random.Generator, n: int, base_rate: np.ndarray | None = None) -> np.ndarray:
+def random_au_intensities(
+    rng: np.random.Generator, n: int, base_rate: np.ndarray | None = None
+) -> np.ndarray:
     """Independent AU activations (N, 2, A): bilateral, intensity uniform over 0.5..5 when active.
 
     Used together with prototypes for the AU task so co-occurrence is neither fully free nor fully

@@ -9,7 +9,6 @@ Every written set carries a ``SYNTHETIC.txt`` note saying what it is.
 
 from __future__ import annotations
 
-import csv
 import io
 import os
 import tempfile
@@ -20,12 +19,34 @@ import numpy as np
 from PIL import Image
 
 from automl.data.folds import BP4D_FOLDS, DISFA_FOLDS
-from automl.data.synthface.facs import AU_INDEX, FER7, FER8, LM
+from automl.data.synthface.facs import AU_INDEX, CONFUSABLE, FER7, FER8
 from automl.data.synthface.generate import SynthSet, synth_clips, synth_expressions
 
 FORMATS = ("fer2013", "ferplus", "rafdb", "affectnet", "bp4d", "disfa", "folder")
 
-FERPLUS_COLUMNS = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF"]
+AFFECTNET_COLUMNS = (
+    "subDirectory_filePath",
+    "face_x",
+    "face_y",
+    "face_width",
+    "face_height",
+    "facial_landmarks",
+    "expression",
+    "valence",
+    "arousal",
+)
+FERPLUS_COLUMNS = [
+    "neutral",
+    "happiness",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
+    "unknown",
+    "NF",
+]
 # FER8 index (Angry, Disgust, Fear, Happy, Sad, Surprise, Neutral, Contempt) -> FER+ vote column
 _FER8_TO_FERPLUS = np.array([4, 5, 6, 1, 3, 2, 0, 7])
 RAFDB_CLASSES = ("Surprise", "Fear", "Disgust", "Happiness", "Sadness", "Anger", "Neutral")
@@ -97,8 +118,6 @@ def write_ferplus(out: Path, n: int, seed: int) -> dict:
     usage = _usage(s.subjects)
     buf = io.StringIO()
     buf.write("Usage,Image name," + ",".join(FERPLUS_COLUMNS) + "\n")
-    from automl.data.synthface.facs import CONFUSABLE
-
     dropped = 0
     for i, lab in enumerate(s.expression):
         votes = np.zeros(10, np.int64)
@@ -145,9 +164,18 @@ def write_affectnet(out: Path, n: int, seed: int) -> dict:
     """
     s = synth_expressions(n, classes=8, size=112, channels=3, seed=seed)
     rng = np.random.default_rng(seed + 2)
-    header = "subDirectory_filePath,face_x,face_y,face_width,face_height,facial_landmarks,expression,valence,arousal\n"
+    header = ",".join(AFFECTNET_COLUMNS) + "\n"
     rows = {"training": [header], "validation": [header]}
-    va = {0: (0.0, 0.0), 1: (0.7, 0.4), 2: (-0.6, -0.3), 3: (0.2, 0.8), 4: (-0.5, 0.7), 5: (-0.6, 0.4), 6: (-0.5, 0.6), 7: (-0.3, 0.2)}
+    va = {
+        0: (0.0, 0.0),
+        1: (0.7, 0.4),
+        2: (-0.6, -0.3),
+        3: (0.2, 0.8),
+        4: (-0.5, 0.7),
+        5: (-0.6, 0.4),
+        6: (-0.5, 0.6),
+        7: (-0.3, 0.2),
+    }
     counts = {"training": 0, "validation": 0, "dropped": 0}
     for i in range(n):
         split = "validation" if s.subjects[i] % 5 == 0 else "training"
@@ -165,7 +193,10 @@ def write_affectnet(out: Path, n: int, seed: int) -> dict:
         lm = _landmarks_68(rng, pad)
         v, a = va[expr] if expr < 8 else (-2.0, -2.0)
         if expr < 8:
-            v, a = float(np.clip(v + rng.normal(0, 0.15), -1, 1)), float(np.clip(a + rng.normal(0, 0.15), -1, 1))
+            v, a = (
+                float(np.clip(v + rng.normal(0, 0.15), -1, 1)),
+                float(np.clip(a + rng.normal(0, 0.15), -1, 1)),
+            )
         rows[split].append(f"{rel},{pad},{pad},112,112,{lm},{expr},{v:.6f},{a:.6f}\n")
     for split, lines in rows.items():
         _atomic_write_text(out / f"{split}.csv", "".join(lines))
@@ -276,4 +307,4 @@ def write_format(fmt: str, out: str | os.PathLike, n: int = 2000, seed: int = 0)
     return {"format": fmt, "out": str(root), **info}
 
 
-__all__ = ["FORMATS", "WRITERS", "write_format", "LM"]
+__all__ = ["FORMATS", "WRITERS", "write_format"]

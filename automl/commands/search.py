@@ -1,0 +1,237 @@
+"""``automl search``: run (or resume) an architecture search and record it in the store."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from automl.commands.common import console, print_json, resolve_db_url
+from automl.config import Config, load_config, validate_config
+from automl.errors import UserError
+
+AU_KINDS = ("bp4d", "disfa")
+
+
+class Space(str, Enum):
+    darts = "darts"
+    mobilenet = "mobilenet"
+    face = "face"
+
+
+class TaskKind(str, Enum):
+    fer = "fer"
+    au = "au"
+
+
+class StrategyName(str, Enum):
+    ddpnas = "ddpnas"
+    darts = "darts"
+    random = "random"
+
+
+class Preset(str, Enum):
+    quick = "quick"
+    paper = "paper"
+
+
+class DeviceName(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+def task_of_data(spec: str) -> str:
+    """The task a data spec implies: AU sets (synth:au, BP4D, DISFA) are multi-label, the rest FER."""
+    kind, _, path = spec.strip().partition(":")
+    kind = kind.lower()
+    if kind in AU_KINDS or (kind == "synth" and path.lower().startswith("au")):
+        return "au"
+    return "fer"
+
+
+def build_config(
+    *,
+    preset: str = "quick",
+    config_file: Path | None = None,
+    space: str | None = None,
+    task: str | None = None,
+    data: str | None = None,
+    strategy: str | None = None,
+    epochs_scale: float | None = None,
+    device: str | None = None,
+    seed: int | None = None,
+) -> Config:
+    """Preset, then ``--config``, then the command-line options (the same layering everywhere)."""
+    search: dict[str, Any] = {}
+    for key, value in (
+        ("space", space),
+        ("data", data),
+        ("strategy", strategy),
+        ("epochs_scale", epochs_scale),
+        ("device", device),
+        ("seed", seed),
+        ("task", task),
+    ):
+        if value is not None:
+            search[key] = value
+    cfg = load_config(preset, config_file, {"search": search} if search else None)
+    if task is None and data is not None:
+        cfg.search.task = task_of_data(cfg.search.data)  # type: ignore[assignment]
+    return cfg
+
+
+def _progress_bar() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA {task.fields[eta]}"),
+        console=console,
+        transient=False,
+    )
+
+
+def _fmt_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(seconds)
+    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def execute_search(
+    cfg: Config, db_url: str, *, resume_run: int | None = None, show_progress: bool = True
+) -> dict[str, Any]:
+    """Create (or reopen) the run, search with a progress bar, and mark the run's final state."""
+    from automl.nas.search import SearchLoop
+    from automl.store import open_store
+    from automl.store.recorder import StoreRecorder
+
+    store = open_store(db_url)
+    if resume_run is None:
+        run_id = store.create_run(
+            kind="search",
+            config=cfg.model_dump(mode="json"),
+            seed=cfg.search.seed,
+            space=cfg.search.space,
+            task=cfg.search.task,
+            strategy=cfg.search.strategy,
+            data=cfg.search.data,
+        )
+    else:
+        run_id = resume_run
+    run_dir = store.run_dir(run_id)
+    recorder = StoreRecorder(store, run_id)
+    progress = _progress_bar() if show_progress else None
+    bar = None
+
+    def on_progress(info: dict[str, Any]) -> None:
+        if progress is None or bar is None:
+            return
+        metric = info.get("metric_name", "val")
+        text = (
+            f"{info.get('phase', '')} round {info.get('round', '-')} "
+            f"ops {info.get('surviving_ops', '-')} {metric} {info.get('val_metric', float('nan')):.3f}"
+        )
+        progress.update(bar, completed=info["epoch"], info=text, eta=_fmt_eta(info.get("eta_seconds")))
+
+    try:
+        loop = SearchLoop(cfg, recorder, run_dir=run_dir, progress=on_progress)
+        total = loop.strategy.total_epochs()
+        if progress is not None:
+            progress.start()
+            bar = progress.add_task(
+                f"search #{run_id} {cfg.search.strategy}", total=total, info="starting", eta="?"
+            )
+        outcome = loop.run(resume=resume_run is not None)
+    except KeyboardInterrupt:
+        store.set_state(run_id, "interrupted", error="interrupted by the user (Ctrl-C)")
+        raise
+    except UserError as exc:
+        store.set_state(run_id, "failed", error=str(exc))
+        raise
+    except Exception as exc:
+        store.set_state(run_id, "failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        if progress is not None:
+            progress.stop()
+    assert outcome is not None
+    return {
+        "run_id": run_id,
+        "genotype": outcome.genotype,
+        "search_epochs": outcome.epochs,
+        "wall_time": outcome.wall_time,
+        "cost": outcome.summary.get("cost"),
+        "metric_name": outcome.summary.get("metric_name"),
+    }
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("search")
+    def search(
+        ctx: typer.Context,
+        space: Space = typer.Option(None, "--space", help="Search space (default: darts)."),
+        task: TaskKind = typer.Option(None, "--task", help="fer or au (default: implied by --data)."),
+        data: str = typer.Option(None, "--data", help="KIND:PATH, e.g. synth:fer, fer2013:/p/fer2013.csv."),
+        strategy: StrategyName = typer.Option(None, "--strategy", help="ddpnas (default), darts or random."),
+        preset: Preset = typer.Option(Preset.quick, "--preset", help="quick (minutes on a CPU) or paper."),
+        config: Path = typer.Option(None, "--config", help="TOML file layered over the preset."),
+        epochs_scale: float = typer.Option(None, "--epochs-scale", help="Multiply the epoch budgets."),
+        device: DeviceName = typer.Option(None, "--device", help="auto, cpu or cuda."),
+        seed: int = typer.Option(None, "--seed", help="Random seed (default 0)."),
+        db: str = typer.Option(None, "--db", help="Store URL (overrides the global --db)."),
+        resume: int = typer.Option(None, "--resume", help="Continue the killed search RUN_ID."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config and plan as JSON."),
+        as_json: bool = typer.Option(False, "--json", help="Print the result as JSON (no progress bar)."),
+    ) -> None:
+        """Search an architecture (default: DDPNAS on synth:fer, quick preset)."""
+        db_url = resolve_db_url(ctx, db)
+        if resume is not None:
+            from automl.store import open_store
+
+            run = open_store(db_url).get_run(resume)
+            if run.get("kind") != "search":
+                raise UserError(f"run {resume} is a {run.get('kind')} run, not a search")
+            if run.get("state") == "completed":
+                raise UserError(f"search run {resume} is already completed (nothing to resume)")
+            cfg = validate_config(run.get("config") or {}, f"stored config of run {resume}")
+            if device is not None:
+                cfg.search.device = device.value  # type: ignore[assignment]
+        else:
+            cfg = build_config(
+                preset=preset.value,
+                config_file=config,
+                space=space.value if space else None,
+                task=task.value if task else None,
+                data=data,
+                strategy=strategy.value if strategy else None,
+                epochs_scale=epochs_scale,
+                device=device.value if device else None,
+                seed=seed,
+            )
+        if dry_run:
+            from automl.nas.search import dry_run_plan
+
+            print_json({"config": cfg.model_dump(mode="json"), "plan": dry_run_plan(cfg)})
+            return
+        try:
+            result = execute_search(cfg, db_url, resume_run=resume, show_progress=not as_json)
+        except KeyboardInterrupt:
+            console.print("[yellow]search interrupted[/]: continue it with [bold]automl search --resume <RUN_ID>[/]")
+            raise
+        if as_json:
+            print_json(result)
+            return
+        console.print(f"[bold green]search run {result['run_id']} completed[/] in {result['wall_time']:.1f} s")
+        console.print_json(json.dumps(result["genotype"]))
+        cost = result.get("cost") or {}
+        if "params" in cost:
+            console.print(f"params {cost['params'] / 1e6:.3f} M, {cost.get('mflops', 0):.1f} MFLOPs (train size)")
+        console.print(f"run id: {result['run_id']}  (train it: automl train {result['run_id']})")

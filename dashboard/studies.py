@@ -1,0 +1,124 @@
+"""Where the HPO page finds Optuna studies: an RDB storage (SQL, paginated) or a journal file.
+
+``automl hpo`` keeps its study in the store's database by default (Optuna's tables beside the
+``automl_`` ones), or in ``--storage`` (another SQLAlchemy URL, or ``journal:PATH``). For an RDB
+the trial table is paginated in SQL (:mod:`dashboard.queries`); a journal file has no query
+language, so its trials are loaded through Optuna's storage API and paginated in Python. Both
+sources only read: a missing journal file is reported, never created.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial
+from sqlalchemy import Engine
+
+from automl.store.engine import normalize_url
+from dashboard import queries
+
+JOURNAL_PREFIX = "journal:"
+
+
+def is_journal(url: str) -> bool:
+    return url.startswith(JOURNAL_PREFIX)
+
+
+def journal_file(url: str) -> Path:
+    return Path(url[len(JOURNAL_PREFIX) :]).expanduser()
+
+
+def open_optuna_storage(url: str) -> optuna.storages.BaseStorage:
+    """A storage that will not create tables or files (the caller checked the file exists)."""
+    if is_journal(url):
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        return JournalStorage(JournalFileBackend(str(journal_file(url))))
+    return optuna.storages.RDBStorage(
+        normalize_url(url), skip_table_creation=True, skip_compatibility_check=True
+    )
+
+
+def close_storage(storage: optuna.storages.BaseStorage) -> None:
+    engine = getattr(storage, "engine", None)
+    if engine is not None:
+        engine.dispose()
+
+
+def load_study_trials(url: str, study_name: str) -> tuple[list[str], list[FrozenTrial]]:
+    """Directions (``minimize``/``maximize``) and every trial of one study."""
+    storage = open_optuna_storage(url)
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+        return [d.name.lower() for d in study.directions], study.get_trials(deepcopy=False)
+    finally:
+        close_storage(storage)
+
+
+@dataclass
+class StudySource:
+    """The studies of one storage; ``engine`` is set for RDB storages (SQL pagination)."""
+
+    url: str
+    engine: Engine | None
+
+    def studies(self) -> list[dict[str, Any]]:
+        if self.engine is not None:
+            return queries.optuna_studies(self.engine)
+        storage = open_optuna_storage(self.url)
+        try:
+            out = []
+            for i, summary in enumerate(storage.get_all_studies()):
+                trials = storage.get_all_trials(summary._study_id, deepcopy=False)
+                counts: dict[str, int] = {}
+                for t in trials:
+                    counts[t.state.name] = counts.get(t.state.name, 0) + 1
+                out.append({"study_id": summary._study_id, "name": summary.study_name,
+                            "directions": [d.name for d in summary.directions], "counts": counts,
+                            "n_trials": len(trials), "order": i})  # fmt: skip
+            return out
+        finally:
+            close_storage(storage)
+
+    def count_trials(self, study: dict[str, Any], states: Sequence[str], trials: list[FrozenTrial]) -> int:
+        if self.engine is not None:
+            return queries.count_trials(self.engine, study["study_id"], states) if states else 0
+        return sum(t.state.name in states for t in trials)
+
+    def trials_page(
+        self,
+        study: dict[str, Any],
+        states: Sequence[str],
+        trials: list[FrozenTrial],
+        *,
+        limit: int,
+        offset: int,
+        descending: bool,
+    ) -> list[dict[str, Any]]:
+        if self.engine is not None:
+            return queries.trials_page(self.engine, study["study_id"], states, limit=limit, offset=offset,
+                                       descending=descending)  # fmt: skip
+        kept = sorted(
+            (t for t in trials if t.state.name in states), key=lambda t: t.number, reverse=descending
+        )
+        return [trial_row(t) for t in kept[offset : offset + limit]]
+
+
+def trial_row(t: FrozenTrial) -> dict[str, Any]:
+    """The trial table's row for a trial loaded through the storage API (same columns as SQL)."""
+    start, end = t.datetime_start, t.datetime_complete
+    row: dict[str, Any] = {
+        "number": t.number,
+        "state": t.state.name,
+        "duration_s": (end - start).total_seconds() if start and end else None,
+        "start": start,
+    }
+    for i, v in enumerate(t.values or []):
+        row[f"value_{i}"] = v
+    for name, value in t.params.items():
+        row[f"param: {name}"] = value
+    return row

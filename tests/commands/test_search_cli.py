@@ -1,0 +1,140 @@
+"""``automl search``: dry run, errors, a full tiny search in the store, and kill -9 + --resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from automl.config import load_config
+from automl.nas.recorder import MemoryRecorder
+from automl.nas.search import STATE_FILE, SearchLoop
+from automl.store import open_store
+
+TINY_TOML = """
+[search]
+device = "cpu"
+[data]
+image_size = 8
+n = 40
+batch_size = 64
+[supernet]
+init_channels = 2
+layers = 3
+nodes = 1
+[ddpnas]
+pruning_step = 1
+[train]
+init_channels = 4
+layers = 3
+"""
+
+
+@pytest.fixture
+def tiny_toml(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY_TOML)
+    return path
+
+
+def test_dry_run_prints_config_and_plan(cli):
+    res = cli("search", "--dry-run")
+    assert res.code == 0, res.err
+    payload = json.loads(res.out)
+    assert payload["config"]["search"]["strategy"] == "ddpnas"
+    assert payload["config"]["search"]["data"] == "synth:fer"
+    assert payload["plan"]["search_epochs"] == payload["plan"]["pruning_step"] * 35
+    paper = json.loads(cli("search", "--preset", "paper", "--dry-run").out)
+    assert paper["plan"]["search_epochs"] == 105
+    au = json.loads(cli("search", "--data", "synth:au", "--strategy", "darts", "--dry-run").out)
+    assert au["config"]["search"]["task"] == "au" and au["plan"]["strategy"] == "darts"
+
+
+def test_bad_inputs_are_one_line_errors(cli, tmp_path: Path, db_url: str):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[ddpnas]\npruning_stpe = 2\n")
+    res = cli("search", "--config", str(bad), "--dry-run")
+    assert res.code == 2 and "unknown key 'ddpnas.pruning_stpe'" in res.err
+    res = cli("--db", db_url, "search", "--resume", "999")
+    assert res.code == 2 and "unknown run id 999" in res.err
+    res = cli("search", "--data", "nope:x", "--dry-run", "--device", "cpu")
+    assert res.code == 0  # the plan does not read data...
+    res = cli("--db", db_url, "search", "--data", "nope:x", "--device", "cpu", "--json")
+    assert res.code == 2 and "unknown --data kind" in res.err  # ...the search does
+
+
+def test_search_writes_everything_to_the_store(cli, db_url: str, tiny_toml: Path):
+    torch.set_num_threads(1)
+    res = cli("--db", db_url, "search", "--config", str(tiny_toml), "--json")
+    assert res.code == 0, res.err
+    out = json.loads(res.out)
+    store = open_store(db_url)
+    run = store.get_run(out["run_id"])
+    assert run["state"] == "completed" and run["strategy"] == "ddpnas"
+    epochs = store.epochs(out["run_id"])
+    assert len(epochs) == out["search_epochs"] == 35
+    assert len(store.distributions(out["run_id"])) == 7
+    final = store.final_architecture(out["run_id"])
+    assert final["genotype"] == out["genotype"] and final["params"] > 0
+    assert (store.run_dir(out["run_id"]) / STATE_FILE).is_file()
+    res = cli("--db", db_url, "search", "--resume", str(out["run_id"]))
+    assert res.code == 2 and "already completed" in res.err
+
+
+def _subprocess_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["OMP_NUM_THREADS"] = "1"
+    env["COLUMNS"] = "200"
+    return env
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_gives_the_same_genotype(tmp_path: Path, tiny_toml: Path):
+    db_url = f"sqlite:///{tmp_path / 'automl.db'}"
+    cmd = [sys.executable, "-m", "automl", "--db", db_url, "search", "--config", str(tiny_toml)]
+    proc = subprocess.Popen(
+        [*cmd, "--json"], env=_subprocess_env(), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    store = open_store(db_url)
+    deadline = time.monotonic() + 120
+    killed_after = None
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                n = len(store.epochs(1))
+            except Exception:  # the run may not exist yet
+                n = 0
+            if n >= 5:
+                proc.send_signal(signal.SIGKILL)
+                killed_after = n
+                break
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None and killed_after is None:
+            proc.kill()
+        proc.wait()
+    assert killed_after is not None, f"the search ended before it could be killed: {proc.stderr.read()!r}"
+    assert store.get_run(1)["state"] == "running"  # nobody marked it: it was killed
+
+    res = subprocess.run(
+        [*cmd[:5], "search", "--resume", "1", "--json"], env=_subprocess_env(), cwd=tmp_path,
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    resumed = json.loads(res.stdout)
+    run = store.get_run(1)
+    assert run["state"] == "completed" and run["summary"]["resumed"] is True
+    assert run["summary"]["epochs_this_process"] < 35
+    assert [e["epoch"] for e in store.epochs(1)] == list(range(35))
+
+    torch.set_num_threads(1)
+    cfg = load_config("quick", tiny_toml)
+    reference = SearchLoop(cfg, MemoryRecorder()).run()
+    assert resumed["genotype"] == reference.genotype
