@@ -86,7 +86,7 @@ class DartsSection(_Section):
     epochs: int = Field(50, ge=1)
     arch_lr: float = Field(3e-4, gt=0)
     arch_weight_decay: float = Field(1e-3, ge=0)
-    weight_lr: float = Field(0.025, gt=0, description="SGD lr of the supernet weights (DARTS: 0.025, cosine).")
+    weight_lr: float = Field(0.025, gt=0, description="SGD lr of the supernet weights (DARTS: 0.025).")
 
 
 class RandomSection(_Section):

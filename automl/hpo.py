@@ -437,7 +437,7 @@ def run_study(
         def on_trial(_trial: FrozenTrial) -> None:
             if on_progress is not None:
                 trials = worker_study.get_trials(deepcopy=False)
-                on_progress(hw._counts(trials), hw.count_budget(trials))
+                on_progress(hw.count_states(trials), hw.count_budget(trials))
 
         hw.run_worker(spec, objective, study=worker_study, on_trial=on_trial)
     else:

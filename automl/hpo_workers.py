@@ -29,8 +29,10 @@ import fcntl
 import multiprocessing as mp
 import os
 import socket
+import sys
 import threading
 import time
+import types
 import warnings
 import zlib
 from collections.abc import Callable, Iterator
@@ -313,13 +315,6 @@ def count_budget(trials: list[FrozenTrial]) -> BudgetCount:
     return BudgetCount(taken=taken, running=running, waiting=waiting, retried=len(retried))
 
 
-def state_counts(study: optuna.Study) -> dict[str, int]:
-    counts = {s.name.lower(): 0 for s in TrialState}
-    for t in study.get_trials(deepcopy=False):
-        counts[t.state.name.lower()] += 1
-    return counts
-
-
 # --------------------------------------------------------------------------------- the worker
 
 
@@ -375,11 +370,15 @@ def load_worker_study(spec: StudySpec, worker_index: int = 0) -> optuna.Study:
         grace_period=spec.grace_period,
         max_retry=spec.max_retry,
     )
-    seed = None if spec.seed is None else spec.seed + worker_index
     try:
         study = optuna.load_study(study_name=spec.study_name, storage=storage)
     except KeyError:
         raise UserError(f"no study '{spec.study_name}' in {spec.storage_url}") from None
+    seed = None if spec.seed is None else spec.seed + worker_index
+    if seed is not None and study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        # Another process (say, the same command on another machine) is already working on this
+        # study: the same seed would replay its random start-up suggestions, so make this one differ.
+        seed += zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode()) % 1_000_003
     study.sampler = make_sampler(spec.sampler, seed, len(study.directions))
     study.pruner = make_pruner(spec.pruner)
     return study
@@ -530,8 +529,9 @@ def run_local_workers(
         for i in range(workers)
     ]
     start = time.perf_counter()
-    for proc in procs:
-        proc.start()
+    with _children_skip_automl_main():
+        for proc in procs:
+            proc.start()
     if on_start is not None:
         on_start(procs)
     monitor = None
@@ -540,7 +540,7 @@ def run_local_workers(
             if on_poll is not None:
                 monitor = monitor or load_worker_study(spec)
                 trials = monitor.get_trials(deepcopy=False)
-                on_poll(_counts(trials), count_budget(trials))
+                on_poll(count_states(trials), count_budget(trials))
             for p in procs:
                 p.join(timeout=poll_interval / len(procs))
     except BaseException:
@@ -553,15 +553,32 @@ def run_local_workers(
     monitor = monitor or load_worker_study(spec)
     trials = monitor.get_trials(deepcopy=False)
     if on_poll is not None:
-        on_poll(_counts(trials), count_budget(trials))
+        on_poll(count_states(trials), count_budget(trials))
     return PoolResult(
         exit_codes=[int(p.exitcode if p.exitcode is not None else -1) for p in procs],
-        counts=_counts(trials),
+        counts=count_states(trials),
         wall_time=time.perf_counter() - start,
     )
 
 
-def _counts(trials: list[FrozenTrial]) -> dict[str, int]:
+@contextlib.contextmanager
+def _children_skip_automl_main() -> Iterator[None]:
+    """Under ``python -m automl`` a spawned child would re-import ``automl.__main__`` (it calls the
+    CLI at import) as its main module; hide it while starting workers (their objective lives in an
+    importable module, never in ``__main__``)."""
+    main = sys.modules.get("__main__")
+    if getattr(getattr(main, "__spec__", None), "name", None) != "automl.__main__":
+        yield
+        return
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main  # type: ignore[assignment]
+
+
+def count_states(trials: list[FrozenTrial]) -> dict[str, int]:
+    """Trials per state, every state present (``{"running": 0, "complete": 3, ...}``)."""
     counts = {s.name.lower(): 0 for s in TrialState}
     for t in trials:
         counts[t.state.name.lower()] += 1

@@ -40,8 +40,8 @@ from search_spaces.budget import Budget, CostTable
 # Options that belong to the DARTS space's networks (sent by a generic training loop to every
 # space); they have no meaning in a chain space whose depth is fixed by the genotype.
 DARTS_ONLY_OPTIONS = frozenset({"nodes", "stem_multiplier", "auxiliary", "auxiliary_weight"})
-DEFAULT_LAYERS = 5
-"""Searchable layers when neither ``layers`` nor ``depths`` is given (the [supernet] default)."""
+DEFAULT_LAYERS = 4
+"""Searchable layers when neither ``layers`` nor ``depths`` is given (the ``quick`` preset's)."""
 PAD_LOGIT = -1e4
 """Architecture logit of padding cells: softmax gives them ~0 weight even outside our masking."""
 
@@ -253,7 +253,7 @@ class ChainSpace(abc.ABC):
     name = "chain"
     width_mults: tuple[int, ...] = (2, 4, 8)
     stage_strides: tuple[int, ...] = (2, 2, 2)
-    min_image_size = 16
+    min_image_size = 8
 
     def __init__(
         self,

@@ -16,9 +16,13 @@ from search_spaces.genotypes import NONE_INDEX
 from search_spaces.ops import PRIMITIVES, FactorizedReduce, Identity, ReLUConvBN, drop_path, make_op
 
 
-def _preprocess(c_pp: int, c_p: int, c: int, reduction_prev: bool, affine: bool) -> tuple[nn.Module, nn.Module]:
+def _preprocess(
+    c_pp: int, c_p: int, c: int, reduction_prev: bool, affine: bool
+) -> tuple[nn.Module, nn.Module]:
     # After a reduction cell, the output two cells back has twice the resolution: halve it.
-    pre0 = FactorizedReduce(c_pp, c, affine=affine) if reduction_prev else ReLUConvBN(c_pp, c, 1, 1, 0, affine)
+    pre0 = (
+        FactorizedReduce(c_pp, c, affine=affine) if reduction_prev else ReLUConvBN(c_pp, c, 1, 1, 0, affine)
+    )
     return pre0, ReLUConvBN(c_p, c, 1, 1, 0, affine)
 
 

@@ -40,7 +40,7 @@ FER_HEAD = "linear"
 
 
 class FaceSpace(ChainSpace):
-    """Options: ``task`` ("fer" or "au"), ``layers`` (default 5) or ``depths``, ``init_channels``
+    """Options: ``task`` ("fer" or "au"), ``layers`` (default 4) or ``depths``, ``init_channels``
     (default 16), ``dropout``, ``heads`` (AU head candidates, default all four, in that order)."""
 
     name = "face"

@@ -206,7 +206,9 @@ def validate_genotype(genotype: Any) -> dict[str, Any]:
     for cell in CELL_TYPES:
         pairs = genotype[cell]
         if not isinstance(pairs, list) or len(pairs) != 2 * nodes:
-            raise GenotypeError(f"genotype '{cell}' must list {2 * nodes} [op, input] pairs for {nodes} nodes")
+            raise GenotypeError(
+                f"genotype '{cell}' must list {2 * nodes} [op, input] pairs for {nodes} nodes"
+            )
         clean = []
         for k, pair in enumerate(pairs):
             if not isinstance(pair, list | tuple) or len(pair) != 2:
@@ -218,15 +220,20 @@ def validate_genotype(genotype: Any) -> dict[str, Any]:
             node = 2 + k // 2
             if isinstance(src, bool) or not isinstance(src, int) or not 0 <= src < node:
                 raise GenotypeError(
-                    f"genotype '{cell}'[{k}]: input {src!r} of node {node} must be an integer in 0..{node - 1}"
+                    f"genotype '{cell}'[{k}]: input {src!r} of node {node} must be an integer "
+                    f"in 0..{node - 1}"
                 )
             clean.append([op, src])
         out[cell] = clean
         concat_key = f"{cell}_concat"
         concat = genotype.get(concat_key, list(range(2, 2 + nodes)))
         concat = list(concat)
-        if not concat or any(isinstance(c, bool) or not isinstance(c, int) or not 2 <= c < 2 + nodes for c in concat):
-            raise GenotypeError(f"genotype '{concat_key}' must list intermediate node indices in 2..{nodes + 1}")
+        if not concat or any(
+            isinstance(c, bool) or not isinstance(c, int) or not 2 <= c < 2 + nodes for c in concat
+        ):
+            raise GenotypeError(
+                f"genotype '{concat_key}' must list intermediate node indices in 2..{nodes + 1}"
+            )
         out[concat_key] = concat
     return out
 

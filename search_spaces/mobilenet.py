@@ -28,7 +28,7 @@ from search_spaces.chain import ChainSpace, _Options
 
 
 class MobileNetSpace(ChainSpace):
-    """Options: ``task`` ("fer" or "au"; both use the linear head), ``layers`` (default 5) or
+    """Options: ``task`` ("fer" or "au"; both use the linear head), ``layers`` (default 4) or
     ``depths`` (three stage depths), ``init_channels`` (default 16), ``dropout`` before the
     classifier (default 0)."""
 

@@ -29,7 +29,9 @@ def create_space(name: str, **options: Any) -> SearchSpace:
     try:
         target = SPACES[name]
     except KeyError:
-        raise UnknownSpaceError(f"unknown search space '{name}' (choose one of: {', '.join(SPACES)})") from None
+        raise UnknownSpaceError(
+            f"unknown search space '{name}' (choose one of: {', '.join(SPACES)})"
+        ) from None
     module_name, class_name = target.split(":")
     cls = getattr(importlib.import_module(module_name), class_name)
     return cls(**options)

@@ -179,7 +179,7 @@ def test_two_workers_on_a_journal_file_complete_exactly_n_trials(tmp_path: Path)
     url = f"journal:{tmp_path / 'study.journal'}"
     _new_study(url)
     spec = StudySpec(
-        storage_url=url, study_name="s", n_trials=12, sampler="random", pruner="none", poll_interval=0.1
+        storage_url=url, study_name="s", n_trials=12, sampler="random", pruner="none", poll_interval=0.3
     )
     result = run_local_workers(spec, QuickObjective(rendezvous=str(tmp_path)), 2)
     assert result.exit_codes == [0, 0]
@@ -224,7 +224,7 @@ def test_sigkilled_worker_trial_is_failed_and_rerun(
         pruner="none",
         heartbeat_interval=1,
         grace_period=2,
-        poll_interval=0.1,
+        poll_interval=0.3,
         reap_local=not heartbeat,
     )
     killed: list[int] = []
@@ -233,7 +233,7 @@ def test_sigkilled_worker_trial_is_failed_and_rerun(
         HangOnce(str(tmp_path)),
         2,
         on_poll=_kill_victim_when_started(tmp_path, killed),
-        poll_interval=0.1,
+        poll_interval=0.3,
     )
     assert killed, "the victim trial never started"
     assert sorted(result.exit_codes) == [-signal.SIGKILL, 0]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -17,29 +17,29 @@ from automl.errors import UserError
 AU_KINDS = ("bp4d", "disfa")
 
 
-class Space(str, Enum):
+class Space(StrEnum):
     darts = "darts"
     mobilenet = "mobilenet"
     face = "face"
 
 
-class TaskKind(str, Enum):
+class TaskKind(StrEnum):
     fer = "fer"
     au = "au"
 
 
-class StrategyName(str, Enum):
+class StrategyName(StrEnum):
     ddpnas = "ddpnas"
     darts = "darts"
     random = "random"
 
 
-class Preset(str, Enum):
+class Preset(StrEnum):
     quick = "quick"
     paper = "paper"
 
 
-class DeviceName(str, Enum):
+class DeviceName(StrEnum):
     auto = "auto"
     cpu = "cpu"
     cuda = "cuda"
@@ -224,14 +224,24 @@ def register(app: typer.Typer) -> None:
         try:
             result = execute_search(cfg, db_url, resume_run=resume, show_progress=not as_json)
         except KeyboardInterrupt:
-            console.print("[yellow]search interrupted[/]: continue it with [bold]automl search --resume <RUN_ID>[/]")
+            console.print(
+                "[yellow]search interrupted[/]: continue it with [bold]automl search --resume <RUN_ID>[/]"
+            )
             raise
         if as_json:
             print_json(result)
             return
-        console.print(f"[bold green]search run {result['run_id']} completed[/] in {result['wall_time']:.1f} s")
-        console.print_json(json.dumps(result["genotype"]))
+        console.print(
+            f"[bold green]search run {result['run_id']} completed[/] in {result['wall_time']:.1f} s"
+        )
+        g = result["genotype"]
+        for key in ("normal", "reduce"):  # DARTS cells one line each; other spaces as compact JSON
+            if key in g:
+                console.print(f"{key}: " + ", ".join(f"{op}<-{src}" for op, src in g[key]), highlight=False)
+        console.print(json.dumps(g, separators=(",", ":")), highlight=False, soft_wrap=True)
         cost = result.get("cost") or {}
         if "params" in cost:
-            console.print(f"params {cost['params'] / 1e6:.3f} M, {cost.get('mflops', 0):.1f} MFLOPs (train size)")
+            console.print(
+                f"params {cost['params'] / 1e6:.3f} M, {cost.get('mflops', 0):.1f} MFLOPs (train size)"
+            )
         console.print(f"run id: {result['run_id']}  (train it: automl train {result['run_id']})")

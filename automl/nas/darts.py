@@ -90,7 +90,11 @@ class DartsStrategy(Strategy):
 
     def finalize(self, evaluate: Evaluate) -> StrategyResult:
         w = self._weights()
-        summary = {"strategy": self.name, "theta": w.tolist(), "variants": self.genotype_variants(w, self.skip_caps)}
+        summary = {
+            "strategy": self.name,
+            "theta": w.tolist(),
+            "variants": self.genotype_variants(w, self.skip_caps),
+        }
         return StrategyResult(genotype=self.space.derive_genotype(w), weights=w, summary=summary)
 
     def plan(self) -> dict[str, Any]:

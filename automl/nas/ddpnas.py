@@ -103,7 +103,8 @@ class DDPNASStrategy(Strategy):
                 "alive": update["alive"],
                 "pruned": [None if p is None else int(p) for p in update["pruned"]],
                 "pruned_ops": [
-                    None if p is None else self.decisions[i].candidates[p] for i, p in enumerate(update["pruned"])
+                    None if p is None else self.decisions[i].candidates[p]
+                    for i, p in enumerate(update["pruned"])
                 ],
             }
         ]

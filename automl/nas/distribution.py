@@ -73,7 +73,9 @@ class DDPNASDistribution:
     ):
         if num_decisions < 1:
             raise ValueError("the distribution needs at least one decision")
-        counts = [int(candidates)] * num_decisions if isinstance(candidates, int) else [int(c) for c in candidates]
+        counts = (
+            [int(candidates)] * num_decisions if isinstance(candidates, int) else [int(c) for c in candidates]
+        )
         if len(counts) != num_decisions or min(counts) < 1:
             raise ValueError("candidates must give a positive count for every decision")
         if pruning_step < 1:
@@ -191,7 +193,9 @@ class DDPNASDistribution:
         if self.epoch_in_round < self.round_length:
             return None
         # Round complete: freeze its accuracy matrix (the mean where an op was drawn twice).
-        perf = np.divide(self._perf_sum, self._perf_count, out=np.zeros_like(self._perf_sum), where=self._perf_count > 0)
+        perf = np.divide(
+            self._perf_sum, self._perf_count, out=np.zeros_like(self._perf_sum), where=self._perf_count > 0
+        )
         self._round_perf.append(perf)
         self.round_in_update += 1
         self.epoch_in_round = 0
@@ -206,7 +210,9 @@ class DDPNASDistribution:
         return update
 
     def _update_and_prune(self) -> dict[str, Any]:
-        expectation = np.mean([_softmax_rows(self.temperature * p, self.valid) for p in self._round_perf], axis=0)
+        expectation = np.mean(
+            [_softmax_rows(self.temperature * p, self.valid) for p in self._round_perf], axis=0
+        )
         if self.update_rule == "v1":
             self.theta = expectation + self.decay * self.theta
         else:

@@ -38,8 +38,8 @@ from automl.nas.ddpnas import DDPNASStrategy
 from automl.nas.random_ws import RandomWSStrategy
 from automl.nas.recorder import SearchRecorder
 from automl.nas.strategy import LrPlan, Strategy, StrategyResult
-from search_spaces.registry import create_space
 from search_spaces.base import SearchSpace
+from search_spaces.registry import create_space
 
 STATE_FILE = "search_state.pt"
 STATE_VERSION = 1
@@ -62,6 +62,8 @@ def build_space(cfg: Config, task: str) -> SearchSpace:
     options: dict[str, Any] = {"task": task}
     if cfg.search.space == "darts":
         options["nodes"] = cfg.supernet.nodes
+    else:  # chain spaces (mobilenet, face) fix their number of searchable layers at creation
+        options["layers"] = cfg.supernet.layers
     try:
         return create_space(cfg.search.space, **options)
     except ModuleNotFoundError as exc:
@@ -100,7 +102,9 @@ def build_strategy(cfg: Config, space: SearchSpace) -> Strategy:
         )
     if name == "random":
         r = cfg.random
-        return RandomWSStrategy(space, epochs=_scaled(r.epochs, s), candidates=r.candidates, seed=cfg.search.seed)
+        return RandomWSStrategy(
+            space, epochs=_scaled(r.epochs, s), candidates=r.candidates, seed=cfg.search.seed
+        )
     raise UserError(f"unknown strategy '{name}' (choose ddpnas, darts or random)")
 
 
@@ -208,7 +212,12 @@ class SearchData:
 def load_search_data(cfg: Config) -> FaceData:
     d = cfg.data
     return load_data(
-        cfg.search.data, image_size=d.image_size, channels=d.channels, fold=d.fold, n=d.n, seed=cfg.search.seed
+        cfg.search.data,
+        image_size=d.image_size,
+        channels=d.channels,
+        fold=d.fold,
+        n=d.n,
+        seed=cfg.search.seed,
     )
 
 
@@ -340,8 +349,12 @@ class SearchLoop:
         return logits, y
 
     def reduce_mean(self, value: float) -> float:
-        """Average a scalar over processes (identity on one process)."""
+        """Average a scalar (the train loss) over processes (identity on one process)."""
         return value
+
+    def shard(self, order: torch.Tensor) -> torch.Tensor:
+        """This process's part of an epoch's sample order (all of it on one process)."""
+        return order
 
     def is_main_process(self) -> bool:
         return True
@@ -372,7 +385,8 @@ class SearchLoop:
         self._set_sample(sample)
         bs = self.cfg.data.batch_size
         n = int(data.train_x.shape[0])
-        perm = torch.randperm(n, device=self.device)
+        perm = self.shard(torch.randperm(n, device=self.device))
+        n = int(perm.numel())
         loss_sum = torch.zeros((), device=self.device)
         outputs, targets = [], []
         clip = self.cfg.optim.grad_clip
@@ -431,7 +445,9 @@ class SearchLoop:
             "strategy": self.strategy.state_dict(),
             "schedule": self.schedule.state_dict(),
             "rng": _rng_snapshot(),
-            "val_cursor": None if self._val_cursor is None else [self._val_cursor[0].cpu(), self._val_cursor[1]],
+            "val_cursor": None
+            if self._val_cursor is None
+            else [self._val_cursor[0].cpu(), self._val_cursor[1]],
             "extra": extra or {},
         }
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -447,7 +463,9 @@ class SearchLoop:
         except Exception as exc:  # corrupt or foreign file: say so instead of a traceback
             raise UserError(f"cannot read search checkpoint {path}: {exc}") from None
         if state.get("version") != STATE_VERSION:
-            raise UserError(f"search checkpoint {path} has version {state.get('version')}, expected {STATE_VERSION}")
+            raise UserError(
+                f"search checkpoint {path} has version {state.get('version')}, expected {STATE_VERSION}"
+            )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.strategy.load_state_dict(state["strategy"])
@@ -499,7 +517,7 @@ class SearchLoop:
             lr = self.optimizer.param_groups[0]["lr"]
             train_loss, train_metric = self.train_epoch(sample)
             val_loss, val_metric = self.evaluate(sample)
-            val_metric = self.reduce_mean(val_metric)
+            train_loss = self.reduce_mean(train_loss)
             if not math.isfinite(train_loss):
                 raise UserError(
                     f"training diverged at epoch {self.epoch} (loss {train_loss}); lower the learning rate"
@@ -590,7 +608,9 @@ def dry_run_plan(cfg: Config) -> dict[str, Any]:
         "data": cfg.search.data,
         "device": str(resolve_device(cfg.search.device)),
         "weight_lr": weight_lr(cfg),
-        "lr_schedule": strategy.lr_plan(weight_lr(cfg), cfg.optim.lr_decay, cfg.optim.lr_decay_every).__dict__,
+        "lr_schedule": strategy.lr_plan(
+            weight_lr(cfg), cfg.optim.lr_decay, cfg.optim.lr_decay_every
+        ).__dict__,
         "num_decisions": len(decisions),
         "decisions": [d.name for d in decisions],
         "candidates": [list(d.candidates) for d in decisions],

@@ -73,7 +73,7 @@ class Strategy(ABC):
     def lr_plan(self, lr: float, decay: float, every: int | None) -> LrPlan: ...
 
     # --- per epoch / per batch --------------------------------------------------------------
-    def setup(self, model: nn.Module, device: torch.device) -> None:
+    def setup(self, model: nn.Module, device: torch.device) -> None:  # noqa: B027 - optional hook
         """Called once the supernet exists on its device (create architecture optimisers here)."""
 
     @abstractmethod
@@ -93,7 +93,9 @@ class Strategy(ABC):
 
     uses_arch_step: bool = False
 
-    def arch_step(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable) -> None:
+    def arch_step(  # noqa: B027 - optional hook, only DARTS-like strategies override it
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable
+    ) -> None:
         """One architecture-parameter step on a validation batch (DARTS)."""
 
     @abstractmethod

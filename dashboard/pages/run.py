@@ -94,47 +94,66 @@ tab_dist, tab_arch, tab_samples, tab_files, tab_config = st.tabs(
     ["Distribution", "Architecture", "Sampled architectures", "Artifacts", "Config"]
 )
 
+
 # -- the DDPNAS distribution ---------------------------------------------------------------------
-with tab_dist:
+def _theta_moved() -> None:
+    """The user moved the slider: keep following new updates only if they chose the newest."""
+    st.session_state["theta_follow"] = st.session_state["theta_update"] == st.session_state.get("theta_last")
+
+
+@st.fragment(run_every=LIVE_REFRESH_SECONDS if live else None)
+def distribution_panel() -> None:
+    """Theta heatmap with a slider over updates; live, it follows the newest update unless the
+    user moved the slider back to an older one."""
     updates = queries.distribution_updates(engine, run_id)
     if not updates:
         st.info("This run recorded no distribution (only DDPNAS and DARTS searches do).")
-    else:
-        stops = [int(u["update_index"]) for u in updates]
-        epoch_of = {int(u["update_index"]): u["epoch"] for u in updates}
-        chosen = stops[-1]
-        if len(stops) > 1:
-            chosen = st.select_slider(
-                "Distribution after update",
-                options=stops,
-                value=stops[-1],
-                key="theta_update",
-                format_func=lambda u: f"{u} (epoch {epoch_of[u]})",
-            )
-        snap = queries.distribution_at(engine, run_id, chosen)
-        if snap is not None:
-            theta = snap["theta"]
-            alive = snap["alive"]
-            n_rows, n_cols = len(theta), max((len(r) for r in theta), default=0)
-            decisions, candidates = charts.plan_axes(plan, n_rows, n_cols)
-            n_alive = sum(bool(a) for row in alive for a in row) if alive else n_rows * n_cols
-            c = st.columns(3)
-            c[0].metric("Update", f"{chosen} of {stops[-1]}")
-            c[1].metric("Ops alive", f"{n_alive} / {n_rows * n_cols}")
-            c[2].metric("Pruned ops", n_rows * n_cols - n_alive)
-            st.plotly_chart(
-                charts.theta_heatmap(
-                    theta,
-                    alive,
-                    decisions,
-                    candidates,
-                    names=charts.cell_names(plan, n_rows, n_cols),
-                    title=f"theta after update {chosen} (epoch {snap['epoch']})",
-                ),
-                key="theta_heatmap",
-            )
-        st.subheader("Dynamic distribution pruning")
-        st.plotly_chart(charts.pruning_figure(updates), key="pruning")
+        return
+    stops = [int(u["update_index"]) for u in updates]
+    epoch_of = {int(u["update_index"]): u["epoch"] for u in updates}
+    chosen = stops[-1]
+    if len(stops) > 1:
+        state = st.session_state
+        if state.get("theta_run") != run_id:  # another run: start by following its newest update
+            state["theta_run"], state["theta_follow"] = run_id, True
+        if state.get("theta_follow", True) or state.get("theta_update") not in stops:
+            state["theta_update"] = stops[-1]
+        state["theta_last"] = stops[-1]
+        chosen = st.select_slider(
+            "Distribution after update",
+            options=stops,
+            key="theta_update",
+            format_func=lambda u: f"{u} (epoch {epoch_of[u]})",
+            on_change=_theta_moved,
+        )
+    snap = queries.distribution_at(engine, run_id, chosen)
+    if snap is not None:
+        theta = snap["theta"]
+        alive = snap["alive"]
+        n_rows, n_cols = len(theta), max((len(r) for r in theta), default=0)
+        decisions, candidates = charts.plan_axes(plan, n_rows, n_cols)
+        n_alive = sum(bool(a) for row in alive for a in row) if alive else n_rows * n_cols
+        c = st.columns(3)
+        c[0].metric("Update", f"{chosen} of {stops[-1]}")
+        c[1].metric("Ops alive", f"{n_alive} / {n_rows * n_cols}")
+        c[2].metric("Pruned ops", n_rows * n_cols - n_alive)
+        st.plotly_chart(
+            charts.theta_heatmap(
+                theta,
+                alive,
+                decisions,
+                candidates,
+                names=charts.cell_names(plan, n_rows, n_cols),
+                title=f"theta after update {chosen} (epoch {snap['epoch']})",
+            ),
+            key="theta_heatmap",
+        )
+    st.subheader("Dynamic distribution pruning")
+    st.plotly_chart(charts.pruning_figure(updates), key="pruning")
+
+
+with tab_dist:
+    distribution_panel()
 
 # -- the genotype -------------------------------------------------------------------------------
 with tab_arch:

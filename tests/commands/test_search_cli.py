@@ -100,7 +100,11 @@ def test_kill_9_then_resume_gives_the_same_genotype(tmp_path: Path, tiny_toml: P
     db_url = f"sqlite:///{tmp_path / 'automl.db'}"
     cmd = [sys.executable, "-m", "automl", "--db", db_url, "search", "--config", str(tiny_toml)]
     proc = subprocess.Popen(
-        [*cmd, "--json"], env=_subprocess_env(), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [*cmd, "--json"],
+        env=_subprocess_env(),
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     store = open_store(db_url)
     deadline = time.monotonic() + 120

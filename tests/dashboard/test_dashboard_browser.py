@@ -1,7 +1,7 @@
 """End to end: ``automl dashboard`` as a subprocess, every page opened in Debian chromium.
 
-Screenshots of each page land in a temporary directory (printed with ``-s``; kept by pytest's
-tmp_path retention) so a failing CI run can be looked at.
+Screenshots of each page land in ``$AUTOML_SCREENSHOTS_DIR`` when set (CI can keep them as
+artifacts), else in a pytest temporary directory (printed with ``-s``).
 """
 
 from __future__ import annotations
@@ -124,7 +124,9 @@ def _shot(page, path: Path) -> None:
 
 
 def test_every_page_renders_in_chromium(server, seeded, browser_page, tmp_path_factory) -> None:
-    shots = tmp_path_factory.mktemp("screenshots")
+    wanted = os.environ.get("AUTOML_SCREENSHOTS_DIR")  # CI keeps them as artifacts
+    shots = Path(wanted) if wanted else tmp_path_factory.mktemp("screenshots")
+    shots.mkdir(parents=True, exist_ok=True)
     page = browser_page
 
     _open(page, f"{server}/")

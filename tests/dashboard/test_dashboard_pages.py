@@ -194,11 +194,25 @@ def test_live_run_shows_new_epochs_on_the_next_refresh(tmp_path: Path, monkeypat
     assert at.toggle(key="live").value is True
     assert {m.label: m.value for m in at.metric}["Epochs"] == "1 / 10"
     rec.on_epoch(1, {"phase": "search", "train_loss": 1.5, "val_loss": 1.6, "val_metric": 0.4})
-    rec.on_distribution(1, 1, [[0.6, 0.4]], [[True, False]], {})
+    rec.on_distribution(1, 1, [[0.6, 0.4, 0.0]], [[True, True, False]], {})
     at.run()  # what the fragment's timer does every few seconds
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Epochs"] == "2 / 10" and metrics["Best val metric"] == "0.4"
     assert metrics["Pruned ops"] == "1"
+    # The theta slider follows new updates while it sits on the newest one...
+    rec.on_distribution(2, 1, [[0.7, 0.3, 0.0]], [[True, True, False]], {})
+    at.run()
+    assert at.select_slider(key="theta_update").value == 2
+    rec.on_distribution(3, 2, [[1.0, 0.0, 0.0]], [[True, False, False]], {})
+    at.run()
+    assert at.select_slider(key="theta_update").value == 3
+    assert {m.label: m.value for m in at.metric}["Pruned ops"] == "2"
+    # ...and stays where the user put it once they look at an older one.
+    at.select_slider(key="theta_update").set_value(1).run()
+    rec.on_distribution(4, 3, [[1.0, 0.0, 0.0]], [[True, False, False]], {})
+    at.run()
+    assert at.select_slider(key="theta_update").value == 1
+    assert {m.label: m.value for m in at.metric}["Update"] == "1 of 4"
     store.close()
 
 

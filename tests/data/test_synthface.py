@@ -151,3 +151,12 @@ def test_large_synthetic_sets_are_cached(tmp_path, monkeypatch):
     assert torch.equal(a.train_x, b.train_x) and torch.equal(a.test_y, b.test_y)
     load_data("synth:disfa", n=90, seed=2)  # shares the rendered faces
     assert len(list(tmp_path.iterdir())) == 4
+
+
+def test_au_set_intensities_are_facs_levels():
+    from automl.data.synthface.generate import synth_action_units
+
+    s = synth_action_units(200, seed=0)
+    x = s.intensity[s.intensity > 0]
+    assert not ((x > 1.4 + 1e-6) & (x < 2.0)).any()  # a trace (A) never passes for present (B)
+    assert (s.occurrence(BP4D_AUS) == (s.au_intensity(BP4D_AUS) >= 2)).all()

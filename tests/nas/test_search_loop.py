@@ -108,7 +108,9 @@ def test_resume_in_process_matches_an_uninterrupted_run(tmp_path: Path):
     resumed = SearchLoop(tiny_config(), part, run_dir=tmp_path).run(resume=True)
     assert resumed.summary["resumed"] and resumed.summary["epochs_this_process"] == 22
     assert resumed.genotype == ref.genotype
-    assert [part.epochs[e]["val_metric"] for e in range(35)] == [full.epochs[e]["val_metric"] for e in range(35)]
+    assert [part.epochs[e]["val_metric"] for e in range(35)] == [
+        full.epochs[e]["val_metric"] for e in range(35)
+    ]
     np.testing.assert_array_equal(part.distributions[7]["theta"], full.distributions[7]["theta"])
 
 

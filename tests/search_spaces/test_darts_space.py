@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from search_spaces.registry import UnknownSpaceError, create_space
 from search_spaces.darts import DartsSpace
 from search_spaces.genotypes import GenotypeError, genotype_to_choice
 from search_spaces.ops import PARAMETRIC_OPS, PRIMITIVES
+from search_spaces.registry import UnknownSpaceError, create_space
 
 
 @pytest.fixture(autouse=True)
@@ -40,8 +40,10 @@ def test_single_path_runs_only_the_sampled_ops():
     calls: dict[int, int] = {}
     for m in net.modules():
         if m.__class__.__name__ == "SearchEdge":
-            for k, op in enumerate(m.candidates):
-                op.register_forward_hook(lambda mod, i, o, key=id(op): calls.__setitem__(key, calls.get(key, 0) + 1))
+            for op in m.candidates:
+                op.register_forward_hook(
+                    lambda mod, i, o, key=id(op): calls.__setitem__(key, calls.get(key, 0) + 1)
+                )
     choice = [3, 4, 5, 6, 0, 3, 4, 5, 6, 0]  # no 'none'; 5 edges per cell
     net.set_sample(choice)
     out = net(torch.rand(4, 1, 8, 8))
@@ -120,8 +122,9 @@ def test_validate_genotype_errors_are_clear():
         space.validate_genotype(bad_src)
     with pytest.raises(GenotypeError, match="lacks"):
         space.validate_genotype({"space": "darts", "normal": good["normal"]})
-    with pytest.raises(GenotypeError, match="this space has 4"):
-        DartsSpace(nodes=4).validate_genotype(good)
+    assert DartsSpace(nodes=4).validate_genotype(good)["nodes"] == 2  # genotypes carry their node count
+    with pytest.raises(GenotypeError, match="must list 4"):
+        space.validate_genotype({**good, "reduce": good["reduce"][:2]})
     with pytest.raises(GenotypeError, match="shape"):
         space.derive_genotype(np.zeros((3, 8)))
 
@@ -129,7 +132,9 @@ def test_validate_genotype_errors_are_clear():
 def test_network_forward_aux_drop_path_and_cost():
     space = DartsSpace(nodes=2)
     g = space.derive_genotype(np.random.default_rng(1).random((10, 8)))
-    net = space.network(g, in_channels=1, num_outputs=5, image_size=16, init_channels=4, layers=4, drop_path=0.3)
+    net = space.network(
+        g, in_channels=1, num_outputs=5, image_size=16, init_channels=4, layers=4, drop_path=0.3
+    )
     net.train()
     logits, aux = net.forward_with_aux(torch.rand(3, 1, 16, 16))
     assert logits.shape == (3, 5) and aux is not None and aux.shape == (3, 5)
@@ -137,7 +142,9 @@ def test_network_forward_aux_drop_path_and_cost():
     assert net.forward_with_aux(torch.rand(3, 1, 16, 16))[1] is None
     assert net(torch.rand(2, 1, 16, 16)).shape == (2, 5)
     cost = space.cost(g, in_channels=1, num_outputs=5, image_size=16, init_channels=4, layers=4)
-    no_aux = space.network(g, in_channels=1, num_outputs=5, image_size=16, init_channels=4, layers=4, auxiliary=False)
+    no_aux = space.network(
+        g, in_channels=1, num_outputs=5, image_size=16, init_channels=4, layers=4, auxiliary=False
+    )
     assert cost["params"] == sum(p.numel() for p in no_aux.parameters())
     assert cost["mflops"] > 0
 

@@ -44,7 +44,7 @@ def test_decisions_offer_skip_only_where_shapes_allow():
     assert mask.shape == (7, 7) and mask.sum() == 7 * 6 + 4
 
 
-@pytest.mark.parametrize("image_size,in_channels", [(32, 1), (48, 3), (64, 1), (112, 3)])
+@pytest.mark.parametrize("image_size,in_channels", [(16, 1), (32, 1), (48, 3), (64, 1), (112, 3)])
 def test_supernet_and_network_shapes(image_size, in_channels):
     space = MobileNetSpace(layers=4)
     rng = np.random.default_rng(image_size)
@@ -62,7 +62,8 @@ def test_supernet_and_network_shapes(image_size, in_channels):
     )
     logits, emb = model.forward_with_embedding(x)
     assert logits.shape == (2, 5) and emb.shape == (2, model.embed_dim) == (2, 32)
-    assert model.features(x).shape[-1] == (4 if image_size in (32, 64) else 6 if image_size == 48 else 7)
+    # Stem stride 1 below 64x64, then three stride-2 stages.
+    assert model.features(x).shape[-1] == {16: 2, 32: 4, 48: 6, 64: 4, 112: 7}[image_size]
 
 
 def test_single_path_runs_and_trains_only_the_sampled_ops():
@@ -157,8 +158,9 @@ def test_validate_genotype_rejects_bad_genotypes_clearly():
 
 
 def test_network_follows_the_genotype_depths_and_width_options():
-    genotype = MobileNetSpace(layers=4).genotype_from_choice([0, 1, 2, 6])
+    genotype = MobileNetSpace(layers=6).genotype_from_choice([0, 6, 1, 2, 0, 6])
     other = MobileNetSpace()  # default depths differ: the genotype's own depths are used
+    assert other.depths != (2, 2, 2)
     model = other.network(
         genotype,
         in_channels=1,
@@ -166,12 +168,15 @@ def test_network_follows_the_genotype_depths_and_width_options():
         image_size=32,
         init_channels=6,
         drop_path=0.1,
-        layers=20,
+        layers=20,  # DARTS-only knobs are ignored
         nodes=4,
-    )  # DARTS-only knobs are ignored
-    assert len(model.layers) == 4 and model.stem[0].out_channels == 6
-    assert isinstance(model.layers[3], nn.Identity)
+    )
+    assert len(model.layers) == 6 and model.stem[0].out_channels == 6
+    assert isinstance(model.layers[1], nn.Identity) and isinstance(model.layers[5], nn.Identity)
     assert model(torch.rand(2, 1, 32, 32)).shape == (2, 3)
+    assert other.cost(genotype, in_channels=1, num_outputs=3, image_size=32, init_channels=6)[
+        "params"
+    ] == sum(p.numel() for p in model.parameters())
 
 
 def test_count_cost_matches_hand_count():

@@ -101,16 +101,21 @@ def synth_expressions(
 def synth_action_units(
     n: int, *, size: int = 48, channels: int = 1, seed: int = 0, n_subjects: int | None = None
 ) -> SynthSet:
-    """``n`` faces for AU detection: half posed expressions, half free AU combinations."""
+    """``n`` faces for AU detection: half posed expressions, half free AU combinations.
+
+    Intensities are snapped to FACS levels (:func:`sampling.to_facs_levels`), as human coders
+    score them, so each occurrence label matches a visible movement.
+    """
     rng = np.random.default_rng(seed)
     s = n_subjects or n_subjects_for(n)
     ids = sampling.sample_identities(rng, s)
     subjects = rng.integers(0, s, n)
     is_proto = rng.random(n) < 0.5
     labels = np.where(is_proto, rng.integers(0, 7, n), -1).astype(np.int64)
-    intensity = sampling.random_au_intensities(rng, n)
+    intensity = sampling.random_au_intensities(rng, n, np.full(len(AUS), 0.3, np.float32))
     proto = sampling.prototype_intensities(rng, np.maximum(labels, 0), FER7, background_prob=0.05)
     intensity[is_proto] = proto[is_proto]
+    intensity = sampling.to_facs_levels(intensity, rng)
     nuis = sampling.sample_nuisance(rng, n)
     images = render_batches(sampling.take(ids, subjects), intensity, nuis, size, channels, seed)
     return SynthSet(images, subjects.astype(np.int64) + 1, intensity, labels, FER7)

@@ -203,7 +203,7 @@ def render(
     age = _col(ident["age"])
     _draw_textures(cv, lm, au, age, light_x)
     _draw_brows(cv, lm, ident)
-    _draw_eyes(cv, lm, ident, nuis, au)
+    _draw_eyes(cv, lm, ident, nuis)
     _draw_nose(cv, lm, light_x)
     _draw_mouth(cv, lm, ident, nuis)
 
@@ -345,7 +345,7 @@ def _draw_brows(cv: _Canvas, lm: np.ndarray, ident: Params) -> None:
         cv.paint(rows, cols, cv.cover(d) * dark, colour)
 
 
-def _draw_eyes(cv: _Canvas, lm: np.ndarray, ident: Params, nuis: Params, au) -> None:
+def _draw_eyes(cv: _Canvas, lm: np.ndarray, ident: Params, nuis: Params) -> None:
     sclera = cv.colour(np.full((cv.n, 3), 0.86, np.float32))
     iris = cv.colour(ident["iris"])
     lash = cv.colour(np.full((cv.n, 3), 0.08, np.float32))

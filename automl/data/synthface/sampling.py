@@ -188,6 +188,18 @@ def random_au_intensities(
     return np.clip(np.stack([val * asym, val / asym], axis=1), 0.0, MAX_INTENSITY)
 
 
+def to_facs_levels(intensity: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Snap continuous intensities to FACS levels A..E (1..5) plus up to 0.4 of jitter upwards.
+
+    Coders score AUs on that ordinal scale, and "present" means level B or more. Snapping leaves
+    a visible gap between a trace (A: 1.0-1.4) and a present AU (B: 2.0-2.4), so occurrence
+    labels (intensity >= 2) are what the face shows rather than a coin flip at the threshold.
+    """
+    level = np.rint(intensity)
+    jitter = rng.uniform(0.0, 0.4, intensity.shape).astype(np.float32)
+    return np.where(level > 0, np.minimum(level + jitter, MAX_INTENSITY), 0.0).astype(np.float32)
+
+
 def clip_envelope(n_frames: int, rng: np.random.Generator) -> np.ndarray:
     """Onset-apex-offset envelope (n_frames,) in [0, 1]: a linear rise, a plateau, a fall.
 
