@@ -119,7 +119,9 @@ def save_checkpoint(
     # Clone: safetensors refuses tensors that share storage, and the copy must be on the CPU anyway.
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items() if torch.is_tensor(v)}
     meta_text = to_json(meta)
-    data = st_save(tensors, metadata={"format": "pt", META_KEY: meta_text})
+    # One metadata key only: safetensors keeps metadata in a hash map whose iteration order varies,
+    # and with two keys identical checkpoints could get different bytes (and sha256).
+    data = st_save(tensors, metadata={META_KEY: meta_text})
     digest = sha256_bytes(data)
     atomic_write_bytes(path, data)
     sidecar = sidecar_path(path)

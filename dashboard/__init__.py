@@ -1,0 +1,7 @@
+"""Streamlit dashboard (``automl dashboard``): runs, live searches, the DDPNAS distribution, HPO
+studies and face retrieval. It only reads the run store, Optuna storages and saved indexes.
+
+Layout: ``app.py`` (entry, ``st.navigation``) and ``pages/`` render; ``queries`` (paginated SQL),
+``studies`` (Optuna sources), ``retrieval_data`` (index access), ``charts`` (plotly) and
+``genotype_graph`` (DOT) hold the logic and are testable without Streamlit.
+"""

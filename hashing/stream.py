@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,10 @@ class EmbeddingModel:
     class_names: list[str]
     embedding_dim: int
 
-    def embed(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """float32 (N, C, H, W) in [0, 1] -> (N, D) float32 features."""
+    def embed(
+        self, images: np.ndarray, batch_size: int = 64, progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
+        """float32 (N, C, H, W) in [0, 1] -> (N, D) float32 features (``progress(n)`` per batch)."""
         import torch
 
         out = []
@@ -49,6 +52,8 @@ class EmbeddingModel:
                 x = torch.from_numpy(np.ascontiguousarray(images[s : s + batch_size], dtype=np.float32))
                 feats = self.module.embed(x)
                 out.append(feats.detach().float().reshape(len(x), -1).cpu().numpy())
+                if progress is not None:
+                    progress(len(x))
         emb = np.concatenate(out) if out else np.zeros((0, self.embedding_dim), np.float32)
         if emb.shape[1] != self.embedding_dim:
             raise ModelFormatError(
@@ -187,23 +192,35 @@ class EmbeddedBatch:
 
 
 def embed_images(
-    model: EmbeddingModel, paths: list[Path], *, detect: bool = True, detector: FaceDetector | None = None
+    model: EmbeddingModel,
+    paths: list[Path],
+    *,
+    detect: bool = True,
+    detector: FaceDetector | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> EmbeddedBatch:
-    """Read, detect (unless ``detect=False``), crop, resize and embed images."""
+    """Read, detect (unless ``detect=False``), crop, resize and embed images
+    (``progress(1)`` after each image is read)."""
     det = (detector or FaceDetector()) if detect else None
     inputs, kept, skipped = [], [], []
     for p in paths:
         img = read_image(p)
         if img is None:
             skipped.append((str(p), "unreadable image"))
+            if progress is not None:
+                progress(1)
             continue
         if det is not None:
             img = det.crop(img)
             if img is None:
                 skipped.append((str(p), "no face detected"))
+                if progress is not None:
+                    progress(1)
                 continue
         inputs.append(to_model_input(img, model.image_size, model.in_channels))
         kept.append(str(p))
+        if progress is not None:
+            progress(1)
     if not inputs:
         return EmbeddedBatch(np.zeros((0, model.embedding_dim), np.float32), [], skipped)
     return EmbeddedBatch(model.embed(np.stack(inputs)), kept, skipped)
@@ -221,7 +238,9 @@ def embed_query(model: EmbeddingModel, path: Path, *, detect: bool = True) -> np
     return got.embeddings
 
 
-def embed_uint8(model: EmbeddingModel, images: np.ndarray) -> np.ndarray:
+def embed_uint8(
+    model: EmbeddingModel, images: np.ndarray, progress: Callable[[int], None] | None = None
+) -> np.ndarray:
     """Embed already-aligned uint8 (N, C, H, W) images (e.g. a data set split), resizing and
     converting channels to what the model expects."""
     import cv2
@@ -239,8 +258,11 @@ def embed_uint8(model: EmbeddingModel, images: np.ndarray) -> np.ndarray:
                 else cv2.cvtColor(hwc, cv2.COLOR_RGB2BGR)
             )
             out[i] = to_model_input(np.ascontiguousarray(bgr), model.image_size, model.in_channels)
-        return model.embed(out)
-    return model.embed(x.astype(np.float32) / 255.0)
+        return model.embed(out, progress=progress)
+    parts = [
+        model.embed(x[s : s + 4096].astype(np.float32) / 255.0, progress=progress) for s in range(0, len(x), 4096)
+    ]
+    return np.concatenate(parts) if parts else np.zeros((0, model.embedding_dim), np.float32)
 
 
 # -- labels -----------------------------------------------------------------------------------

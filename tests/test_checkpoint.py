@@ -99,3 +99,9 @@ def test_a_pickle_is_never_executed(tmp_path):
         load_checkpoint(evil)
     assert not marker.exists()
     assert not sidecar_path(evil).exists()
+
+
+def test_same_weights_and_meta_give_the_same_bytes(tmp_path):
+    model = _model()[:2]
+    digests = {save_checkpoint(tmp_path / f"m{i}.safetensors", model, META).sha256 for i in range(8)}
+    assert len(digests) == 1

@@ -65,12 +65,22 @@ def _add_in_batches(
             progress.advance(task, min(batch, len(emb) - s))
 
 
+@contextmanager
+def _progress(description: str, total: int) -> Iterator[Any]:
+    """A rich progress bar with ETA on stderr; yields ``advance(n)``."""
+    from rich.progress import Progress
+
+    with Progress(console=err_console, transient=True) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda n: progress.advance(task, n)
+
+
 def _embed_folder(model: Any, images: Path, labels_csv: Path | None, detect: bool) -> tuple:
     from hashing.stream import embed_images, list_images, read_labels_csv
 
     paths = list_images(images)
-    with console.status(f"embedding {len(paths)} image(s)"):
-        batch = embed_images(model, paths, detect=detect)
+    with _progress(f"embedding {len(paths)} image(s)", len(paths)) as advance:
+        batch = embed_images(model, paths, detect=detect, progress=advance)
     _report_skipped(batch.skipped)
     labels = None
     if labels_csv is not None and batch.paths:
@@ -127,8 +137,9 @@ def build(
             parts["all"] = parts["train"] + parts["test"]
             xs = [x.numpy() for x, _ in parts[split]]
             ys = [_labels_from_data(y) for _, y in parts[split]]
-            with console.status(f"embedding {sum(len(x) for x in xs)} faces from {data}"):
-                emb = np.concatenate([embed_uint8(m, x) for x in xs])
+            total = sum(len(x) for x in xs)
+            with _progress(f"embedding {total} faces from {data}", total) as advance:
+                emb = np.concatenate([embed_uint8(m, x, progress=advance) for x in xs])
             lab: np.ndarray | None = np.concatenate(ys)
             sources = [f"{data}#{split}:{i}" for i in range(len(emb))]
         else:

@@ -300,7 +300,7 @@ class SearchLoop:
         )
         self.strategy.setup(self.model, self.device)
         self.augment = (
-            Augment(crop_padding=max(1, self.data.image_size // 12), flip=True) if cfg.data.augment else None
+            Augment(crop_padding=max(1, self.data.image_size // 8), flip=True) if cfg.data.augment else None
         )
         self.epoch = 0  # next epoch to run
         self._val_cursor: tuple[torch.Tensor, int] | None = None

@@ -8,15 +8,14 @@ The trial table is paginated in SQL (in Python for a journal-file storage).
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any
 
 import optuna
 import pandas as pd
 import streamlit as st
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
-from dashboard import queries, ui
+from dashboard import queries, study_plots, ui
 from dashboard import studies as studies_mod
 from dashboard.settings import safe_url
 
@@ -46,28 +45,30 @@ if not studies:
 
 
 @st.cache_data(ttl=15, show_spinner="Loading trials...")
-def load_trials(url: str, study_name: str, n_trials: int) -> tuple[list[str], list[FrozenTrial]]:
-    """All trials of a study through Optuna's storage API (``n_trials`` keys the cache)."""
+def load_trials(url: str, study_name: str, version: tuple) -> tuple[list[str], list[FrozenTrial]]:
+    """All trials of a study through Optuna's storage API; ``version`` (the trial count per state)
+    keys the cache so a finished or new trial shows up."""
     return studies_mod.load_study_trials(url, study_name)
 
 
-def memory_study(directions: list[str], trials: list[FrozenTrial]) -> optuna.Study:
-    study = optuna.create_study(directions=directions)
-    study.add_trials(trials)
-    return study
+@st.cache_resource(ttl=60, max_entries=8, show_spinner=False)
+def plot_study(url: str, study_name: str, version: tuple, states: tuple[str, ...]) -> tuple[Any, bool, dict]:
+    """The in-memory study the plots draw (capped, see dashboard.study_plots), whether it was
+    subsampled, and the best trial(s) of the full selection. Cached as a resource and only read:
+    building it is the slow part for big studies."""
+    directions, trials = load_trials(url, study_name, version)
+    study = study_plots.memory_study(directions, study_plots.kept_trials(trials, states))
+    best = study_plots.summary(study)
+    subset, capped = study_plots.plot_subset(study)
+    return (study_plots.memory_study(directions, subset) if capped else study), capped, best
 
 
-def show_figure(name: str, build: Any, key: str) -> None:
-    """Draw one optuna.visualization figure; a study that cannot make it gets a sentence instead."""
-    try:
-        with warnings.catch_warnings():
-            # Optuna warns that custom targets are taken as minimised; target_kwargs() handles it.
-            warnings.simplefilter("ignore", UserWarning)
-            fig = build()
-    except (ValueError, RuntimeError, ZeroDivisionError) as exc:
-        st.info(f"{name}: not available for these trials ({str(exc).splitlines()[0]}).")
-        return
-    st.plotly_chart(fig, key=key)
+@st.cache_data(ttl=60, max_entries=64, show_spinner="Drawing...")
+def cached_figure(
+    url: str, study_name: str, version: tuple, states: tuple[str, ...], kind: str, objective: int
+):
+    study, _, _ = plot_study(url, study_name, version, states)
+    return study_plots.figure(study, kind, objective)
 
 
 by_name = {s["name"]: s for s in studies}
@@ -99,21 +100,21 @@ states = c1.multiselect(
 if hide_pruned:
     states = [s for s in states if s != "PRUNED"]
 
-directions, trials = load_trials(storage_url, name, info["n_trials"])
-kept = [
-    t
-    for t in trials
-    if t.state.name in states and t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-]
-study = memory_study(directions, kept)
+version = tuple(sorted(counts.items()))
+directions, trials = load_trials(storage_url, name, version)
+key = (storage_url, name, version, tuple(states))
 multi = len(directions) > 1
-completed = [t for t in kept if t.state == TrialState.COMPLETE]
-if completed:
+_, capped, best = plot_study(*key)
+if best.get("complete"):
     if multi:
-        st.caption(f"{len(study.best_trials)} trial(s) on the Pareto front.")
+        st.caption(f"{best['pareto']} trial(s) on the Pareto front.")
     else:
-        best = study.best_trial
-        st.success(f"Best trial #{best.number}: value {best.value:.6g} with {best.params}")
+        st.success(
+            f"Best trial #{best['best_number']}: value {best['best_value']:.6g} with {best['best_params']}"
+        )
+if capped:
+    st.caption(f"Plots draw {study_plots.PLOT_TRIAL_CAP:,} of the selected trials (evenly spaced, best ones "
+               "included); the Trials tab lists every one.")  # fmt: skip
 
 objective = 0
 if multi:
@@ -125,13 +126,12 @@ if multi:
     )
 
 
-def target_kwargs(*, for_importance: bool = False) -> dict[str, Any]:
-    """Multi-objective plots need one objective as target. Importance evaluators assume the target
-    is minimised, so a maximised objective is negated there (its importances are unchanged)."""
-    if not multi:
-        return {}
-    sign = -1.0 if for_importance and directions[objective] == "maximize" else 1.0
-    return {"target": lambda t: sign * t.values[objective], "target_name": f"objective {objective}"}
+def show(kind: str) -> None:
+    fig = cached_figure(*key, kind, objective)
+    if isinstance(fig, str):
+        st.info(fig)
+    else:
+        st.plotly_chart(fig, key=kind)
 
 
 tabs = st.tabs(
@@ -145,35 +145,9 @@ tabs = st.tabs(
         "Trials",
     ]
 )
-vis = optuna.visualization
-with tabs[0]:
-    show_figure(
-        "Optimisation history", lambda: vis.plot_optimization_history(study, **target_kwargs()), "history"
-    )
-with tabs[1]:
-    show_figure("Intermediate values", lambda: vis.plot_intermediate_values(study), "intermediate")
-with tabs[2]:
-    show_figure(
-        "Parallel coordinates", lambda: vis.plot_parallel_coordinate(study, **target_kwargs()), "parallel"
-    )
-with tabs[3]:
-    if len(completed) < 2:
-        st.info("Parameter importances need at least two completed trials.")
-    else:
-        show_figure(
-            "Importances",
-            lambda: vis.plot_param_importances(study, **target_kwargs(for_importance=True)),
-            "importances",
-        )
-with tabs[4]:
-    if not multi:
-        st.info("This study has a single objective: its Pareto front is the best trial above.")
-    elif len(directions) > 3:
-        st.info("Pareto front plots are drawn for 2 or 3 objectives.")
-    else:
-        show_figure("Pareto front", lambda: vis.plot_pareto_front(study), "pareto")
-with tabs[5]:
-    show_figure("Timeline", lambda: vis.plot_timeline(study), "timeline")
+for tab, kind in zip(tabs[:6], study_plots.KINDS, strict=True):
+    with tab:
+        show(kind)
 with tabs[6]:
     total = source.count_trials(info, states, trials)
     page_size = 50

@@ -95,40 +95,49 @@ def _subprocess_env() -> dict[str, str]:
     return env
 
 
-@pytest.mark.slow
-def test_kill_9_then_resume_gives_the_same_genotype(tmp_path: Path, tiny_toml: Path):
-    db_url = f"sqlite:///{tmp_path / 'automl.db'}"
-    cmd = [sys.executable, "-m", "automl", "--db", db_url, "search", "--config", str(tiny_toml)]
+def _run_until(cmd: list[str], cwd: Path, store, epochs: int, sig: int) -> subprocess.Popen:
+    """Start ``cmd``, wait until run 1 has ``epochs`` epochs in the store, then send ``sig``."""
     proc = subprocess.Popen(
-        [*cmd, "--json"],
-        env=_subprocess_env(),
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        cmd, env=_subprocess_env(), cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
-    store = open_store(db_url)
     deadline = time.monotonic() + 120
-    killed_after = None
+    sent = False
     try:
         while time.monotonic() < deadline and proc.poll() is None:
             try:
                 n = len(store.epochs(1))
             except Exception:  # the run may not exist yet
                 n = 0
-            if n >= 5:
-                proc.send_signal(signal.SIGKILL)
-                killed_after = n
+            if n >= epochs:
+                proc.send_signal(sig)
+                sent = True
                 break
             time.sleep(0.05)
     finally:
-        if proc.poll() is None and killed_after is None:
+        if not sent and proc.poll() is None:
             proc.kill()
-        proc.wait()
-    assert killed_after is not None, f"the search ended before it could be killed: {proc.stderr.read()!r}"
+        proc.wait(timeout=60)
+    assert sent, f"the search ended before the signal: {proc.stderr.read()!r}"
+    return proc
+
+
+@pytest.mark.slow
+def test_kill_9_and_ctrl_c_then_resume_give_the_same_genotype(tmp_path: Path, tiny_toml: Path):
+    db_url = f"sqlite:///{tmp_path / 'automl.db'}"
+    base = [sys.executable, "-m", "automl", "--db", db_url, "search"]
+    store = open_store(db_url)
+
+    _run_until([*base, "--config", str(tiny_toml), "--json"], tmp_path, store, 3, signal.SIGKILL)
     assert store.get_run(1)["state"] == "running"  # nobody marked it: it was killed
+    killed_at = len(store.epochs(1))
+
+    # Resume, then interrupt it like Ctrl-C: the run is marked interrupted, exit code 130.
+    proc = _run_until([*base, "--resume", "1", "--json"], tmp_path, store, killed_at + 3, signal.SIGINT)
+    assert proc.returncode == 130
+    assert store.get_run(1)["state"] == "interrupted"
 
     res = subprocess.run(
-        [*cmd[:5], "search", "--resume", "1", "--json"], env=_subprocess_env(), cwd=tmp_path,
+        [*base, "--resume", "1", "--json"], env=_subprocess_env(), cwd=tmp_path,
         capture_output=True, text=True, timeout=180,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
@@ -137,6 +146,7 @@ def test_kill_9_then_resume_gives_the_same_genotype(tmp_path: Path, tiny_toml: P
     assert run["state"] == "completed" and run["summary"]["resumed"] is True
     assert run["summary"]["epochs_this_process"] < 35
     assert [e["epoch"] for e in store.epochs(1)] == list(range(35))
+    assert len(store.distributions(1)) == 7
 
     torch.set_num_threads(1)
     cfg = load_config("quick", tiny_toml)

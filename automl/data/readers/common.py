@@ -10,7 +10,6 @@ fold (the two other folds) is one contiguous range.
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,25 +20,9 @@ from automl.data.cache import build_images, cache_dir, cache_key
 from automl.data.facedata import FaceData
 from automl.data.folds import check_fold
 from automl.data.images import check_bad, decode_into
+from automl.data.progress import progress_bar
 from automl.data.spec import LoadOptions
 from automl.errors import UserError
-
-PROGRESS_MIN = 2000  # decoding fewer images than this is quick enough to need no progress bar
-
-
-@contextmanager
-def _progress(what: str, total: int):
-    """A rich progress bar with ETA on stderr for long decodes; yields ``advance(n_done)``."""
-    if total < PROGRESS_MIN:
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*cols, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(what, total=total)
-        yield lambda done: bar.update(task, completed=done)
 
 
 @dataclass
@@ -134,7 +117,7 @@ def build_facedata(
 
     def fill(out: np.ndarray) -> np.ndarray:
         boxes = None if ordered.boxes is None else ordered.boxes[:unique_rows]
-        with _progress(f"decoding {name} ({size}x{size}, cached afterwards)", unique_rows) as advance:
+        with progress_bar(f"decoding {name}", unique_rows) as advance:
             ok = decode_into(out[:unique_rows], ordered.paths[:unique_rows], size, channels, boxes, advance)
         if len(order) > unique_rows:  # the repeated fold-1 block
             nb = len(order) - unique_rows

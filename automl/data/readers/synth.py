@@ -18,6 +18,7 @@ import torch
 from automl.data.cache import cache_key, open_mmap, save_atomic, user_cache_dir
 from automl.data.facedata import FaceData
 from automl.data.folds import check_fold
+from automl.data.progress import progress_bar
 from automl.data.spec import LoadOptions
 from automl.data.synthface.facs import BP4D_AUS, DISFA_AUS
 from automl.data.synthface.generate import SynthSet, synth_action_units, synth_expressions
@@ -33,6 +34,7 @@ SYNTH_KINDS = {
 
 
 CACHE_MIN_PIXELS = 2000 * 48 * 48  # about a second of rendering on one core
+PROGRESS_PIXELS = 6000 * 48 * 48  # a few seconds: worth a progress bar
 _SOURCES = ("facs.py", "sampling.py", "render.py", "generate.py")
 
 
@@ -49,10 +51,15 @@ def render_set(which: str, n: int, size: int, channels: int, seed: int) -> Synth
     """Render (or read back from the cache) the synthetic set behind ``synth:<which>``."""
 
     def make() -> SynthSet:
-        if which in ("fer", "fer8"):
-            classes = 7 if which == "fer" else 8
-            return synth_expressions(n, classes=classes, size=size, channels=channels, seed=seed)
-        return synth_action_units(n, size=size, channels=channels, seed=seed)
+        slow = n * size * size * channels >= PROGRESS_PIXELS
+        what = f"rendering {n} synthetic faces"
+        with progress_bar(what, n, minimum=0 if slow else n + 1) as advance:
+            if which in ("fer", "fer8"):
+                classes = 7 if which == "fer" else 8
+                return synth_expressions(
+                    n, classes=classes, size=size, channels=channels, seed=seed, progress=advance
+                )
+            return synth_action_units(n, size=size, channels=channels, seed=seed, progress=advance)
 
     if n * size * size * channels < CACHE_MIN_PIXELS:
         return make()

@@ -7,6 +7,7 @@ the images do not depend on how the caller batches anything.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,6 +58,7 @@ def render_batches(
     size: int,
     channels: int,
     seed: int,
+    progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """Render all rows in chunks (bounded memory, cache-friendly), noise seeded per chunk.
 
@@ -71,6 +73,8 @@ def render_batches(
         nu = {k: v[sl] for k, v in nuis.items()}
         nu["noise_seed"] = np.array([seed * 100_003 + ci], np.int64)
         out[sl] = render({k: v[sl] for k, v in ident.items()}, intensity[sl], nu, size, channels)
+        if progress is not None:
+            progress(min(start + chunk, n))
     return out
 
 
@@ -82,6 +86,7 @@ def synth_expressions(
     channels: int = 1,
     seed: int = 0,
     n_subjects: int | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> SynthSet:
     """``n`` expression faces, balanced over FER2013's 7 classes (or 8 with contempt)."""
     if classes not in (7, 8):
@@ -94,12 +99,18 @@ def synth_expressions(
     labels = rng.permutation(np.arange(n) % classes).astype(np.int64)
     intensity = sampling.prototype_intensities(rng, labels, names)
     nuis = sampling.sample_nuisance(rng, n)
-    images = render_batches(sampling.take(ids, subjects), intensity, nuis, size, channels, seed)
+    images = render_batches(sampling.take(ids, subjects), intensity, nuis, size, channels, seed, progress)
     return SynthSet(images, subjects.astype(np.int64) + 1, intensity, labels, names)
 
 
 def synth_action_units(
-    n: int, *, size: int = 48, channels: int = 1, seed: int = 0, n_subjects: int | None = None
+    n: int,
+    *,
+    size: int = 48,
+    channels: int = 1,
+    seed: int = 0,
+    n_subjects: int | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> SynthSet:
     """``n`` faces for AU detection: half posed expressions, half free AU combinations.
 
@@ -117,7 +128,7 @@ def synth_action_units(
     intensity[is_proto] = proto[is_proto]
     intensity = sampling.to_facs_levels(intensity, rng)
     nuis = sampling.sample_nuisance(rng, n)
-    images = render_batches(sampling.take(ids, subjects), intensity, nuis, size, channels, seed)
+    images = render_batches(sampling.take(ids, subjects), intensity, nuis, size, channels, seed, progress)
     return SynthSet(images, subjects.astype(np.int64) + 1, intensity, labels, FER7)
 
 
