@@ -39,6 +39,7 @@ COMMAND_MODULES = (
     "bench_nas",
     "bench_hash",
     "bench_data",
+    "bench_hpo",
 )
 
 

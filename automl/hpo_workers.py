@@ -83,15 +83,18 @@ def journal_path(url: str) -> Path:
 
 
 def choose_storage(store_url: str, workers: int) -> str:
-    """The Optuna storage for a study whose run lives in the store at ``store_url``.
+    """The Optuna storage for a study whose run lives in the store at ``store_url``: the store's own DB.
 
-    The study lives in the store's own database (one file to back up, the dashboard reads both).
-    ``automl bench hpo`` measured the alternatives for local workers (BENCHMARKS_HPO.md): with
-    our WAL + busy-timeout engine settings the SQLite RDB keeps up with the journal file for
-    K <= 4 workers on this class of machine, and it is the only local storage with heartbeats, so
-    the same database is used whatever K is. PostgreSQL URLs are used as they are.
+    Measured with ``automl bench hpo`` (BENCHMARKS_HPO.md, 2-core CPU): on a cheap objective the
+    journal file is 2-4x faster than the SQLite RDB (about 45 vs 65-170 ms of storage work per trial
+    for 1-4 workers), and PostgreSQL is slower still on one machine. But a trial here trains a
+    network for tens of seconds at the very least, so even the slowest figure is well under 1% of a
+    trial, while the RDB keeps the study in the same file as the store (one thing to back up, one
+    thing for the dashboard to read) and has heartbeats for workers on other machines. So the
+    store's database is used for any K; ``--storage journal:PATH`` remains for studies of many very
+    cheap trials. PostgreSQL URLs are used as they are.
     """
-    del workers  # the measured choice does not depend on K (see the docstring)
+    del workers  # the measured choice does not depend on K for K <= 4 (see above)
     return store_url
 
 
@@ -514,7 +517,10 @@ def run_local_workers(
     poll_interval: float = 0.5,
     on_start: Callable[[list[Any]], None] | None = None,
 ) -> PoolResult:
-    """Start ``workers`` processes (spawned, so no forked OpenMP state) on one study and wait.
+    """Start ``workers`` processes on one study and wait for them.
+
+    Processes come from a fork server (a clean process that imported the heavy modules once and
+    never ran a torch op, so no OpenMP state is forked), or are spawned where there is none.
 
     ``objective`` must be picklable (a module-level function or an object of a module-level
     class). ``on_poll`` gets the study's state counts while the workers run (for a progress bar);
@@ -522,7 +528,7 @@ def run_local_workers(
     """
     if workers < 1:
         raise UserError(f"--workers must be at least 1 (got {workers})")
-    ctx = mp.get_context("spawn")
+    ctx = _worker_context()
     threads = max(1, (os.cpu_count() or 1) // workers)
     procs = [
         ctx.Process(target=_worker_main, args=(spec, objective, i, threads), daemon=False)
@@ -559,6 +565,19 @@ def run_local_workers(
         counts=count_states(trials),
         wall_time=time.perf_counter() - start,
     )
+
+
+# Imported once by the fork server, then shared by every worker it forks (saves seconds of imports
+# per worker; a test session or a long-lived process starts the server once).
+FORKSERVER_PRELOAD = ["automl.hpo_workers", "automl.hpo", "automl.store", "automl.data", "automl.train"]
+
+
+def _worker_context() -> Any:
+    if "forkserver" not in mp.get_all_start_methods():
+        return mp.get_context("spawn")
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(FORKSERVER_PRELOAD)
+    return ctx
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ at least one shared label for multi-label (AU) data.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,11 +109,12 @@ def relevance(query_label: Any, labels: np.ndarray) -> np.ndarray | None:
 
 
 def resolve_source(source: str, root: Path) -> Path | None:
-    """The image file of an item: its path as recorded, else relative to the index directory."""
+    """The image file of an item: its path as recorded (relative paths are relative to where the
+    index was built, unknown here), else relative to the index directory or its parent."""
     if not source:
         return None
     p = Path(source).expanduser()
-    for cand in (p, root / p, root / p.name):
+    for cand in (p, root / p, root.parent / p, root / p.name):
         if cand.is_file():
             return cand
     return None
@@ -149,7 +151,7 @@ def embed_upload(model_file: Path, data: bytes, *, detect: bool) -> tuple[np.nda
     import cv2
 
     from hashing.errors import HashingError
-    from hashing.stream import FaceDetector, load_model, to_model_input
+    from hashing.stream import FaceDetector, to_model_input
 
     bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
@@ -161,9 +163,17 @@ def embed_upload(model_file: Path, data: bytes, *, detect: bool) -> tuple[np.nda
             note = "no face detected: the whole image was used"
         else:
             bgr, note = crop, "largest detected face used"
-    model = load_model(model_file)
+    model = _model(str(model_file), model_file.stat().st_mtime_ns)
     x = to_model_input(bgr, model.image_size, model.in_channels)[None]
     return model.embed(x), note
+
+
+@functools.lru_cache(maxsize=4)
+def _model(path: str, mtime_ns: int) -> Any:
+    """One loaded TorchScript model per file version (loading costs far more than one query)."""
+    from hashing.stream import load_model
+
+    return load_model(path)
 
 
 def stream_history(*sources: dict[str, Any]) -> list[tuple[float, float]]:

@@ -75,6 +75,8 @@ class HashIndex:
             raise HashingError(f"refresh_every must be >= 1, got {refresh_every}")
         if device not in ("auto", "cpu", "gpu"):
             raise HashingError(f"device must be auto, cpu or gpu, got {device!r}")
+        if device == "gpu" and not gpu_available():
+            raise HashingError("device='gpu' but this faiss build has no GPU support or no GPU is visible")
         self.hasher = hasher
         self.dim = int(dim)
         self.n_bits = hasher.n_bits
@@ -219,8 +221,6 @@ class HashIndex:
             gpu = faiss.GpuIndexBinaryFlat(res, self.n_bits)
             gpu.add(np.ascontiguousarray(self.codes))
             self._gpu = (res, gpu)
-        elif self.device == "gpu" and not gpu_available():
-            raise HashingError("device='gpu' but this faiss build has no GPU support or no GPU is visible")
 
     # -- querying -------------------------------------------------------------------------------
     def encode_queries(self, embeddings: object) -> np.ndarray:

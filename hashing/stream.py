@@ -260,12 +260,25 @@ def embed_uint8(
             out[i] = to_model_input(np.ascontiguousarray(bgr), model.image_size, model.in_channels)
         return model.embed(out, progress=progress)
     parts = [
-        model.embed(x[s : s + 4096].astype(np.float32) / 255.0, progress=progress) for s in range(0, len(x), 4096)
+        model.embed(x[s : s + 4096].astype(np.float32) / 255.0, progress=progress)
+        for s in range(0, len(x), 4096)
     ]
     return np.concatenate(parts) if parts else np.zeros((0, model.embedding_dim), np.float32)
 
 
 # -- labels -----------------------------------------------------------------------------------
+def label_columns(csv_path: str | Path) -> list[str]:
+    """The label column names of a labels CSV (everything but the file column)."""
+    p = Path(csv_path)
+    try:
+        with open(p, newline="") as fh:
+            header = next(csv.reader(fh), [])
+    except OSError as exc:
+        raise HashingError(f"cannot read labels CSV {p} ({exc.strerror})") from None
+    names = [h.strip() for h in header]
+    return [h for h in names if h.lower() not in ("file", "path", "image", "filename")]
+
+
 def read_labels_csv(
     csv_path: str | Path, images: list[str], class_names: list[str] | None = None
 ) -> np.ndarray:

@@ -63,12 +63,13 @@ def export_run(store: Any, run_id: int, fmt: str, out: Path | None = None) -> An
         if fmt != "json":
             trained = _trained_children(store, run_id)
             hint = (
-                f"export a train run of it instead (e.g. `automl export {trained[0]} --format {fmt}`)"
+                f"export its train run instead: `automl export {trained[0]} --format {fmt}`"
                 if trained
                 else f"train it first with `automl train {run_id}`, then export that train run"
             )
             raise UserError(
-                f"run {run_id} is a {run['kind']} run without trained weights: --format {fmt} {hint}"
+                f"run {run_id} is a {run['kind']} run without trained weights, so it cannot be exported "
+                f"as {fmt}; {hint} (or use --format json)"
             )
         meta = {
             "run_id": run_id,

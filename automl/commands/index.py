@@ -52,17 +52,14 @@ def _labels_from_data(y: Any) -> np.ndarray:
 def _add_in_batches(
     index: Any, emb: np.ndarray, labels: np.ndarray | None, sources: list[str], batch: int
 ) -> None:
-    from rich.progress import Progress
-
-    with Progress(console=err_console, transient=True) as progress:
-        task = progress.add_task("hashing + indexing", total=len(emb))
+    with _progress("hashing + indexing", len(emb)) as advance:
         for s in range(0, len(emb), batch):
             index.add(
                 emb[s : s + batch],
                 labels=None if labels is None else labels[s : s + batch],
                 sources=sources[s : s + batch],
             )
-            progress.advance(task, min(batch, len(emb) - s))
+            advance(min(batch, len(emb) - s))
 
 
 @contextmanager
@@ -86,6 +83,19 @@ def _embed_folder(model: Any, images: Path, labels_csv: Path | None, detect: boo
     if labels_csv is not None and batch.paths:
         labels = read_labels_csv(labels_csv, batch.paths, model.class_names)
     return batch, labels
+
+
+def _record_label_names(index: Any, labels: np.ndarray | None, labels_csv: Path | None) -> None:
+    """Multi-label CSVs name their columns (AU1, AU2, ...): keep those names for display."""
+    from hashing.stream import label_columns
+
+    if (
+        labels is not None
+        and labels.ndim == 2
+        and labels_csv is not None
+        and "label_names" not in index.extra
+    ):
+        index.extra["label_names"] = label_columns(labels_csv)
 
 
 @index_app.command("build")
@@ -151,6 +161,12 @@ def build(
             BSODH(bits, **PRESETS[preset], seed=seed), emb.shape[1], refresh_every=refresh_every
         )
         index.extra = {"model": str(model.resolve()), "class_names": m.class_names, "task": m.task}
+        if data is not None:  # labels index the data set's own class / AU names
+            index.extra["class_names"] = list(ds.class_names)
+            if lab is not None and lab.ndim == 2:
+                index.extra["label_names"] = list(ds.class_names)
+        else:
+            _record_label_names(index, lab, labels)
         _add_in_batches(index, emb, lab, sources, batch)
         index.save(out)
     st = index.stats()
@@ -194,6 +210,7 @@ def add(
                 "no face could be embedded (see the skipped images above); the index is unchanged"
             )
         _add_in_batches(index, got.embeddings, lab, got.paths, batch)
+        _record_label_names(index, lab, labels)
         index.save(directory)
     st = index.stats()
     console.print(
@@ -269,6 +286,7 @@ def _label(index: Any, pos: int, names: list[str]) -> Any:
         return None if v < 0 else (names[v] if 0 <= v < len(names) else v)
     if (lab < 0).any():
         return None
+    names = index.extra.get("label_names") or names
     on = np.flatnonzero(lab > 0)
     return [names[j] if j < len(names) else int(j) for j in on]
 

@@ -71,6 +71,8 @@ if history:
         margin=dict(l=40, r=20, t=30, b=40),
         title="BSODH mAP over the stream",
     )
+    if len(history) <= 20:
+        fig.update_xaxes(dtick=1)
     st.plotly_chart(fig, key="stream_map")
 
 if len(index) == 0:

@@ -172,13 +172,12 @@ with tab_arch:
         )
         arch = archs[pick]
         c = st.columns(4)
-        c[0].metric("Params", f"{arch['params'] / 1e6:.3f} M" if arch["params"] is not None else "-")
-        c[1].metric("FLOPs", f"{arch['mflops']:.1f} MFLOPs" if arch["mflops"] is not None else "-")
-        c[2].metric("Latency", f"{arch['latency_ms']:.2f} ms" if arch["latency_ms"] is not None else "-")
-        c[3].metric("Genotype hash", arch["genotype_hash"][:12])
+        c[0].metric("Params (M)", f"{arch['params'] / 1e6:.3f}" if arch["params"] is not None else "-")
+        c[1].metric("MFLOPs", f"{arch['mflops']:.1f}" if arch["mflops"] is not None else "-")
+        c[2].metric("Latency (ms)", f"{arch['latency_ms']:.2f}" if arch["latency_ms"] is not None else "-")
+        c[3].metric("Genotype", arch["genotype_hash"][:8], help=f"sha256 {arch['genotype_hash']}")
         graphs = genotype_graph.genotype_dots(arch["genotype"], plan)
-        for name, dot in graphs.items():
-            st.markdown(f"**{name} cell**" if name in ("normal", "reduce") else f"**{name}**")
+        for dot in graphs.values():  # each graph carries its own title (normal / reduce cell)
             st.graphviz_chart(dot)
         with st.expander("Genotype JSON", expanded=not graphs):
             st.json(arch["genotype"])

@@ -109,3 +109,23 @@ def test_bad_input_is_one_line_exit_2(cli, db_url, files, tmp_path):
         assert len(res.err.strip().splitlines()) == 1, res.err
     # nothing half-made: no train run was created for any of these
     assert store.list_runs(kind="train") == []
+
+
+@pytest.mark.slow
+def test_search_then_train_then_export_end_to_end(cli, db_url, files, tmp_path):
+    _, config = files
+    (tmp_path / "e2e.toml").write_text(TINY_TOML + "[supernet]\ninit_channels = 4\nlayers = 3\n")
+    res = cli("--db", db_url, "search", "--strategy", "random", "--config", tmp_path / "e2e.toml",
+              "--epochs-scale", "0.1", "--json")  # fmt: skip
+    assert res.code == 0, res.err
+    search_id = json.loads(res.out)["run_id"]
+    res = cli("--db", db_url, "train", str(search_id), "--epochs", "1", "--json")
+    assert res.code == 0, res.err
+    train_id = json.loads(res.out)["run_id"]
+    res = cli("--db", db_url, "export", str(train_id), "--format", "torchscript", "--json")
+    assert res.code == 0, res.err
+    exported = json.loads(res.out)
+    side = json.loads(open(exported["sidecar"]).read())
+    store = open_store(db_url)
+    assert side["genotype"] == store.final_architecture(search_id)["genotype"]
+    assert store.get_run(train_id)["parent_run_id"] == search_id

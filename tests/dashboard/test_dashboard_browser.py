@@ -55,7 +55,7 @@ def server(seeded, tmp_path_factory):
     port = _free_port()
     log = tmp_path_factory.mktemp("dash_server") / "server.log"
     env = {k: v for k, v in os.environ.items() if k not in ("AUTOML_DB", "AUTOML_INDEXES")}
-    indexes = [str(p) for p in getattr(seeded, "index_dirs", ())]
+    indexes = [str(p) for p in seeded.index_dirs]
     cmd = [sys.executable, "-m", "automl", "dashboard", "--db", seeded.url, "--port", str(port)]
     for path in indexes:
         cmd += ["--index", path]
@@ -77,7 +77,7 @@ def server(seeded, tmp_path_factory):
     yield url
     os.killpg(proc.pid, signal.SIGTERM)
     try:
-        proc.wait(timeout=10)
+        proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -159,8 +159,16 @@ def test_every_page_renders_in_chromium(server, seeded, browser_page, tmp_path_f
 
     _open(page, f"{server}/retrieval")
     page.get_by_role("heading", name="Retrieval").wait_for(timeout=20_000)
-    if getattr(seeded, "index_dirs", ()):
-        page.locator('[data-testid="stImage"] img').first.wait_for(timeout=30_000)
-        assert page.locator('[data-testid="stImage"] img').count() >= 2
+    images = page.locator('[data-testid="stImage"] img')
+    images.first.wait_for(timeout=30_000)
+    assert images.count() == 11  # the query item and its top 10
     _shot(page, shots / "retrieval.png")
+    # Query by uploading a face: the uploaded image, then its top 10.
+    page.get_by_text("Upload a face image").click()
+    _settle(page)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(seeded.index_images[1]))
+    page.get_by_text("Top 10 by Hamming distance").wait_for(timeout=30_000)
+    _settle(page)
+    assert images.count() == 11
+    _shot(page, shots / "retrieval_upload.png")
     print(f"screenshots in {shots}")

@@ -180,3 +180,28 @@ def test_wrapper_matches_raw_faiss(built):
     res = idx.search_codes(q, 9)
     np.testing.assert_array_equal(res.ids, idx.ids[pos])
     np.testing.assert_array_equal(res.distances, D)
+
+
+def test_multilabel_index_and_late_labels(tmp_path):
+    rng = np.random.default_rng(5)
+    idx = HashIndex(BSODH(16, seed=0), 8, refresh_every=2)
+    idx.add(rng.standard_normal((10, 8)))  # unlabelled first: encoded with the initial function
+    Y = (rng.random((20, 4)) < 0.4).astype(np.uint8)
+    idx.add(rng.standard_normal((20, 8)), labels=Y)
+    idx.add(rng.standard_normal((20, 8)), labels=Y)
+    assert idx.labels.shape == (50, 4) and (idx.labels[:10] == -1).all()
+    assert idx.stats()["label_kind"] == "multi-label" and idx.stats()["labelled_items"] == 40
+    with pytest.raises(HashingError, match="columns"):
+        idx.add(rng.standard_normal((2, 8)), labels=np.ones((2, 3)))
+    back = HashIndex.load(idx.save(tmp_path / "ml"))
+    np.testing.assert_array_equal(back.labels, idx.labels)
+    assert back.hasher.n_labels_ == 4
+
+
+def test_gpu_request_without_gpu_is_an_error():
+    from hashing.index import gpu_available
+
+    if gpu_available():
+        pytest.skip("a GPU build of faiss with a visible GPU is present")
+    with pytest.raises(HashingError, match="GPU"):
+        HashIndex(BSODH(16), 4, device="gpu")

@@ -326,3 +326,17 @@ def test_cli_build_from_data_spec(cli, model_file, tmp_path):
     assert r.code == 0, r.err
     st = json.loads(cli("index", "stats", out, "--json").out)
     assert st["items"] > 0 and st["labelled_items"] == st["items"] and st["hash_updates"] >= 1
+
+
+def test_cli_multilabel_csv_names_its_labels(cli, model_file, tmp_path):
+    rows = _crops(tmp_path / "faces", 3)
+    au = tmp_path / "au.csv"
+    au.write_text("file,AU1,AU12\n" + "".join(f"{f},{c % 2},1\n" for f, c in rows))
+    out = tmp_path / "ix"
+    r = cli("index", "build", "--model", model_file, "--images", tmp_path / "faces", "--labels", au,
+            "--bits", "16", "--batch", "3", "--out", out, "--no-detect")  # fmt: skip
+    assert r.code == 0, r.err
+    r = cli("index", "query", out, tmp_path / "faces" / rows[0][0], "-k", "1", "--json", "--no-detect")
+    assert json.loads(r.out)["results"][0]["label"] == ["AU12"]
+    st = json.loads(cli("index", "stats", out, "--json").out)
+    assert st["label_kind"] == "multi-label" and st["extra"]["label_names"] == ["AU1", "AU12"]
