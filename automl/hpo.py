@@ -5,11 +5,13 @@ best values move with the data set and the architecture -- learning rate and wei
 scale, they act multiplicatively), batch size, the share of the epoch budget, drop-path, and the
 network's width (``init_channels``, which also sets its cost). Everything else stays as configured.
 
-Objectives: ``accuracy`` is the task's primary metric on the test split (accuracy for FER, mean F1
-for AU; always maximised), ``latency`` (ms for one image on the CPU, minimised) and ``params``
-(millions, minimised). One objective: per-epoch intermediate values feed a pruner (median or
-Hyperband). Several: Optuna cannot prune multi-objective trials, and the Pareto front
-(``study.best_trials``) is what is reported and stored.
+Objectives: ``accuracy`` is the task's primary metric (accuracy for FER, mean F1 for AU; always
+maximised) on a *validation* split carved out of the training split (``[data] val_fraction``,
+subject-exclusive where subjects are known): choosing hyper-parameters on the test split would
+report an optimistic test score, so the study never sees it. ``latency`` (ms for one image on
+the CPU, minimised) and ``params`` (millions, minimised). One objective: per-epoch intermediate
+values feed a pruner (median or Hyperband). Several: Optuna cannot prune multi-objective trials,
+and the Pareto front (``study.best_trials``) is what is reported and stored.
 
 Links to the store: every trial trains inside its own ``train`` run (child of the ``hpo`` run, one
 row per epoch), and the trial's user attributes carry ``train_run_id``, ``hpo_run_id``,
@@ -19,6 +21,7 @@ the same for the study and, after a session, the best trial or the Pareto front.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -171,11 +174,47 @@ def measure_latency_ms(model: Any, in_channels: int, image_size: int, *, repeats
     return float(times[len(times) // 2])
 
 
+def validation_split(data: Any, fraction: float, seed: int) -> Any:
+    """``data`` with its training split cut in two: the rest to train on, ``fraction`` held out as
+    the "test" split that ``train_genotype`` evaluates. Subject-exclusive when subjects are known,
+    so frames of one person never sit on both sides (the AU benchmarks are video)."""
+    import numpy as np
+    import torch
+
+    n = int(data.train_x.shape[0])
+    rng = np.random.default_rng(seed)
+    subjects = data.train_subjects
+    if subjects is not None and len(np.unique(subjects)) >= 2:
+        unique = np.unique(subjects)
+        rng.shuffle(unique)
+        n_val = min(max(1, int(round(len(unique) * fraction))), len(unique) - 1)
+        val_mask = np.isin(subjects, unique[:n_val])
+    else:
+        val_mask = np.zeros(n, dtype=bool)
+        val_mask[rng.permutation(n)[: max(1, int(round(n * fraction)))]] = True
+    if val_mask.sum() < 1 or (~val_mask).sum() < 2:
+        raise UserError(
+            f"data set {data.name} has {n} training samples: too few to hold out a validation split"
+        )
+    val_idx = torch.from_numpy(np.flatnonzero(val_mask))
+    train_idx = torch.from_numpy(np.flatnonzero(~val_mask))
+    return dataclasses.replace(
+        data,
+        train_x=data.train_x[train_idx],
+        train_y=data.train_y[train_idx],
+        test_x=data.train_x[val_idx],
+        test_y=data.train_y[val_idx],
+        train_subjects=None if subjects is None else subjects[~val_mask],
+        test_subjects=None if subjects is None else subjects[val_mask],
+        meta={**(data.meta or {}), "split": f"hpo validation ({fraction:.0%} of train)"},
+    )
+
+
 class TrainObjective:
     """``objective(trial)``: train the target with the trial's hyper-parameters, return the objectives.
 
-    The data are loaded once per process (on first use) and kept; each trial opens nothing else
-    but its own ``train`` run in the store.
+    The data are loaded (and the validation split cut) once per process, on first use, and kept;
+    each trial opens nothing else but its own ``train`` run in the store.
     """
 
     def __init__(self, target: HPOTarget) -> None:
@@ -199,7 +238,7 @@ class TrainObjective:
         from automl.store import open_store
 
         cfg = Config.model_validate(self.target.config)
-        self._data = load_data(
+        full = load_data(
             cfg.search.data,
             image_size=cfg.data.image_size,
             channels=cfg.data.channels,
@@ -207,6 +246,7 @@ class TrainObjective:
             n=cfg.data.n,
             seed=cfg.search.seed,
         )
+        self._data = validation_split(full, cfg.data.val_fraction, cfg.search.seed)
         self._task = make_task(self._data)
         self._store = open_store(self.target.store_url, migrate=False)
 
@@ -271,7 +311,7 @@ class TrainObjective:
         params_m = result.params / 1e6
         measured = {"accuracy": score, "latency": latency, "params": params_m}
         summary = {
-            "test_metric": score,
+            "best_val_metric": score,  # on the validation split (see validation_split)
             "primary_metric": task.primary_metric,
             "params_m": params_m,
             "mflops": result.mflops,
@@ -336,6 +376,7 @@ def trial_row(trial: FrozenTrial) -> dict[str, Any]:
         "values": list(trial.values) if trial.values is not None else None,
         "params": dict(trial.params),
         "train_run_id": trial.user_attrs.get("train_run_id"),
+        "epochs": trial.user_attrs.get("epochs"),
         "latency_ms": trial.user_attrs.get("latency_ms"),
         "params_m": trial.user_attrs.get("params_m"),
         "retry_of": trial.system_attrs.get("failed_trial"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from automl.hpo import (
     store_summary,
     suggest_params,
     summarise,
+    validation_split,
 )
 from automl.hpo_workers import open_storage
 from automl.store import genotype_hash, open_store
@@ -125,6 +127,38 @@ def test_enqueue_file_accepts_one_object_or_a_list(tmp_path: Path) -> None:
         read_enqueue_file(tmp_path / "missing.json")
 
 
+def test_validation_split_holds_out_part_of_train_and_never_touches_test() -> None:
+    import numpy as np
+    import torch
+
+    from automl.data import FaceData
+
+    n = 40
+    data = FaceData(
+        name="toy",
+        task="fer",
+        class_names=["a", "b"],
+        train_x=torch.arange(n, dtype=torch.uint8).view(n, 1, 1, 1).expand(n, 1, 8, 8).contiguous(),
+        train_y=torch.arange(n) % 2,
+        test_x=torch.full((5, 1, 8, 8), 255, dtype=torch.uint8),
+        test_y=torch.zeros(5, dtype=torch.int64),
+        train_subjects=np.array([f"s{i // 4}" for i in range(n)]),  # ten subjects, four images each
+    )
+    split = validation_split(data, 0.2, seed=0)
+    ids = lambda x: set(x[:, 0, 0, 0].tolist())  # noqa: E731
+    assert ids(split.train_x) | ids(split.test_x) == set(range(n)) and not ids(split.train_x) & ids(
+        split.test_x
+    )
+    assert len(split.test_x) == 8  # two of ten subjects, all their images
+    assert not set(split.train_subjects) & set(split.test_subjects)
+    assert 255 not in ids(split.test_x)  # the real test split is not used
+    no_subjects = validation_split(dataclasses.replace(data, train_subjects=None), 0.1, seed=0)
+    assert len(no_subjects.test_x) == 4 and len(no_subjects.train_x) == 36
+    with pytest.raises(UserError, match="too few"):
+        validation_split(dataclasses.replace(data, train_x=data.train_x[:2], train_y=data.train_y[:2],
+                                             train_subjects=None), 0.5, seed=0)  # fmt: skip
+
+
 def test_study_objectives_must_match_when_joining(db_url: str) -> None:
     storage = open_storage(db_url)
     create_or_load_study(storage, "s", ("accuracy",))
@@ -134,7 +168,7 @@ def test_study_objectives_must_match_when_joining(db_url: str) -> None:
 
 
 def test_pareto_front_is_summarised_and_stored(db_url: str) -> None:
-    storage = open_storage(db_url)
+    storage = open_storage(db_url, heartbeat_interval=None)
     study = create_or_load_study(storage, "mo", ("accuracy", "latency"))
     points = [(0.5, 10.0), (0.6, 20.0), (0.4, 30.0), (0.7, 40.0), (0.55, 25.0)]
     for acc, lat in points:
@@ -184,7 +218,7 @@ def test_real_training_objective_links_trials_to_the_store(db_url: str) -> None:
         assert attrs["latency_ms"] > 0 and attrs["params_m"] > 0
         run = store.get_run(attrs["train_run_id"])
         assert run["kind"] == "train" and run["parent_run_id"] == hpo_run and run["state"] == "completed"
-        assert run["summary"]["test_metric"] == pytest.approx(trial.value)
+        assert run["summary"]["best_val_metric"] == pytest.approx(trial.value)
         assert run["config"]["train"]["init_channels"] == trial.params["init_channels"]
         epochs = store.epochs(attrs["train_run_id"])
         assert len(epochs) == 1 and epochs[0]["val_metric"] == pytest.approx(trial.intermediate_values[0])

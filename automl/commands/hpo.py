@@ -70,13 +70,16 @@ def print_summary(summary: dict[str, Any], objectives: tuple[str, ...], metric: 
     )
     if "best" in summary:
         console.print(_trials_table([summary["best"]], shown, "best trial"))
-        params = summary["best_params"]
+        params = dict(summary["best_params"])
+        params["epochs"] = summary["best"].get("epochs")
         snippet = "\n".join(
-            f"{k} = {params[k]!r}" for k in ("lr", "weight_decay", "batch_size", "drop_path", "init_channels")
+            f"{k} = {params[k]!r}"
+            for k in ("epochs", "lr", "weight_decay", "batch_size", "drop_path", "init_channels")
+            if params.get(k) is not None
         )
         console.print(
-            f"[bold]train with it[/]: put this \\[train] section in a TOML file for "
-            f"`automl train ... --config FILE` (epochs x {params.get('epochs_scale')}):\n\\[train]\n{snippet}",
+            "[bold]train with it[/]: put this in a TOML file for `automl train ... --config FILE`:"
+            f"\n\\[train]\n{snippet}",
             highlight=False,
         )
     elif "pareto_front" in summary:
@@ -143,12 +146,12 @@ def hpo_command(
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Tune lr, weight decay, batch size, epochs, drop-path and width of an architecture's training."""
+    import optuna
+
     from automl.commands.train import resolve_config, resolve_target
     from automl.hpo import HPOTarget, parse_objectives, read_enqueue_file, run_study
     from automl.hpo_workers import choose_storage, storage_kind
     from automl.store import genotype_hash, open_store
-
-    import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     objectives = parse_objectives(objectives_text)
@@ -246,6 +249,8 @@ def hpo_command(
     summary["hpo_run_id"] = hpo_run_id
     summary["storage"] = _safe(storage_url)
     summary["storage_kind"] = storage_kind(storage_url)
+    if "best_value" in summary:
+        summary["best_val_metric"] = summary["best_value"]  # what `automl runs list` shows as "best"
     store.set_summary(hpo_run_id, summary)
     store.set_state(hpo_run_id, "completed")
     if json_out:

@@ -164,7 +164,7 @@ def train_command(
     target: str = typer.Argument(..., metavar="GENOTYPE_FILE|RUN_ID", help="JSON genotype file or a run id."),
     data: str = typer.Option(None, "--data", help="KIND:PATH, e.g. synth:fer (default: the config's data)."),
     epochs: int = typer.Option(
-        None, "--epochs", min=1, help="Training epochs (default: config [train] epochs)."
+        None, "--epochs", min=1, help="Training epochs (default: the config's train.epochs)."
     ),
     device: str = typer.Option(None, "--device", help="auto, cpu or cuda (default: the config's device)."),
     seed: int = typer.Option(None, "--seed", help="Seed of weights, batches and augmentation."),

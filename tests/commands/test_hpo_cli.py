@@ -144,3 +144,17 @@ def test_bad_input_exits_2_with_one_line(cli, db_url, tiny_files, tmp_path, args
     res = cli("--db", db_url, "hpo", *[a.format(**paths) for a in args])
     assert res.code == 2, (res.out, res.err)
     assert message in res.err and "Traceback" not in res.err
+
+
+def test_bench_hpo_writes_a_side_by_side_table_and_json(cli, tmp_path):
+    import automl.commands.bench_hpo  # noqa: F401  (registers `automl bench hpo` on the shared group)
+
+    out = tmp_path / "bench.json"
+    res = cli("bench", "hpo", "--trials", "6", "--workers", "2", "--storages", "sqlite,journal", "--out", out)
+    assert res.code == 0, res.err
+    assert "trials/min" in res.out and "journal" in res.out
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["storage"], r["workers"]) for r in rows] == [("sqlite", 2), ("journal", 2)]
+    assert all(r["trials"] == 6 and r["duplicates"] == 0 and r["trials_per_min"] > 0 for r in rows)
+    res = cli("bench", "hpo", "--storages", "redis")
+    assert res.code == 2 and "unknown storage" in res.err
