@@ -1,5 +1,6 @@
-"""``python -m automl`` (also what ``torchrun -m automl search`` runs)."""
+"""``python -m automl`` (also what ``torchrun ... -m automl search`` runs)."""
 
 from automl.cli import main
 
-main()
+if __name__ == "__main__":
+    main()

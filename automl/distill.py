@@ -19,7 +19,7 @@ under a new classifier: :class:`ConcatenatedStudents`.
 How the training loop (:func:`automl.train.fit`) uses it::
 
     distiller = OcclusionDistiller(teacher, occlude="lower", config=DistillConfig(temperature=4.0))
-    model = ...build the student network...
+    model = ...build the student network (same genotype: load the teacher's weights first)...
     distiller.attach(model)                        # taps the student's embedding (no second pass)
     fit(model, ..., transform=distiller.transform, extra_loss=distiller.extra_loss)
 
@@ -50,11 +50,20 @@ class DistillConfig:
     """``temperature`` T of the soft targets; ``kd_weight`` / ``triplet_weight`` (0 turns a term
     off); ``margin`` of the triplet loss on L2-normalised embeddings (squared distances lie in
     [0, 4]); ``mining``: ``batch_hard`` (farthest positive, closest negative per anchor) or
-    ``random`` (a random valid pair per anchor)."""
+    ``random`` (a random valid pair per anchor).
+
+    The default is the soft-target student. As in the paper, the triplet student is a second
+    student (``DistillConfig(kd_weight=0, triplet_weight=1)``) whose embedding is concatenated
+    with the first (:class:`ConcatenatedStudents`). Why not both terms in one student by default:
+    on synthface FER (32x32, 8 epochs, lower half hidden) soft targets alone took the occluded
+    student from 0.314 to 0.449 accuracy (teacher 0.532), adding the triplet term at weight 1 or
+    0.3 lowered it (0.386 / 0.400) and the triplet term alone gave 0.286; initialising the
+    student from the teacher's weights lifted soft targets to 0.494.
+    """
 
     temperature: float = 4.0
     kd_weight: float = 1.0
-    triplet_weight: float = 1.0
+    triplet_weight: float = 0.0
     margin: float = 0.2
     mining: Mining = "batch_hard"
     normalize: bool = True

@@ -86,7 +86,7 @@ def choose_storage(store_url: str, workers: int) -> str:
     """The Optuna storage for a study whose run lives in the store at ``store_url``: the store's own DB.
 
     Measured with ``automl bench hpo`` (BENCHMARKS_HPO.md, 2-core CPU): on a cheap objective the
-    journal file is 2-4x faster than the SQLite RDB (about 45 vs 65-170 ms of storage work per trial
+    journal file is 3-7x faster than the SQLite RDB (about 10 vs 36-69 ms of storage work per trial
     for 1-4 workers), and PostgreSQL is slower still on one machine. But a trial here trains a
     network for tens of seconds at the very least, so even the slowest figure is well under 1% of a
     trial, while the RDB keeps the study in the same file as the store (one thing to back up, one

@@ -59,7 +59,7 @@ def require_or_skip(reason: str | None) -> None:
 @pytest.fixture(scope="session")
 def postgres_server():
     """One throwaway PostgreSQL server for the whole test session."""
-    import postgres_server as pg
+    from automl import pgserver as pg
 
     require_or_skip(pg.missing_reason())
     server = pg.start()

@@ -106,7 +106,9 @@ def test_config_and_distiller_reject_bad_settings():
 
 def test_extra_loss_uses_full_faces_for_the_teacher_and_trains_only_the_student():
     teacher, student = fer_net(0), fer_net(1)
-    distiller = OcclusionDistiller(teacher, occlude="lower", config=DistillConfig(temperature=2.0))
+    distiller = OcclusionDistiller(
+        teacher, occlude="lower", config=DistillConfig(temperature=2.0, triplet_weight=1.0)
+    )
     distiller.attach(student)
     x = torch.rand(8, 1, 32, 32)
     y = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
@@ -129,7 +131,7 @@ def test_extra_loss_uses_full_faces_for_the_teacher_and_trains_only_the_student(
 def test_distiller_runs_inside_the_training_loop():
     teacher, student = fer_net(0), fer_net(1)
     before = [p.clone() for p in teacher.parameters()]
-    distiller = OcclusionDistiller(teacher, occlude="upper")
+    distiller = OcclusionDistiller(teacher, occlude="upper", config=DistillConfig(triplet_weight=0.5))
     distiller.attach(student)
     x = torch.randint(0, 256, (48, 1, 32, 32), dtype=torch.uint8)
     y = torch.arange(48) % 4

@@ -93,19 +93,8 @@ def measure(url: str, storage_name: str, workers: int, trials: int, sleep_s: flo
 
 def _start_postgres() -> tuple[str, Any]:
     """A throwaway server as the tests start one (initdb in a temp dir, stopped by pid)."""
-    import importlib.util
-    import sys
+    from automl import pgserver as module
 
-    module_path = Path(__file__).resolve().parents[2] / "tests" / "postgres_server.py"
-    if not module_path.is_file():
-        raise UserError(
-            "no PostgreSQL to measure: pass --pg-url postgresql://... or --storages sqlite,journal"
-        )
-    spec = importlib.util.spec_from_file_location("automl_bench_postgres_server", module_path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
     reason = module.missing_reason()
     if reason:
         raise UserError(f"cannot start PostgreSQL for the benchmark: {reason} (or pass --pg-url)")

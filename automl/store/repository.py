@@ -157,8 +157,11 @@ class Store:
         Path(self.artifacts_root / "runs" / str(run_id)).mkdir(parents=True, exist_ok=True)
         return run_id
 
-    def _get(self, s: Session, run_id: int) -> Run:
-        run = s.get(Run, run_id)
+    def _get(self, s: Session, run_id: int, *, lock: bool = False) -> Run:
+        # ``lock``: read-modify-write of the run row (summary merge, state change) must not lose a
+        # concurrent writer's update on PostgreSQL (READ COMMITTED); SQLite's BEGIN IMMEDIATE
+        # already serialises writers.
+        run = s.get(Run, run_id, with_for_update=lock)
         if run is None:
             raise UserError(f"unknown run id {run_id} (list runs with `automl runs list`)")
         return run
@@ -177,7 +180,7 @@ class Store:
         if state not in RUN_STATES:
             raise ValueError(f"unknown run state {state!r}")
         with self._tx() as s:
-            run = self._get(s, run_id)
+            run = self._get(s, run_id, lock=True)
             run.state = state
             now = utcnow()
             if state == "running":
@@ -190,7 +193,7 @@ class Store:
 
     def set_summary(self, run_id: int, summary: dict[str, Any]) -> None:
         with self._tx() as s:
-            run = self._get(s, run_id)
+            run = self._get(s, run_id, lock=True)
             run.summary = {**(run.summary or {}), **_jsonable(summary)}
 
     def list_runs(

@@ -1,4 +1,5 @@
-"""A throwaway PostgreSQL server for tests: initdb in a temp dir, a free port, stopped by pid.
+"""A throwaway PostgreSQL server for tests and storage benchmarks: initdb in a temp dir, a free
+port, stopped by pid.
 
 initdb refuses to run as root, so as root the server runs as the ``postgres`` system user
 (Debian's package creates it). Where the binaries are missing the tests that need PostgreSQL are
