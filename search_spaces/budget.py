@@ -7,8 +7,9 @@ keep every *sampled* path and the *final* genotype within budget without buildin
 
 * :meth:`Budget.repair` turns an over-budget sample into a feasible one by swapping ops for
   cheaper ones, preferring a caller-given subset (DDPNAS: the ops not yet sampled this round);
-* :meth:`Budget.satisfiable` / :meth:`Budget.prunable` tell DDPNAS whether pruning an op would
-  leave no feasible architecture (so the last survivor per decision is always within budget);
+* :meth:`Budget.op_to_prune` (via :meth:`Budget.prunable` / :meth:`Budget.satisfiable`) picks
+  DDPNAS' next op to prune so that some alive architecture always fits, hence the last survivor
+  per decision is within budget;
 * :meth:`Budget.best_within` turns a weight matrix (theta, softmax(alpha)) into the best
   feasible choice, giving up as little weight as possible per unit of cost saved.
 
@@ -146,6 +147,22 @@ class Budget:
         after = np.array(alive, dtype=bool, copy=True)
         after[decision, op] = False
         return self.satisfiable(after)
+
+    def op_to_prune(self, theta: np.ndarray, alive: np.ndarray, decision: int) -> int | None:
+        """DDPNAS' pruning under the budget: the alive op of ``decision`` with the lowest theta
+        whose removal keeps the alive space satisfiable (None when one op is left).
+
+        Without a budget this is plain arg-min (ties: lowest index, as ``np.argmin``).
+        """
+        alive = np.asarray(alive, dtype=bool)
+        ops = np.flatnonzero(alive[decision])
+        if len(ops) <= 1:
+            return None
+        order = ops[np.argsort(np.asarray(theta, dtype=float)[decision, ops], kind="stable")]
+        for op in order:
+            if self.prunable(alive, decision, int(op)):
+                return int(op)
+        return int(order[0])  # unreachable while the space is satisfiable; keep DDPNAS going
 
     def check(self, allowed: np.ndarray | None = None) -> None:
         """Raise :class:`BudgetError` with the cheapest cost when nothing fits."""

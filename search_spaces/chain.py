@@ -81,7 +81,9 @@ class ChainLayout:
 
 
 @dataclass
-class _Options:
+class ChainOptions:
+    """Resolved network options (``extra``: the space's head options, e.g. ``head_dim``)."""
+
     init_channels: int
     dropout: float
     drop_path: float
@@ -463,7 +465,7 @@ class ChainSpace(abc.ABC):
     def _head_option_names(self) -> tuple[str, ...]:
         return ()
 
-    def _options(self, options: dict[str, Any]) -> _Options:
+    def _options(self, options: dict[str, Any]) -> ChainOptions:
         self._check_unknown(
             options, ("init_channels", "dropout", "drop_path", "layers", *self._head_option_names())
         )
@@ -474,14 +476,14 @@ class ChainSpace(abc.ABC):
         if not 0.0 <= drop_path < 1.0:
             raise SpaceError(f"drop_path must be in [0, 1), got {drop_path}")
         extra = {k: options[k] for k in self._head_option_names() if options.get(k) is not None}
-        return _Options(
+        return ChainOptions(
             init, float(options.get("dropout", self.dropout) or 0.0), drop_path, options.get("layers"), extra
         )
 
     # ----------------------------------------------------------------- networks
     @abc.abstractmethod
     def build_head(
-        self, name: str | None, cin: int, feat_size: int, num_outputs: int, opts: _Options
+        self, name: str | None, cin: int, feat_size: int, num_outputs: int, opts: ChainOptions
     ) -> nn.Module:
         """The head named ``name`` (None: the fixed head) over a (cin, feat_size, feat_size) map."""
 

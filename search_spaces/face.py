@@ -31,7 +31,7 @@ from torch import nn
 
 from search_spaces.base import Decision, Genotype
 from search_spaces.blocks import LinearHead, SpaceError
-from search_spaces.chain import ChainSpace, _Options
+from search_spaces.chain import ChainOptions, ChainSpace
 from search_spaces.face_heads import AUAttentionHead, AUGraphHead, AUTransformerHead
 
 TASKS = ("fer", "au")
@@ -106,7 +106,7 @@ class FaceSpace(ChainSpace):
         return ("head_dim", "attention_heads")
 
     def build_head(
-        self, name: str | None, cin: int, feat_size: int, num_outputs: int, opts: _Options
+        self, name: str | None, cin: int, feat_size: int, num_outputs: int, opts: ChainOptions
     ) -> nn.Module:
         name = name or FER_HEAD
         dim = int(opts.extra.get("head_dim", 64))

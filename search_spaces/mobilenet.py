@@ -24,7 +24,7 @@ from typing import Any
 from torch import nn
 
 from search_spaces.blocks import LinearHead, SpaceError
-from search_spaces.chain import ChainSpace, _Options
+from search_spaces.chain import ChainOptions, ChainSpace
 
 
 class MobileNetSpace(ChainSpace):
@@ -45,6 +45,6 @@ class MobileNetSpace(ChainSpace):
         self.task = task
 
     def build_head(
-        self, name: str | None, cin: int, feat_size: int, num_outputs: int, opts: _Options
+        self, name: str | None, cin: int, feat_size: int, num_outputs: int, opts: ChainOptions
     ) -> nn.Module:
         return LinearHead(cin, num_outputs, dropout=opts.dropout)

@@ -13,6 +13,7 @@ from automl.distill import (
     DistillConfig,
     EmbeddingTap,
     OcclusionDistiller,
+    init_from_teacher,
     soft_target_loss,
     triplet_distillation_loss,
 )
@@ -167,3 +168,16 @@ def test_concatenated_students_train_only_their_classifier():
     tap = EmbeddingTap(model)
     model(x)
     assert tap.embedding.shape == (6, 64)
+
+
+def test_init_from_teacher_copies_only_matching_networks():
+    teacher, student = fer_net(0), fer_net(1)
+    assert init_from_teacher(student, teacher)
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(student.state_dict().values(), teacher.state_dict().values(), strict=True)
+    )
+    other = fer_net(2, num_classes=5)
+    before = [p.clone() for p in other.parameters()]
+    assert not init_from_teacher(other, teacher)
+    assert all(torch.equal(a, b) for a, b in zip(before, other.parameters(), strict=True))

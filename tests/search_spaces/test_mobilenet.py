@@ -255,6 +255,7 @@ def test_measure_latency_reports_positive_times():
     assert result["device"] == "cpu" and 0 < result["latency_ms"] <= result["latency_p90_ms"]
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.trace: what the export uses
 def test_drop_path_prob_drives_stochastic_depth_of_residual_layers():
     space = MobileNetSpace(layers=6)
     model = space.network(space.genotype_from_choice([0, 1, 0, 1, 0, 1]), **SIZES)
@@ -270,3 +271,27 @@ def test_drop_path_prob_drives_stochastic_depth_of_residual_layers():
     assert not torch.allclose(a, model(x))
     traced = torch.jit.trace(model, x)  # the export path traces eval-mode networks
     torch.testing.assert_close(traced(x), model(x))
+
+
+def test_budgeted_ddpnas_pruning_ends_within_budget():
+    """The recipe for DDPNAS: prune with op_to_prune; the single survivors fit the budget."""
+    space = MobileNetSpace(layers=6)
+    sizes = dict(in_channels=1, num_outputs=7, image_size=48, init_channels=4)
+    table = space.cost_table(**sizes)
+    cheapest = table.total([0, 6, 0, 6, 0, 6])[1]
+    budget = space.budget(max_mflops=cheapest * 1.3 / 1e6, **sizes)
+    rng = np.random.default_rng(0)
+    alive = space.candidate_mask().copy()
+    theta = np.where(alive, 0.0, np.nan)
+    theta[:, 5] = 1.0  # the search likes the priciest op everywhere
+    theta += rng.random(theta.shape) * 0.1
+    while alive.sum(axis=1).max() > 1:
+        for d in range(alive.shape[0]):
+            op = budget.op_to_prune(theta, alive, d)
+            if op is not None:
+                alive[d, op] = False
+        assert budget.satisfiable(alive)
+    survivors = alive.argmax(axis=1).tolist()
+    assert budget.feasible(survivors)
+    unconstrained = space.budget(**sizes)
+    assert unconstrained.op_to_prune(theta, space.candidate_mask(), 0) == int(np.nanargmin(theta[0]))
