@@ -41,6 +41,7 @@ COMMAND_MODULES = (
     "bench_hash",
     "bench_data",
     "bench_hpo",
+    "bench_face",
 )
 
 

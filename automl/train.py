@@ -409,13 +409,16 @@ def train_genotype(
     transform: TransformFn | None = None,
     augment: TransformFn | None = None,
     extra_meta: dict[str, Any] | None = None,
+    prepare_model: Callable[[nn.Module], None] | None = None,
 ) -> TrainResult:
     """Build ``genotype``'s network for ``data`` (a :class:`automl.data.FaceData`), train, evaluate.
 
     With ``run_dir`` the trained weights are saved there as ``model.safetensors`` plus its JSON
     sidecar (:mod:`automl.checkpoint`), and ``TrainResult.checkpoint`` is that path.
     ``augment`` defaults to :meth:`automl.data.augment.Augment.default` when ``train_cfg.augment``
-    is on. ``extra_meta`` is merged into the checkpoint's description.
+    is on. ``extra_meta`` is merged into the checkpoint's description. ``prepare_model(model)`` runs
+    once the network is built and before training: distillation uses it to start the student from
+    the teacher's weights and to tap the student's embedding.
     """
     options = network_options(train_cfg)
     sizes = {"in_channels": data.in_channels, "num_outputs": data.num_outputs, "image_size": data.image_size}
@@ -423,6 +426,8 @@ def train_genotype(
     model, space = build_network(genotype, options=options, **sizes)
     genotype = space.validate_genotype(genotype)
     cost = network_cost(space, genotype, model, **sizes, **options)
+    if prepare_model is not None:
+        prepare_model(model)
     if augment is None and train_cfg.augment:
         augment = Augment.default()
     result = fit(

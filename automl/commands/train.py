@@ -9,12 +9,24 @@ test metrics in its summary.
 Configuration: for a run id, the run's stored config (so the retraining sees the same image
 size, sample cap and ``[train]`` section as the search); for a file, the ``quick`` preset. An
 explicit ``--preset`` replaces that base, ``--config FILE`` is layered on top, then the options.
+
+Occlusion (seed 003): ``--occlude lower|upper`` hides half of every face in training and testing
+(the plain occluded baseline); adding ``--distill-from TEACHER`` (a train run id or checkpoint of
+a network trained on full faces) trains the student against that teacher with
+:class:`automl.distill.OcclusionDistiller` (soft targets at ``--temperature``, optional triplet
+term). The settings are stored in the run's summary and the checkpoint's description.
+
+``--save-attention DIR`` writes, after training, one grey PNG per (test face, AU) of the per-AU
+attention maps of an attention AU head (face space, ``--task au``).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import tomllib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +46,7 @@ from automl.config import Config, preset, validate_config
 from automl.errors import UserError
 
 OCCLUDE_PARTS = ("none", "lower", "upper")
+ATTENTION_SAMPLES = 4
 
 
 def register(app: typer.Typer) -> None:
@@ -156,6 +169,216 @@ def _progress() -> Progress:
     )
 
 
+# ---------------------------------------------------------------------------------- distillation
+
+
+@dataclass(frozen=True)
+class DistillOptions:
+    """What ``--distill-from`` and its companions asked for (stored with the run as given)."""
+
+    teacher: str
+    temperature: float = 4.0
+    kd_weight: float = 1.0
+    triplet_weight: float = 0.0
+    margin: float = 0.2
+
+    def config(self) -> Any:
+        from automl.distill import DistillConfig
+
+        return DistillConfig(
+            temperature=self.temperature,
+            kd_weight=self.kd_weight,
+            triplet_weight=self.triplet_weight,
+            margin=self.margin,
+        )
+
+
+def teacher_checkpoint_path(store: Any, teacher: str) -> tuple[Path, int | None]:
+    """``(checkpoint path, teacher run id or None)`` for a checkpoint path or a train run id."""
+    path = Path(teacher)
+    if path.is_dir() and (path / "model.safetensors").is_file():
+        return path / "model.safetensors", None
+    if path.is_file():
+        return path, None
+    if teacher.strip().isdigit():
+        from automl.commands.export import weights_checkpoint
+
+        run_id = int(teacher)
+        run = store.get_run(run_id)
+        if run["kind"] != "train":
+            raise UserError(
+                f"--distill-from {run_id}: run {run_id} is a {run['kind']} run; pass a train run "
+                "(`automl train ...` on full faces) or a model.safetensors checkpoint"
+            )
+        return Path(weights_checkpoint(store, run_id)["path"]), run_id
+    raise UserError(
+        f"--distill-from: teacher checkpoint not found: {teacher} (pass a train run id or the path of "
+        "a model.safetensors written by `automl train`)"
+    )
+
+
+def load_teacher(store: Any, teacher: str, data: Any) -> tuple[Any, dict[str, Any]]:
+    """The teacher network (eval mode) and a description of it; it must fit ``data``."""
+    from automl.export import model_from_checkpoint
+
+    path, run_id = teacher_checkpoint_path(store, teacher)
+    model, meta = model_from_checkpoint(path)
+    if meta.get("task", "fer") != "fer" or data.task != "fer":
+        raise UserError(
+            "distillation needs expression (fer) data and a fer teacher: soft targets are class "
+            f"probabilities (teacher task: {meta.get('task')}, data task: {data.task})"
+        )
+    expected = {
+        "in_channels": data.in_channels,
+        "image_size": data.image_size,
+        "num_outputs": data.num_outputs,
+    }
+    wrong = [f"{k} {meta.get(k)} != {v}" for k, v in expected.items() if int(meta.get(k, -1)) != int(v)]
+    if wrong:
+        raise UserError(
+            f"teacher {path} does not fit this data ({'; '.join(wrong)}); train the teacher on the same "
+            "--data, image size and channels"
+        )
+    if meta.get("occlude") not in (None, "none"):
+        raise UserError(
+            f"teacher {path} was trained on occluded faces (occlude={meta['occlude']}); distill from a "
+            "teacher trained on full faces"
+        )
+    info = {
+        "teacher_checkpoint": str(path),
+        "teacher_run_id": run_id,
+        "teacher_sha256": meta.get("sha256"),
+        "teacher_genotype": meta.get("genotype"),
+        "teacher_test_metrics": {
+            k: v for k, v in (meta.get("metrics") or {}).items() if isinstance(v, int | float)
+        },
+    }
+    return model, info
+
+
+@dataclass
+class Distillation:
+    """The training-loop hooks of a distilled student, and the settings to record."""
+
+    transform: Callable[[Any], Any]
+    extra_loss: Callable[[Any, Any, Any], Any]
+    prepare_model: Callable[[Any], None]
+    settings: dict[str, Any]
+
+
+def make_distillation(
+    teacher: Any, occlude: str, options: DistillOptions, *, seed: int = 0, init: bool = True
+) -> Distillation:
+    """Hooks for :func:`automl.train.train_genotype`: occlude every batch, add the distillation
+    loss, and start the student from the teacher's weights when it is the same network (``init``)."""
+    from automl.distill import OcclusionDistiller, init_from_teacher
+
+    config = options.config()
+    distiller = OcclusionDistiller(teacher, occlude=occlude, config=config, seed=seed)
+    settings: dict[str, Any] = {**asdict(options), **asdict(config), "occlude": occlude}
+
+    def prepare_model(student: Any) -> None:
+        settings["init_from_teacher"] = bool(init and init_from_teacher(student, teacher))
+        distiller.attach(student)
+
+    return Distillation(distiller.transform, distiller.extra_loss, prepare_model, settings)
+
+
+# ---------------------------------------------------------------------------------- attention maps
+
+
+def _has_attention(model: Any) -> bool:
+    maps = getattr(model, "attention_maps", None)
+    return callable(maps) and maps() is not None
+
+
+def check_attention_head(genotype: dict[str, Any], data: Any, train_cfg: Any) -> None:
+    """Fail before training when the network has no per-AU attention maps to save."""
+    import torch
+
+    from automl.train import build_network, network_options
+
+    model, _ = build_network(
+        genotype,
+        in_channels=data.in_channels,
+        num_outputs=data.num_outputs,
+        image_size=data.image_size,
+        options=network_options(train_cfg),
+    )
+    if callable(getattr(model, "attention_maps", None)):
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(2, data.in_channels, data.image_size, data.image_size))
+    if not _has_attention(model):
+        head = genotype.get("head")
+        what = f"the {genotype['space']} genotype" + (f" with head {head!r}" if head else "")
+        raise UserError(
+            f"--save-attention: {what} has no attention maps; use a face-space AU genotype whose head is "
+            "au_attention, au_transformer or au_graph (`automl search --space face --task au`)"
+        )
+
+
+def _file_part(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_") or "x"
+
+
+def _png_bytes(image: Any) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write_attention_maps(
+    model: Any,
+    data: Any,
+    out_dir: Path,
+    *,
+    transform: Callable[[Any], Any] | None = None,
+    samples: int = ATTENTION_SAMPLES,
+) -> list[str]:
+    """For the first ``samples`` test faces write ``faceNN.png`` (what the network saw) and
+    ``faceNN_<AU>.png`` (that AU's attention map, min-max scaled, upsampled to the face size).
+    Each file is written atomically. Returns the file names."""
+    import torch
+
+    from automl.checkpoint import atomic_write_bytes
+    from automl.data.augment import to_float
+    from search_spaces.face import attention_images
+
+    x = to_float(data.test_x[:samples].cpu())
+    if transform is not None:
+        x = transform(x)
+    model = model.cpu().eval()
+    with torch.no_grad():
+        model(x)
+    maps = model.attention_maps() if callable(getattr(model, "attention_maps", None)) else None
+    if maps is None:
+        raise UserError("--save-attention: the trained network produced no attention maps")
+    try:
+        images = attention_images(maps, data.image_size).numpy()
+    except ValueError as exc:
+        raise UserError(f"--save-attention: {exc}") from None
+    faces = (x.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    names = [_file_part(str(n)) for n in data.class_names]
+    if len(names) != images.shape[1]:
+        names = [f"au{j}" for j in range(images.shape[1])]
+    written: list[str] = []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for i in range(images.shape[0]):
+        face = faces[i].transpose(1, 2, 0)
+        face = face[..., 0] if face.shape[-1] == 1 else face
+        files = [(f"face{i:02d}.png", face)]
+        files += [(f"face{i:02d}_{name}.png", images[i, j]) for j, name in enumerate(names)]
+        for file_name, image in files:
+            atomic_write_bytes(out_dir / file_name, _png_bytes(image))
+            written.append(file_name)
+    return written
+
+
 # ---------------------------------------------------------------------------------- command
 
 
@@ -174,6 +397,24 @@ def train_command(
         "--occlude",
         help="Hide the lower or upper half of every face (train and test): none|lower|upper.",
     ),
+    distill_from: str = typer.Option(
+        None,
+        "--distill-from",
+        metavar="TEACHER",
+        help="Train run id or checkpoint of a teacher trained on full faces (needs --occlude).",
+    ),
+    temperature: float = typer.Option(4.0, "--temperature", help="Soft-target temperature T (distillation)."),
+    kd_weight: float = typer.Option(1.0, "--kd-weight", min=0, help="Weight of the soft-target term."),
+    triplet_weight: float = typer.Option(
+        0.0, "--triplet-weight", min=0, help="Weight of the triplet term (0: soft targets only)."
+    ),
+    margin: float = typer.Option(0.2, "--margin", help="Triplet margin (L2-normalised embeddings)."),
+    save_attention: Path = typer.Option(
+        None,
+        "--save-attention",
+        metavar="DIR",
+        help="Write the AU attention maps of a few test faces as PNGs.",
+    ),
     preset_name: str = typer.Option(
         None, "--preset", help="quick|paper (default: the run's stored config, or quick for a file)."
     ),
@@ -185,6 +426,14 @@ def train_command(
 
     if occlude not in OCCLUDE_PARTS:
         raise UserError(f"--occlude must be one of {', '.join(OCCLUDE_PARTS)}, not {occlude!r}")
+    distill = None
+    if distill_from is not None:
+        if occlude == "none":
+            raise UserError(
+                "--distill-from trains a student on occluded faces: add --occlude lower or --occlude upper"
+            )
+        distill = DistillOptions(distill_from, temperature, kd_weight, triplet_weight, margin)
+        distill.config()  # bad settings fail before anything is loaded
     store = open_store(resolve_db_url(ctx))
     genotype, parent_id, stored = resolve_target(store, target)
     overrides: dict[str, Any] = {"search": {}, "train": {}}
@@ -205,6 +454,8 @@ def train_command(
         occlude=occlude,
         out_dir=out,
         show_progress=not json_out,
+        distill=distill,
+        save_attention=save_attention,
     )
     if json_out:
         print_json(
@@ -218,10 +469,15 @@ def train_command(
                 "checkpoint": str(checkpoint),
                 "history": result.history,
                 "wall_time": result.wall_time,
+                "occlude": occlude,
+                "distill": result.meta.get("distill"),
+                "attention_files": result.meta.get("attention_files"),
             }
         )
     else:
         print_result(run_id, result, task, checkpoint)
+        if result.meta.get("attention_files"):
+            console.print(f"attention maps: {len(result.meta['attention_files'])} PNGs in {save_attention}")
 
 
 def run_training(
@@ -233,8 +489,14 @@ def run_training(
     occlude: str = "none",
     out_dir: Path | None = None,
     show_progress: bool = True,
+    distill: DistillOptions | None = None,
+    save_attention: Path | None = None,
 ) -> tuple[Any, int, Path, Any]:
-    """Load the data, train ``genotype`` as a new ``train`` run; returns (result, run id, ckpt, task)."""
+    """Load the data, train ``genotype`` as a new ``train`` run; returns (result, run id, ckpt, task).
+
+    With ``distill`` (needs ``occlude``) the student is distilled from the teacher; with
+    ``save_attention`` the attention maps of a few test faces are written there after training.
+    """
     from automl.checkpoint import save_checkpoint
     from automl.data.augment import occlude as occlude_batch
     from automl.data.spec import load_data
@@ -266,6 +528,19 @@ def run_training(
         def transform(x):  # noqa: ANN001, ANN202 - a batch transform
             return occlude_batch(x, occlude)
 
+    if save_attention is not None:
+        check_attention_head(genotype, data, cfg.train)
+    distillation = None
+    extra_meta: dict[str, Any] = {"occlude": occlude}
+    if distill is not None:
+        if occlude == "none":
+            raise UserError("distillation trains a student on occluded faces: pass --occlude lower or upper")
+        teacher, teacher_info = load_teacher(store, distill.teacher, data)
+        distillation = make_distillation(teacher, occlude, distill, seed=seed)
+        distillation.settings.update(teacher_info)
+        transform = distillation.transform
+        extra_meta["distill"] = distillation.settings
+
     run_id = store.create_run(
         kind="train",
         config=cfg.model_dump(mode="json"),
@@ -278,7 +553,7 @@ def run_training(
     )
     recorder = StoreRecorder(store, run_id)
     store.set_state(run_id, "running")
-    store.set_summary(run_id, {"occlude": occlude, "device": str(device)})
+    store.set_summary(run_id, {**extra_meta, "device": str(device)})
     try:
         with _progress() if show_progress else _NullProgress() as bar:
             bar_task = bar.add_task("train", total=None, epoch="-", metric="")
@@ -304,7 +579,9 @@ def run_training(
                 on_epoch=on_epoch,
                 run_dir=store.run_dir(run_id),
                 transform=transform,
-                extra_meta={"occlude": occlude, "run_id": run_id, "parent_run_id": parent_run_id},
+                extra_loss=distillation.extra_loss if distillation else None,
+                prepare_model=distillation.prepare_model if distillation else None,
+                extra_meta={**extra_meta, "run_id": run_id, "parent_run_id": parent_run_id},
             )
         checkpoint = result.checkpoint
         assert checkpoint is not None
@@ -314,9 +591,16 @@ def run_training(
         store.add_architecture(
             run_id, result.genotype, params=result.params, mflops=result.mflops, role="final"
         )
+        attention: dict[str, Any] = {}
+        if save_attention is not None:
+            files = write_attention_maps(result.model, data, Path(save_attention), transform=transform)
+            result.meta["attention_files"] = files
+            attention = {"attention_dir": str(save_attention), "attention_files": len(files)}
         store.set_summary(
             run_id,
             {
+                **attention,
+                **({"distill": distillation.settings} if distillation else {}),
                 "test_metric": result.metrics.get(task.primary_metric),
                 "primary_metric": task.primary_metric,
                 "test_metrics": result.metrics,
