@@ -37,7 +37,9 @@ class SearchSection(_Section):
     max_mflops: float | None = Field(None, gt=0)
     max_params: float | None = Field(None, gt=0, description="Parameter budget in millions.")
     cpu_threads: int | None = Field(
-        None, ge=1, description="torch intra-op threads on CPU (None: torch's default). Tiny supernets run "
+        None,
+        ge=1,
+        description="torch intra-op threads on CPU (None: torch's default). Tiny supernets run "
         "faster on 1 thread, and 2 threads on a busy 2-core machine can be many times slower.",
     )
 

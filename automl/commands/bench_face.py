@@ -61,8 +61,17 @@ class Part(StrEnum):
 
 
 def bench_config(
-    *, image_size: int, n: int, epochs: int, init_channels: int, layers: int, device: str
+    *,
+    image_size: int,
+    n: int,
+    epochs: int,
+    init_channels: int,
+    layers: int,
+    device: str,
+    batch_size: int = 32,
+    lr: float = 0.05,
 ) -> Any:
+    """The quick preset on synthetic FER, resized to the benchmark's budget."""
     from automl.config import load_config
 
     return load_config(
@@ -71,7 +80,13 @@ def bench_config(
         overrides={
             "search": {"data": "synth:fer", "device": device},
             "data": {"image_size": image_size, "n": n},
-            "train": {"epochs": epochs, "init_channels": init_channels, "layers": layers},
+            "train": {
+                "epochs": epochs,
+                "init_channels": init_channels,
+                "layers": layers,
+                "batch_size": batch_size,
+                "lr": lr,
+            },
         },
     )
 
@@ -165,6 +180,8 @@ def run_bench(
         "test_samples": int(data.test_x.shape[0]),
         "epochs": cfg.train.epochs,
         "init_channels": cfg.train.init_channels,
+        "batch_size": cfg.train.batch_size,
+        "lr": cfg.train.lr,
         "seed": seed,
         "device": str(device),
         "params": teacher.params,
@@ -211,6 +228,8 @@ def bench_face(
     image_size: int = typer.Option(32, "--image-size", min=8, help="Face crop side in pixels."),
     init_channels: int = typer.Option(8, "--init-channels", min=1, help="Network width."),
     layers: int = typer.Option(6, "--layers", min=1, help="Cells of a darts network."),
+    batch_size: int = typer.Option(32, "--batch-size", min=2, help="Training batch size."),
+    lr: float = typer.Option(0.05, "--lr", min=1e-6, help="SGD learning rate (cosine schedule)."),
     temperature: float = typer.Option(4.0, "--temperature", help="Soft-target temperature T."),
     triplet_weight: float = typer.Option(0.0, "--triplet-weight", min=0, help="Triplet term weight."),
     init_control: bool = typer.Option(
@@ -229,7 +248,14 @@ def bench_face(
         else (FACE_GENOTYPE if space == Space.face else DARTS_GENOTYPE)
     )
     cfg = bench_config(
-        image_size=image_size, n=n, epochs=epochs, init_channels=init_channels, layers=layers, device=device
+        image_size=image_size,
+        n=n,
+        epochs=epochs,
+        init_channels=init_channels,
+        layers=layers,
+        device=device,
+        batch_size=batch_size,
+        lr=lr,
     )
     t0 = time.perf_counter()
     with console.status("training") as status:

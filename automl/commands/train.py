@@ -193,40 +193,36 @@ class DistillOptions:
         )
 
 
-def teacher_checkpoint_path(store: Any, teacher: str) -> tuple[Path, int | None]:
-    """``(checkpoint path, teacher run id or None)`` for a checkpoint path or a train run id."""
-    path = Path(teacher)
+def checkpoint_path(store: Any, spec: str, option: str = "--distill-from") -> tuple[Path, int | None]:
+    """``(checkpoint path, train run id or None)`` for a checkpoint path or a train run id."""
+    path = Path(spec)
     if path.is_dir() and (path / "model.safetensors").is_file():
         return path / "model.safetensors", None
     if path.is_file():
         return path, None
-    if teacher.strip().isdigit():
+    if spec.strip().isdigit():
         from automl.commands.export import weights_checkpoint
 
-        run_id = int(teacher)
+        run_id = int(spec)
         run = store.get_run(run_id)
         if run["kind"] != "train":
             raise UserError(
-                f"--distill-from {run_id}: run {run_id} is a {run['kind']} run; pass a train run "
-                "(`automl train ...` on full faces) or a model.safetensors checkpoint"
+                f"{option} {run_id}: run {run_id} is a {run['kind']} run; pass a train run "
+                "(from `automl train`) or a model.safetensors checkpoint"
             )
         return Path(weights_checkpoint(store, run_id)["path"]), run_id
     raise UserError(
-        f"--distill-from: teacher checkpoint not found: {teacher} (pass a train run id or the path of "
+        f"{option}: checkpoint not found: {spec} (pass a train run id or the path of "
         "a model.safetensors written by `automl train`)"
     )
 
 
-def load_teacher(store: Any, teacher: str, data: Any) -> tuple[Any, dict[str, Any]]:
-    """The teacher network (eval mode) and a description of it; it must fit ``data``."""
-    from automl.export import model_from_checkpoint
-
-    path, run_id = teacher_checkpoint_path(store, teacher)
-    model, meta = model_from_checkpoint(path)
+def _check_fits(path: Path, meta: dict[str, Any], data: Any, role: str) -> None:
+    """A distillation partner must be a fer network for this data's classes, channels and size."""
     if meta.get("task", "fer") != "fer" or data.task != "fer":
         raise UserError(
-            "distillation needs expression (fer) data and a fer teacher: soft targets are class "
-            f"probabilities (teacher task: {meta.get('task')}, data task: {data.task})"
+            "distillation needs expression (fer) data and fer networks: soft targets are class "
+            f"probabilities ({role} task: {meta.get('task')}, data task: {data.task})"
         )
     expected = {
         "in_channels": data.in_channels,
@@ -236,9 +232,18 @@ def load_teacher(store: Any, teacher: str, data: Any) -> tuple[Any, dict[str, An
     wrong = [f"{k} {meta.get(k)} != {v}" for k, v in expected.items() if int(meta.get(k, -1)) != int(v)]
     if wrong:
         raise UserError(
-            f"teacher {path} does not fit this data ({'; '.join(wrong)}); train the teacher on the same "
+            f"{role} {path} does not fit this data ({'; '.join(wrong)}); train it on the same "
             "--data, image size and channels"
         )
+
+
+def load_teacher(store: Any, teacher: str, data: Any) -> tuple[Any, dict[str, Any]]:
+    """The teacher network (eval mode) and a description of it; it must fit ``data``."""
+    from automl.export import model_from_checkpoint
+
+    path, run_id = checkpoint_path(store, teacher)
+    model, meta = model_from_checkpoint(path)
+    _check_fits(path, meta, data, "teacher")
     if meta.get("occlude") not in (None, "none"):
         raise UserError(
             f"teacher {path} was trained on occluded faces (occlude={meta['occlude']}); distill from a "
@@ -254,6 +259,54 @@ def load_teacher(store: Any, teacher: str, data: Any) -> tuple[Any, dict[str, An
         },
     }
     return model, info
+
+
+def load_partner(store: Any, spec: str, data: Any, occlude: str) -> tuple[Any, dict[str, Any]]:
+    """The second student of ``--concat-with``: a network trained on the same occluded faces."""
+    from automl.export import model_from_checkpoint
+
+    path, run_id = checkpoint_path(store, spec, "--concat-with")
+    model, meta = model_from_checkpoint(path)
+    _check_fits(path, meta, data, "--concat-with student")
+    if meta.get("occlude") != occlude:
+        raise UserError(
+            f"--concat-with student {path} was trained with occlude={meta.get('occlude')}, this student "
+            f"with occlude={occlude}; concatenate students trained on the same occlusion"
+        )
+    return model, {"checkpoint": str(path), "run_id": run_id, "sha256": meta.get("sha256")}
+
+
+def train_concatenated(
+    student: Any,
+    partner: Any,
+    data: Any,
+    task: Any,
+    train_cfg: Any,
+    *,
+    transform: Any,
+    device: Any,
+    seed: int,
+) -> dict[str, Any]:
+    """The paper's final model: both students frozen, their L2-normalised embeddings concatenated
+    under a new linear classifier trained on the occluded training faces; its test metrics."""
+    from automl.distill import ConcatenatedStudents
+    from automl.train import fit
+
+    model = ConcatenatedStudents(student, partner, data.num_outputs)
+    result = fit(
+        model,
+        data.train_x,
+        data.train_y,
+        task,
+        train_cfg,
+        test_x=data.test_x,
+        test_y=data.test_y,
+        device=device,
+        seed=seed,
+        transform=transform,
+    )
+    student.cpu()
+    return result.metrics
 
 
 @dataclass
@@ -409,6 +462,13 @@ def train_command(
         0.0, "--triplet-weight", min=0, help="Weight of the triplet term (0: soft targets only)."
     ),
     margin: float = typer.Option(0.2, "--margin", help="Triplet margin (L2-normalised embeddings)."),
+    concat_with: str = typer.Option(
+        None,
+        "--concat-with",
+        metavar="CKPT",
+        help="Train run id or checkpoint of a second distilled student: also fit a classifier on both "
+        "students' concatenated embeddings (needs --distill-from).",
+    ),
     save_attention: Path = typer.Option(
         None,
         "--save-attention",
@@ -434,6 +494,10 @@ def train_command(
             )
         distill = DistillOptions(distill_from, temperature, kd_weight, triplet_weight, margin)
         distill.config()  # bad settings fail before anything is loaded
+    if concat_with is not None and distill is None:
+        raise UserError(
+            "--concat-with joins two distilled students: add --distill-from TEACHER and --occlude"
+        )
     store = open_store(resolve_db_url(ctx))
     genotype, parent_id, stored = resolve_target(store, target)
     overrides: dict[str, Any] = {"search": {}, "train": {}}
@@ -456,6 +520,7 @@ def train_command(
         show_progress=not json_out,
         distill=distill,
         save_attention=save_attention,
+        concat_with=concat_with,
     )
     if json_out:
         print_json(
@@ -472,10 +537,17 @@ def train_command(
                 "occlude": occlude,
                 "distill": result.meta.get("distill"),
                 "attention_files": result.meta.get("attention_files"),
+                "concat": result.meta.get("concat"),
             }
         )
     else:
         print_result(run_id, result, task, checkpoint)
+        concat = result.meta.get("concat")
+        if concat:
+            console.print(
+                f"concatenated students: test {task.primary_metric} "
+                f"{_fmt(concat['test_metrics'].get(task.primary_metric))} (with {concat['checkpoint']})"
+            )
         if result.meta.get("attention_files"):
             console.print(f"attention maps: {len(result.meta['attention_files'])} PNGs in {save_attention}")
 
@@ -491,11 +563,13 @@ def run_training(
     show_progress: bool = True,
     distill: DistillOptions | None = None,
     save_attention: Path | None = None,
+    concat_with: str | None = None,
 ) -> tuple[Any, int, Path, Any]:
     """Load the data, train ``genotype`` as a new ``train`` run; returns (result, run id, ckpt, task).
 
     With ``distill`` (needs ``occlude``) the student is distilled from the teacher; with
-    ``save_attention`` the attention maps of a few test faces are written there after training.
+    ``save_attention`` the attention maps of a few test faces are written there after training;
+    with ``concat_with`` (a second distilled student) the concatenated model's metrics are added.
     """
     from automl.checkpoint import save_checkpoint
     from automl.data.augment import occlude as occlude_batch
@@ -540,6 +614,11 @@ def run_training(
         distillation.settings.update(teacher_info)
         transform = distillation.transform
         extra_meta["distill"] = distillation.settings
+    partner = None
+    if concat_with is not None:
+        if distillation is None:
+            raise UserError("--concat-with joins two distilled students: add --distill-from TEACHER")
+        partner, partner_info = load_partner(store, concat_with, data, occlude)
 
     run_id = store.create_run(
         kind="train",
@@ -591,15 +670,32 @@ def run_training(
         store.add_architecture(
             run_id, result.genotype, params=result.params, mflops=result.mflops, role="final"
         )
-        attention: dict[str, Any] = {}
+        after: dict[str, Any] = {}
+        if partner is not None:
+            concat_metrics = train_concatenated(
+                result.model,
+                partner,
+                data,
+                task,
+                cfg.train,
+                transform=lambda x: occlude_batch(x, occlude),
+                device=device,
+                seed=seed,
+            )
+            result.meta["concat"] = {**partner_info, "test_metrics": concat_metrics}
+            after["concat"] = {
+                **partner_info,
+                "test_metric": concat_metrics.get(task.primary_metric),
+                "test_metrics": concat_metrics,
+            }
         if save_attention is not None:
             files = write_attention_maps(result.model, data, Path(save_attention), transform=transform)
             result.meta["attention_files"] = files
-            attention = {"attention_dir": str(save_attention), "attention_files": len(files)}
+            after.update(attention_dir=str(save_attention), attention_files=len(files))
         store.set_summary(
             run_id,
             {
-                **attention,
+                **after,
                 **({"distill": distillation.settings} if distillation else {}),
                 "test_metric": result.metrics.get(task.primary_metric),
                 "primary_metric": task.primary_metric,

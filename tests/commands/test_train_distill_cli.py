@@ -76,7 +76,7 @@ def test_bad_teachers_are_one_line_exit_2(cli, db_url, files, tmp_path):
     junk.write_bytes(b"not a checkpoint")
     missing = tmp_path / "nope.safetensors"
     cases = [
-        (("--occlude", "lower", "--distill-from", missing), "teacher checkpoint not found"),
+        (("--occlude", "lower", "--distill-from", missing), "--distill-from: checkpoint not found"),
         (("--occlude", "lower", "--distill-from", junk), "not a valid safetensors checkpoint"),
         (("--occlude", "lower", "--distill-from", "999"), "unknown run id 999"),
         (("--occlude", "lower", "--distill-from", str(occluded["run_id"])), "trained on occluded faces"),
@@ -120,3 +120,26 @@ def test_save_attention_without_an_attention_head_is_a_clear_error(cli, db_url, 
     assert res.code == 2 and "has no attention maps" in res.err and "Traceback" not in res.err
     assert not (tmp_path / "att").exists()
     assert open_store(db_url).list_runs(kind="train") == []
+
+
+def test_concat_with_a_second_student_fits_a_classifier_on_both_embeddings(cli, db_url, files):
+    cfg = ("--config", files["config"])
+    teacher = _train(cli, db_url, files["fer"], *cfg)
+    kd = _train(
+        cli, db_url, files["fer"], *cfg, "--occlude", "lower", "--distill-from", str(teacher["run_id"])
+    )
+    both = _train(
+        cli, db_url, files["fer"], *cfg, "--occlude", "lower", "--distill-from", str(teacher["run_id"]),
+        "--kd-weight", "0", "--triplet-weight", "1", "--concat-with", str(kd["run_id"]),
+    )  # fmt: skip
+    concat = open_store(db_url).get_run(both["run_id"])["summary"]["concat"]
+    assert concat["run_id"] == kd["run_id"] and 0.0 <= concat["test_metric"] <= 1.0
+    assert both["concat"]["test_metrics"]["accuracy"] == concat["test_metric"]
+    # the partner must have seen the same occlusion, and concatenation needs distillation
+    for extra, message in (
+        (("--occlude", "upper", "--distill-from", str(teacher["run_id"]), "--concat-with", str(kd["run_id"])),
+         "concatenate students trained on the same occlusion"),
+        (("--occlude", "lower", "--concat-with", str(kd["run_id"])), "add --distill-from"),
+    ):  # fmt: skip
+        res = cli("--db", db_url, "train", files["fer"], *cfg, *extra)
+        assert res.code == 2 and message in res.err and len(res.err.strip().splitlines()) == 1, res.err
