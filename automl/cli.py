@@ -95,9 +95,18 @@ def hoist_global_options(argv: list[str]) -> list[str]:
     return hoisted + rest
 
 
+_CURRENT_ARGV: list[str] = []
+
+
+def current_argv() -> list[str]:
+    """The arguments of the running command (after global-option hoisting), e.g. to re-launch it."""
+    return list(_CURRENT_ARGV)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     args = hoist_global_options(list(sys.argv[1:] if argv is None else argv))
+    _CURRENT_ARGV[:] = args
     try:
         app(args=args, prog_name="automl")
     except UserError as exc:

@@ -36,6 +36,10 @@ class SearchSection(_Section):
     epochs_scale: float = Field(1.0, gt=0, description="Multiplies the strategies' epoch budgets.")
     max_mflops: float | None = Field(None, gt=0)
     max_params: float | None = Field(None, gt=0, description="Parameter budget in millions.")
+    precision: Literal["float32", "float64"] = Field(
+        "float32",
+        description="float64 makes runs with different process counts agree bit for bit (slow; CPU).",
+    )
     cpu_threads: int | None = Field(
         None,
         ge=1,

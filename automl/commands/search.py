@@ -109,9 +109,41 @@ def execute_search(
     cfg: Config, db_url: str, *, resume_run: int | None = None, show_progress: bool = True
 ) -> dict[str, Any]:
     """Create (or reopen) the run, search with a progress bar, and mark the run's final state."""
+    import torch
+
+    from automl.nas import distributed
+    from automl.nas.search import resolve_device
+
+    ctx = None
+    if distributed.env_world_size() > 1:  # one rank of `--nproc N` / torchrun
+        ctx = distributed.init_from_env(resolve_device(cfg.search.device).type)
+    default_dtype = torch.get_default_dtype()  # search.precision = float64 changes it
+    try:
+        return _execute(cfg, db_url, resume_run, show_progress, ctx)
+    finally:
+        torch.set_default_dtype(default_dtype)
+        if ctx is not None:
+            distributed.shutdown()
+
+
+def _execute(
+    cfg: Config, db_url: str, resume_run: int | None, show_progress: bool, ctx: Any
+) -> dict[str, Any]:
+    from automl.nas import distributed
+    from automl.nas.recorder import MemoryRecorder
     from automl.nas.search import SearchLoop
     from automl.store import open_store
     from automl.store.recorder import StoreRecorder
+
+    if ctx is not None and not ctx.is_main:
+        # Only rank 0 writes the store; the others learn the run id and directory from it.
+        run_id, run_dir = distributed.broadcast_object(None)  # type: ignore[misc]
+        loop = distributed.distributed_loop_class()(cfg, MemoryRecorder(), run_dir=run_dir, ctx=ctx)
+        outcome = loop.run(resume=resume_run is not None)
+        assert outcome is not None
+        return {"run_id": run_id, "genotype": outcome.genotype, "search_epochs": outcome.epochs,
+                "wall_time": outcome.wall_time, "cost": outcome.summary.get("cost"),
+                "metric_name": outcome.summary.get("metric_name"), "rank": ctx.rank}
 
     store = open_store(db_url)
     if resume_run is None:
@@ -127,6 +159,9 @@ def execute_search(
     else:
         run_id = resume_run
     run_dir = store.run_dir(run_id)
+    if ctx is not None:
+        distributed.broadcast_object((run_id, str(run_dir)))
+        store.set_summary(run_id, {"world_size": ctx.world_size, "backend": ctx.backend})
     recorder = StoreRecorder(store, run_id)
     progress = _progress_bar() if show_progress else None
     bar = None
@@ -142,7 +177,12 @@ def execute_search(
         progress.update(bar, completed=info["epoch"], info=text, eta=_fmt_eta(info.get("eta_seconds")))
 
     try:
-        loop = SearchLoop(cfg, recorder, run_dir=run_dir, progress=on_progress)
+        if ctx is None:
+            loop = SearchLoop(cfg, recorder, run_dir=run_dir, progress=on_progress)
+        else:
+            loop = distributed.distributed_loop_class()(
+                cfg, recorder, run_dir=run_dir, progress=on_progress, ctx=ctx
+            )
         total = loop.strategy.total_epochs()
         if progress is not None:
             progress.start()
@@ -173,6 +213,35 @@ def execute_search(
     }
 
 
+def launch_distributed(nproc: int, db_url: str) -> int:
+    """Re-run this very command as ``nproc`` torchrun ranks on this machine; their exit code."""
+    import subprocess
+    import sys
+
+    from automl.cli import current_argv
+
+    args = [a for a in _without_option(current_argv(), "--nproc")]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           "-m", "automl", "--db", db_url, *args]
+    return subprocess.call(cmd)
+
+
+def _without_option(argv: list[str], name: str) -> list[str]:
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg == name:
+            skip = True
+            continue
+        if arg.startswith(name + "="):
+            continue
+        out.append(arg)
+    return out
+
+
 def register(app: typer.Typer) -> None:
     @app.command("search")
     def search(
@@ -190,9 +259,16 @@ def register(app: typer.Typer) -> None:
         resume: int = typer.Option(None, "--resume", help="Continue the killed search RUN_ID."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config and plan as JSON."),
         as_json: bool = typer.Option(False, "--json", help="Print the result as JSON (no progress bar)."),
+        nproc: int = typer.Option(1, "--nproc", min=1, help="Data-parallel processes (torch.distributed: "
+                                  "gloo on CPU, NCCL on GPUs; one GPU per process)."),
     ) -> None:
         """Search an architecture (default: DDPNAS on synth:fer, quick preset)."""
         db_url = resolve_db_url(ctx, db)
+        if nproc > 1 and not dry_run:
+            from automl.nas.distributed import env_world_size
+
+            if env_world_size() == 1:
+                raise typer.Exit(launch_distributed(nproc, db_url))
         if resume is not None:
             from automl.store import open_store
 
@@ -228,6 +304,8 @@ def register(app: typer.Typer) -> None:
                 "[yellow]search interrupted[/]: continue it with [bold]automl search --resume <RUN_ID>[/]"
             )
             raise
+        if result.get("rank", 0) != 0:
+            return
         if as_json:
             print_json(result)
             return

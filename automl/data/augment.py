@@ -16,10 +16,11 @@ import torch.nn.functional as F
 
 
 def to_float(x: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, C, H, W) -> float32 in [0, 1] on the same device (no augmentation)."""
+    """uint8 (N, C, H, W) -> floats in [0, 1] (torch's default dtype) on the same device."""
+    dtype = torch.get_default_dtype()
     if x.dtype == torch.uint8:
-        return x.float().div_(255.0)
-    return x.float()
+        return x.to(dtype).div_(255.0)
+    return x.to(dtype)
 
 
 def occlude(x: torch.Tensor, part: Literal["none", "lower", "upper"] | str, fill: float | None = None):

@@ -116,8 +116,14 @@ class DDPNASStrategy(Strategy):
     # --- end ----------------------------------------------------------------------------------
     def finalize(self, evaluate: Evaluate) -> StrategyResult:
         theta = self.dist.theta.copy()
-        genotype = self.space.derive_genotype(theta)
         survivors = self.dist.final_choice().tolist()
+        if getattr(self.space, "name", "") == "darts":
+            # DARTS cells keep only the top-2 incoming edges per node, ranked by theta.
+            genotype = self.space.derive_genotype(theta)
+        else:
+            # Chain spaces (mobilenet, face): the architecture is exactly what survived pruning; a
+            # pruned op must never come back through a stale theta (e.g. when accuracies tie).
+            genotype = self.space.genotype_from_choice(survivors)
         summary = {
             "strategy": self.name,
             "theta": theta.tolist(),

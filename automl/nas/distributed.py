@@ -23,6 +23,7 @@ its hooks so that N processes compute exactly what one process computes on the s
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -32,6 +33,10 @@ import torch.distributed.nn.functional as dist_fn
 from torch import nn
 
 from automl.errors import UserError
+
+# The autograd-aware collectives are flagged for a future move to functional collectives, which do
+# not yet differentiate through all_reduce on every backend (gloo included).
+warnings.filterwarnings("ignore", message=r".*torch.distributed.nn.functional.all_reduce is deprecated.*")
 
 
 @dataclass(frozen=True)
@@ -162,3 +167,39 @@ def all_reduce_sum(value: float, device: torch.device) -> float:
     t = torch.tensor([value], dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return float(t.item())
+
+
+def distributed_loop_class():  # noqa: ANN201 - returns a class built on SearchLoop
+    """The data-parallel :class:`SearchLoop` (imported lazily: search.py imports data and spaces)."""
+    from automl.nas.search import SearchLoop
+
+    class DistributedSearchLoop(SearchLoop):
+        """One rank of a data-parallel search (see the module docstring for the exact semantics)."""
+
+        def __init__(self, *args, ctx: DistContext, **kwargs) -> None:  # type: ignore[no-untyped-def]
+            self.ctx = ctx
+            super().__init__(*args, **kwargs)
+            if self.strategy.uses_arch_step:
+                raise UserError("--nproc > 1 supports the single-path strategies (ddpnas, random); "
+                                "run DARTS in one process")
+
+        def _build_supernet(self) -> nn.Module:
+            return convert_batchnorm(super()._build_supernet())
+
+        def shard(self, order: torch.Tensor) -> torch.Tensor:
+            # Drop the remainder so every rank runs the same number of equally sized batches (the
+            # collectives inside batch norm and the gradient sync must line up); strided slices
+            # make rank r's k-th batch part of exactly the k-th batch of one process at W x batch.
+            usable = order.numel() // self.ctx.world_size * self.ctx.world_size
+            return order[:usable][self.ctx.rank :: self.ctx.world_size]
+
+        def sync_gradients(self, params: list[nn.Parameter]) -> None:
+            average_gradients(params, self.ctx.world_size)
+
+        def reduce_mean(self, value: float) -> float:
+            return all_reduce_sum(value, self.device) / self.ctx.world_size
+
+        def is_main_process(self) -> bool:
+            return self.ctx.is_main
+
+    return DistributedSearchLoop

@@ -273,6 +273,8 @@ class SearchLoop:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.progress = progress
         self.device = torch.device(device) if device is not None else resolve_device(cfg.search.device)
+        if cfg.search.precision == "float64":
+            torch.set_default_dtype(torch.float64)
         if self.device.type == "cpu" and cfg.search.cpu_threads is not None:
             torch.set_num_threads(cfg.search.cpu_threads)
         det = self.device.type == "cpu" if deterministic is None else deterministic
@@ -359,6 +361,9 @@ class SearchLoop:
     def is_main_process(self) -> bool:
         return True
 
+    def sync_gradients(self, params: list[nn.Parameter]) -> None:
+        """Average gradients over processes after each backward (nothing to do on one process)."""
+
     # --- one epoch ----------------------------------------------------------------------------
     def _set_sample(self, choice: list[int] | None) -> None:
         if choice is not None:
@@ -407,6 +412,7 @@ class SearchLoop:
             logits = model(x)
             loss = self.task.loss(logits, y)
             loss.backward()
+            self.sync_gradients(params)
             nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], clip)
             self.optimizer.step()
             loss_sum += loss.detach() * idx.numel()
