@@ -162,6 +162,17 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _plain(value: Any) -> Any:
+    """Numpy values -> Python lists and scalars, so ``torch.load(weights_only=True)`` reads them."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray | np.generic):
+        return value.tolist()
+    return value
+
+
 class LrSchedule:
     """The authors' step decay (applied only when a round ends), or cosine annealing per epoch."""
 
@@ -305,6 +316,7 @@ class SearchLoop:
             Augment(crop_padding=max(1, self.data.image_size // 8), flip=True) if cfg.data.augment else None
         )
         self.epoch = 0  # next epoch to run
+        self._resumed_reports: dict[str, Any] | None = None
         self._val_cursor: tuple[torch.Tensor, int] | None = None
 
     # --- construction -----------------------------------------------------------------------
@@ -480,7 +492,17 @@ class SearchLoop:
         vc = state.get("val_cursor")
         self._val_cursor = None if vc is None else (vc[0].to(self.device), int(vc[1]))
         self.epoch = int(state["epoch"])
+        self._resumed_reports = (state.get("extra") or {}).get("reports")
         return True
+
+    def _report(self, reports: dict[str, Any]) -> None:
+        epoch = int(reports["epoch"])
+        self.recorder.on_epoch(epoch, reports["record"])
+        for upd in reports["updates"]:
+            extra = {k: v for k, v in upd.items() if k not in ("update", "theta", "alive")}
+            self.recorder.on_distribution(
+                int(upd["update"]), epoch, np.asarray(upd["theta"]), np.asarray(upd["alive"]), extra
+            )
 
     # --- the run ------------------------------------------------------------------------------
     def genotype_cost(self, genotype: dict[str, Any]) -> dict[str, float]:
@@ -508,6 +530,8 @@ class SearchLoop:
         resumed = self.load_state() if resume else False
         if resumed:
             self.recorder.on_resume(self.epoch - 1)
+            if self._resumed_reports:
+                self._report(self._resumed_reports)
         plan = self.plan()
         self.recorder.on_start(plan)
         total = self.strategy.total_epochs()
@@ -548,11 +572,11 @@ class SearchLoop:
             epoch = self.epoch
             self.epoch += 1
             ran += 1
-            self.save_state()
-            self.recorder.on_epoch(epoch, record)
-            for upd in updates:
-                extra = {k: v for k, v in upd.items() if k not in ("update", "theta", "alive")}
-                self.recorder.on_distribution(int(upd["update"]), epoch, upd["theta"], upd["alive"], extra)
+            # The checkpoint carries this epoch's reports: a kill between the checkpoint and the
+            # store writes is repaired on resume by replaying them (the recorder upserts).
+            reports = {"epoch": epoch, "record": _plain(record), "updates": _plain(updates)}
+            self.save_state({"reports": reports})
+            self._report(reports)
             if self.progress is not None:
                 remaining = self.strategy.remaining_epochs()
                 mean_t = float(np.mean(epoch_times[-10:]))
