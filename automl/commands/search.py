@@ -259,6 +259,9 @@ def register(app: typer.Typer) -> None:
         resume: int = typer.Option(None, "--resume", help="Continue the killed search RUN_ID."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config and plan as JSON."),
         as_json: bool = typer.Option(False, "--json", help="Print the result as JSON (no progress bar)."),
+        max_mflops: float = typer.Option(None, "--max-mflops", help="FLOPs budget (millions of multiply-"
+                                         "adds) of the found network at the train size (mobilenet, face)."),
+        max_params: float = typer.Option(None, "--max-params", help="Parameter budget in millions."),
         nproc: int = typer.Option(1, "--nproc", min=1, help="Data-parallel processes (torch.distributed: "
                                   "gloo on CPU, NCCL on GPUs; one GPU per process)."),
     ) -> None:
@@ -292,6 +295,12 @@ def register(app: typer.Typer) -> None:
                 device=device.value if device else None,
                 seed=seed,
             )
+            if max_mflops is not None or max_params is not None:
+                cfg = validate_config(
+                    {**cfg.model_dump(), "search": {**cfg.search.model_dump(), "max_mflops": max_mflops,
+                                                    "max_params": max_params}},
+                    "command line",
+                )
         if dry_run:
             from automl.nas.search import dry_run_plan
 

@@ -95,7 +95,11 @@ class DartsStrategy(Strategy):
             "theta": w.tolist(),
             "variants": self.genotype_variants(w, self.skip_caps),
         }
-        return StrategyResult(genotype=self.space.derive_genotype(w), weights=w, summary=summary)
+        if self.budget is not None:
+            genotype = self.space.genotype_from_choice(self.budget.best_within(w))
+        else:
+            genotype = self.space.derive_genotype(w)
+        return StrategyResult(genotype=genotype, weights=w, summary=summary)
 
     def plan(self) -> dict[str, Any]:
         return {"strategy": self.name, "search_epochs": self.epochs, "arch_lr": self.arch_lr}

@@ -75,7 +75,16 @@ class DDPNASStrategy(Strategy):
             self._current_phase = "warmup"
             return self._warmup_queue.pop(0)
         self._current_phase = "search"
-        return self.dist.sample().tolist()
+        choice = self.dist.sample().tolist()
+        if self.budget is not None and not self.budget.feasible(choice):
+            # Swap over-budget ops for cheaper surviving ones (credited in this round's records).
+            choice = [int(c) for c in self.budget.repair(choice, self.dist.rng, allowed=self.dist.alive)]
+        return choice
+
+    def set_budget(self, budget: Any) -> None:
+        super().set_budget(budget)
+        # Prune the lowest-theta op whose removal still leaves an architecture within budget.
+        self.dist.prune_rule = budget.op_to_prune
 
     def phase(self) -> str:
         return self._current_phase

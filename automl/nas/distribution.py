@@ -22,7 +22,7 @@ builds the distribution with the same seed draws the same architectures; its sta
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -101,6 +101,8 @@ class DDPNASDistribution:
         self.epoch_in_round = 0  # completed epochs in the current round
         self.epochs_done = 0
         self.pruned: list[list[int]] = [[] for _ in range(d)]
+        # Optional (theta, alive, decision) -> op to prune; None: arg-min theta among survivors.
+        self.prune_rule: Callable[[np.ndarray, np.ndarray, int], int | None] | None = None
         self._perf_sum = np.zeros((d, k))  # accuracy credited in the current round
         self._perf_count = np.zeros((d, k))
         self._round_perf: list[np.ndarray] = []  # frozen per-round matrices since the last update
@@ -223,8 +225,11 @@ class DDPNASDistribution:
             if self.alive[i].sum() <= 1:
                 pruned_now.append(None)
                 continue
-            masked = np.where(self.alive[i], self.theta[i], np.inf)
-            j = int(np.argmin(masked))  # ties: the lowest index, as np.nanargmin in the authors' code
+            if self.prune_rule is not None:
+                j = int(self.prune_rule(self.theta, self.alive, i))
+            else:
+                masked = np.where(self.alive[i], self.theta[i], np.inf)
+                j = int(np.argmin(masked))  # ties: the lowest index, as np.nanargmin in the authors' code
             self.alive[i, j] = False
             self.pruned[i].append(j)
             pruned_now.append(j)

@@ -29,6 +29,8 @@ class RandomWSStrategy(Strategy):
         self.rng = np.random.default_rng(seed)
 
     def random_choice(self) -> list[int]:
+        if self.budget is not None:
+            return [int(c) for c in self.budget.sample(self.rng)]
         draw = getattr(self.space, "random_choice", None)
         if draw is not None:
             return [int(c) for c in draw(self.rng)]

@@ -68,6 +68,8 @@ def build_space(cfg: Config, task: str) -> SearchSpace:
         return create_space(cfg.search.space, **options)
     except ModuleNotFoundError as exc:
         raise UserError(f"search space '{cfg.search.space}' is not available in this build ({exc})") from None
+    except ValueError as exc:  # e.g. too few layers for the space's stages
+        raise UserError(f"cannot build the '{cfg.search.space}' space: {exc}") from None
 
 
 def _scaled(n: int, scale: float) -> int:
@@ -300,6 +302,9 @@ class SearchLoop:
         self.data = split_data(raw, cfg.data.val_fraction, cfg.search.seed, self.device)
         self.space = build_space(cfg, raw.task)
         self.strategy = build_strategy(cfg, self.space)
+        self.budget = self._budget()
+        if self.budget is not None:
+            self.strategy.set_budget(self.budget)
         torch.manual_seed(cfg.search.seed)
         self.model = self._build_supernet().to(self.device)
         self.optimizer = torch.optim.SGD(
@@ -334,6 +339,25 @@ class SearchLoop:
             )
         except ValueError as exc:
             raise UserError(f"cannot build the {self.space.name} supernet: {exc}") from None
+
+    def _budget(self) -> Any:
+        """The ``--max-mflops`` / ``--max-params`` budget at the deployed (train-config) size."""
+        s = self.cfg.search
+        if s.max_mflops is None and s.max_params is None:
+            return None
+        if not hasattr(self.space, "budget"):
+            raise UserError(f"--max-mflops/--max-params need a chain space (mobilenet or face), "
+                            f"not '{self.space.name}'")
+        budget = self.space.budget(
+            in_channels=self.data.in_channels, num_outputs=self.data.num_outputs,
+            image_size=self.data.image_size, init_channels=self.cfg.train.init_channels,
+            max_mflops=s.max_mflops, max_params=s.max_params,
+        )
+        try:
+            budget.check()
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        return budget
 
     def _weight_params(self) -> list[nn.Parameter]:
         fn = getattr(self.model, "weight_parameters", None)

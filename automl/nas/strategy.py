@@ -55,6 +55,11 @@ class Strategy(ABC):
     def __init__(self, space: SearchSpace):
         self.space = space
         self.decisions = space.decisions()
+        self.budget: Any = None  # search_spaces.budget.Budget when --max-mflops/--max-params are set
+
+    def set_budget(self, budget: Any) -> None:
+        """Keep every sampled and the final architecture within ``budget`` (chain spaces)."""
+        self.budget = budget
 
     # --- schedule ---------------------------------------------------------------------------
     @abstractmethod
