@@ -82,6 +82,9 @@ def build_config(
     cfg = load_config(preset, config_file, {"search": search} if search else None)
     if task is None and data is not None:
         cfg.search.task = task_of_data(cfg.search.data)  # type: ignore[assignment]
+    elif task is not None and data is None and task_of_data(cfg.search.data) != task:
+        # `--task au` alone means the embedded AU set, as `--task fer` alone means synth:fer.
+        cfg.search.data = f"synth:{task}"
     return cfg
 
 
