@@ -148,7 +148,7 @@ def hpo_command(
     """Tune lr, weight decay, batch size, epochs, drop-path and width of an architecture's training."""
     import optuna
 
-    from automl.commands.train import resolve_config, resolve_target
+    from automl.commands.train import option_overrides, resolve_config, resolve_target
     from automl.hpo import HPOTarget, parse_objectives, read_enqueue_file, run_study
     from automl.hpo_workers import choose_storage, storage_kind
     from automl.store import genotype_hash, open_store
@@ -166,15 +166,7 @@ def hpo_command(
     store = open_store(store_url)
 
     genotype, search_run_id, stored = resolve_target(store, target)
-    overrides: dict[str, Any] = {"search": {}, "train": {}}
-    if data is not None:
-        overrides["search"]["data"] = data
-    if seed is not None:
-        overrides["search"]["seed"] = seed
-    if device is not None:
-        overrides["search"]["device"] = device
-    if epochs is not None:
-        overrides["train"]["epochs"] = epochs
+    overrides = option_overrides(data=data, seed=seed, device=device, epochs=epochs)
     cfg = resolve_config(stored, preset_name=preset_name, config_file=config_file, overrides=overrides)
     _check_target(genotype, cfg)
 

@@ -94,6 +94,19 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def option_overrides(
+    *, data: str | None, seed: int | None, device: str | None, epochs: int | None
+) -> dict[str, Any]:
+    """The config overrides of the options ``train`` and ``hpo`` share (None: keep the config's)."""
+    overrides: dict[str, Any] = {"search": {}, "train": {}}
+    for key, value in (("data", data), ("seed", seed), ("device", device)):
+        if value is not None:
+            overrides["search"][key] = value
+    if epochs is not None:
+        overrides["train"]["epochs"] = epochs
+    return overrides
+
+
 def resolve_config(
     stored: dict[str, Any] | None,
     *,
@@ -500,15 +513,7 @@ def train_command(
         )
     store = open_store(resolve_db_url(ctx))
     genotype, parent_id, stored = resolve_target(store, target)
-    overrides: dict[str, Any] = {"search": {}, "train": {}}
-    if data is not None:
-        overrides["search"]["data"] = data
-    if seed is not None:
-        overrides["search"]["seed"] = seed
-    if device is not None:
-        overrides["search"]["device"] = device
-    if epochs is not None:
-        overrides["train"]["epochs"] = epochs
+    overrides = option_overrides(data=data, seed=seed, device=device, epochs=epochs)
     cfg = resolve_config(stored, preset_name=preset_name, config_file=config_file, overrides=overrides)
     result, run_id, checkpoint, task = run_training(
         store,

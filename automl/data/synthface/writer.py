@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from automl.data.folds import BP4D_FOLDS, DISFA_FOLDS
+from automl.data.readers.fer2013 import FERPLUS_HEADER
 from automl.data.synthface.facs import AU_INDEX, CONFUSABLE, FER7, FER8
 from automl.data.synthface.generate import SynthSet, synth_clips, synth_expressions
 
@@ -35,18 +36,6 @@ AFFECTNET_COLUMNS = (
     "valence",
     "arousal",
 )
-FERPLUS_COLUMNS = [
-    "neutral",
-    "happiness",
-    "surprise",
-    "sadness",
-    "anger",
-    "disgust",
-    "fear",
-    "contempt",
-    "unknown",
-    "NF",
-]
 # FER8 index (Angry, Disgust, Fear, Happy, Sad, Surprise, Neutral, Contempt) -> FER+ vote column
 _FER8_TO_FERPLUS = np.array([4, 5, 6, 1, 3, 2, 0, 7])
 RAFDB_CLASSES = ("Surprise", "Fear", "Disgust", "Happiness", "Sadness", "Anger", "Neutral")
@@ -117,7 +106,7 @@ def write_ferplus(out: Path, n: int, seed: int) -> dict:
     rng = np.random.default_rng(seed + 1)
     usage = _usage(s.subjects)
     buf = io.StringIO()
-    buf.write("Usage,Image name," + ",".join(FERPLUS_COLUMNS) + "\n")
+    buf.write(",".join(FERPLUS_HEADER) + "\n")
     dropped = 0
     for i, lab in enumerate(s.expression):
         votes = np.zeros(10, np.int64)
