@@ -15,7 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from automl.errors import UserError
 
@@ -24,10 +24,15 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+BUILTIN_SPACES = ("darts", "mobilenet", "face")
+
+
 class SearchSection(_Section):
     """What to search, on what, with which strategy."""
 
-    space: Literal["darts", "mobilenet", "face"] = "darts"
+    space: str = Field(
+        "darts", description="darts, mobilenet, face, or nni:module:ClassName (a user's NNI ModelSpace)."
+    )
     task: Literal["fer", "au"] = "fer"
     data: str = "synth:fer"
     strategy: Literal["ddpnas", "darts", "random"] = "ddpnas"
@@ -46,6 +51,18 @@ class SearchSection(_Section):
         description="torch intra-op threads on CPU (None: torch's default). Tiny supernets run "
         "faster on 1 thread, and 2 threads on a busy 2-core machine can be many times slower.",
     )
+
+
+    @field_validator("space")
+    @classmethod
+    def _known_space(cls, value: str) -> str:
+        if value in BUILTIN_SPACES:
+            return value
+        if value.startswith("nni:") and value.count(":") >= 2 and all(value.split(":")[1:]):
+            return value
+        raise ValueError(
+            f"unknown search space '{value}' (use {', '.join(BUILTIN_SPACES)} or nni:module:ClassName)"
+        )
 
 
 class DataSection(_Section):

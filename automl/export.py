@@ -17,8 +17,9 @@ wrapper splits the network at its final ``nn.Linear`` classifier (``classifier``
 the original network before anything is written.
 
 ONNX gets one graph with two outputs, ``logits`` and ``embedding``, and a dynamic batch axis; it
-is verified with onnxruntime. ``json`` is the genotype plus metadata. ``nni`` belongs to the
-optional NNI adapter.
+is verified with onnxruntime. ``json`` is the genotype plus metadata. ``nni`` (optional extra) is
+an NNI frozen-architecture dict (:mod:`search_spaces.nni_export`), checked by instantiating it
+through NNI before it is written.
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ from automl.errors import UserError
 from automl.train import build_network, split_output
 
 EXPORT_FORMATS = ("torchscript", "onnx", "json", "nni")
-DEFAULT_FILENAMES = {"torchscript": "model.pt", "onnx": "model.onnx", "json": "genotype.json"}
+DEFAULT_FILENAMES = {
+    "torchscript": "model.pt", "onnx": "model.onnx", "json": "genotype.json", "nni": "nni_arch.json"
+}
 CLASSIFIER_NAMES = ("classifier", "fc", "head", "linear")
 SIDECAR_KEYS = ("in_channels", "image_size", "num_outputs", "task", "class_names", "genotype", "space")
 
@@ -310,11 +313,33 @@ def export_json(genotype: dict[str, Any], meta: dict[str, Any], out: str | Path)
     return ExportInfo(path=out, format="json", sha256=sha256_file(out), sidecar=None, meta=payload)
 
 
-def nni_unavailable() -> UserError:
+def nni_unavailable(reason: str = "") -> UserError:
+    detail = f" ({reason})" if reason else ""
     return UserError(
-        "--format nni needs the optional NNI adapter (the 'nni' extra of face-automl), which this build "
-        "does not include; use --format json for the genotype"
+        f"--format nni needs the optional NNI extra{detail}: pip install -e '.[nni]' "
+        "(or use --format json for the genotype)"
     )
+
+
+def export_nni(
+    genotype: dict[str, Any], meta: dict[str, Any], out: str | Path, *, sizes: dict[str, int],
+    network_options: dict[str, Any],
+) -> ExportInfo:
+    """The genotype as an NNI frozen architecture; NNI must rebuild it before anything is written."""
+    try:
+        from search_spaces.nni_export import instantiate, to_nni_frozen
+    except ModuleNotFoundError as exc:
+        raise nni_unavailable(str(exc).split(";")[0]) from None
+    try:
+        payload = to_nni_frozen(genotype, network_options=network_options, **sizes)
+        instantiate(json.loads(json.dumps(payload)))  # the round trip a user will do, before writing
+    except ValueError as exc:
+        raise UserError(f"cannot export as NNI: {exc}") from None
+    payload["genotype"] = genotype
+    payload["meta"] = {k: v for k, v in meta.items() if k != "genotype"}
+    out = Path(out)
+    atomic_write_json(out, payload)
+    return ExportInfo(path=out, format="nni", sha256=sha256_file(out), sidecar=None, meta=payload)
 
 
 # ------------------------------------------------------------------------------- entry points
@@ -346,7 +371,15 @@ def export_checkpoint(path: str | Path, fmt: str, out: str | Path) -> ExportInfo
     """Export a trained checkpoint in ``fmt`` (one of :data:`EXPORT_FORMATS`) to ``out``."""
     check_format(fmt)
     if fmt == "nni":
-        raise nni_unavailable()
+        ckpt = load_checkpoint(path)
+        meta = {**ckpt.meta, "source_checkpoint_sha256": ckpt.sha256}
+        meta.pop("sha256", None)
+        missing = [k for k in ("genotype", "in_channels", "num_outputs", "image_size") if k not in meta]
+        if missing:
+            raise UserError(f"checkpoint {path} lacks {', '.join(missing)} in its description")
+        sizes = {k: int(meta[k]) for k in ("in_channels", "num_outputs", "image_size")}
+        return export_nni(meta["genotype"], meta, out, sizes=sizes,
+                          network_options=dict(meta.get("network_options", {})))
     if fmt == "json":
         ckpt = load_checkpoint(path)
         meta = {**ckpt.meta, "source_checkpoint_sha256": ckpt.sha256}
@@ -358,11 +391,16 @@ def export_checkpoint(path: str | Path, fmt: str, out: str | Path) -> ExportInfo
     return export_onnx(model, meta, out)
 
 
-def export_genotype(genotype: dict[str, Any], fmt: str, out: str | Path, meta: dict[str, Any]) -> ExportInfo:
-    """Export an untrained genotype: only ``json`` makes sense without weights."""
+def export_genotype(
+    genotype: dict[str, Any], fmt: str, out: str | Path, meta: dict[str, Any],
+    *, sizes: dict[str, int] | None = None, network_options: dict[str, Any] | None = None,
+) -> ExportInfo:
+    """Export an untrained genotype: ``json``, or ``nni`` (which needs the network ``sizes``)."""
     check_format(fmt)
     if fmt == "nni":
-        raise nni_unavailable()
+        if sizes is None:
+            raise UserError("cannot export as NNI: the run does not record its input size and outputs")
+        return export_nni(genotype, meta, out, sizes=sizes, network_options=dict(network_options or {}))
     if fmt != "json":
         raise UserError(
             f"--format {fmt} needs trained weights; train the architecture first "

@@ -24,13 +24,21 @@ class UnknownSpaceError(ValueError):
     """A space name that is not registered."""
 
 
+NNI_PREFIX = "nni:"
+"""``nni:module:ClassName`` (or ``nni:path/file.py:ClassName``): a user's NNI ``ModelSpace``."""
+
+
 def create_space(name: str, **options: Any) -> SearchSpace:
     """Instantiate space ``name`` with ``options`` (e.g. ``task="au"``, ``nodes=4``)."""
+    if name.startswith(NNI_PREFIX):
+        from search_spaces.nni_space import NNISpace  # needs the optional 'nni' extra
+
+        return NNISpace(name, task=options.get("task"))
     try:
         target = SPACES[name]
     except KeyError:
         raise UnknownSpaceError(
-            f"unknown search space '{name}' (choose one of: {', '.join(SPACES)})"
+            f"unknown search space '{name}' (choose one of: {', '.join(SPACES)}, or nni:module:ClassName)"
         ) from None
     module_name, class_name = target.split(":")
     cls = getattr(importlib.import_module(module_name), class_name)

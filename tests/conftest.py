@@ -56,6 +56,22 @@ def require_or_skip(reason: str | None) -> None:
     pytest.skip(reason)
 
 
+def _nni_missing() -> str | None:
+    try:
+        import pytorch_lightning  # noqa: F401
+
+        import search_spaces.nni_import  # noqa: F401  (imports NNI without its torch-version warnings)
+    except ImportError as exc:
+        return f"the optional NNI extra is not installed ({exc}); pip install -e '.[nni]'"
+    return None
+
+
+@pytest.fixture
+def nni_installed() -> None:
+    """Tests of the NNI adapter: skipped without the ``nni`` extra, but failed in CI, which installs it."""
+    require_or_skip(_nni_missing())
+
+
 @pytest.fixture(scope="session")
 def postgres_server():
     """One throwaway PostgreSQL server for the whole test session."""
@@ -83,3 +99,58 @@ def any_db_url(request, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'automl.db'}"
     return request.getfixturevalue("postgres_url")
+
+
+NNI_USER_SPACE = '''
+import nni
+import torch
+from torch import nn
+from nni.nas.nn.pytorch import InputChoice, LayerChoice, ModelSpace
+
+
+class TinyFaceSpace(ModelSpace):
+    """A user's NNI space: a named LayerChoice, an indexed LayerChoice, a 2-of-3 InputChoice."""
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 7, width: int = 8):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU())
+        self.block1 = LayerChoice(
+            {"conv3": nn.Conv2d(width, width, 3, padding=1), "conv5": nn.Conv2d(width, width, 5, padding=2),
+             "pool": nn.MaxPool2d(3, 1, 1)},
+            label="block1",
+        )
+        self.block2 = LayerChoice([nn.Conv2d(width, width, 1), nn.Identity()], label="block2")
+        self.skip = InputChoice(3, n_chosen=2, reduction="sum", label="skip")
+        self.head = nn.Linear(width, num_classes)
+
+    def forward(self, x):
+        a = self.stem(x)
+        b = self.block1(a)
+        c = self.block2(b)
+        return self.head(self.skip([a, b, c]).mean((2, 3)))
+
+
+class WithDropout(ModelSpace):
+    def __init__(self):
+        super().__init__()
+        self.rate = nni.uniform("dropout", 0.0, 0.5)
+        self.add_mutable(self.rate)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+class NotASpace(nn.Module):
+    pass
+'''
+
+
+@pytest.fixture
+def nni_space_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nni_installed: None) -> Path:
+    """``user_nni_space.py`` (an NNI ModelSpace a user would write) in ``tmp_path``, the cwd."""
+    path = tmp_path / "user_nni_space.py"
+    path.write_text(NNI_USER_SPACE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return path

@@ -192,8 +192,9 @@ def test_wrapper_uses_embed_or_refuses_networks_it_cannot_split(tmp_path):
 def test_formats_without_weights_or_adapter_are_user_errors(tmp_path):
     with pytest.raises(UserError, match="needs trained weights"):
         export_genotype(GENOTYPE, "torchscript", tmp_path / "x.pt", {})
-    with pytest.raises(UserError, match="nni"):
+    with pytest.raises(UserError, match="NNI"):  # no sizes: the network it describes is unknown
         export_genotype(GENOTYPE, "nni", tmp_path / "x", {})
+    assert not (tmp_path / "x").exists()
     with pytest.raises(UserError, match="unknown export format"):
         export_genotype(GENOTYPE, "tflite", tmp_path / "x", {})
     info = export_genotype(GENOTYPE, "json", tmp_path / "g.json", {"run_id": 3})

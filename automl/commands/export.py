@@ -3,8 +3,8 @@
 For a ``train`` run the latest weights checkpoint is rebuilt into its network and exported; the
 exported file is registered with the run (``store.add_checkpoint(kind=FORMAT)``) so the hashing
 side and the dashboard can find it. For a search (or any other) run only the untrained genotype
-can be exported, as JSON; TorchScript and ONNX need trained weights, and the error says how to
-get them.
+can be exported, as JSON or as an NNI frozen architecture; TorchScript and ONNX need trained
+weights, and the error says how to get them.
 """
 
 from __future__ import annotations
@@ -42,12 +42,10 @@ def weights_checkpoint(store: Any, run_id: int) -> dict[str, Any]:
 def export_run(store: Any, run_id: int, fmt: str, out: Path | None = None) -> Any:
     """Export run ``run_id`` in ``fmt``; returns :class:`automl.export.ExportInfo`."""
     from automl.checkpoint import sha256_file
-    from automl.export import export_checkpoint, export_genotype, nni_unavailable
+    from automl.export import export_checkpoint, export_genotype
 
     check_format(fmt)
     run = store.get_run(run_id)
-    if fmt == "nni":  # same message whatever the run: the adapter is what is missing
-        raise nni_unavailable()
     default_name = DEFAULT_FILENAMES[fmt]
     if run["kind"] == "train":
         ckpt = weights_checkpoint(store, run_id)
@@ -60,7 +58,7 @@ def export_run(store: Any, run_id: int, fmt: str, out: Path | None = None) -> An
         info = export_checkpoint(ckpt["path"], fmt, target)
     else:
         arch = store.final_architecture(run_id)
-        if fmt != "json":
+        if fmt not in ("json", "nni"):
             trained = _trained_children(store, run_id)
             hint = (
                 f"export its train run instead: `automl export {trained[0]} --format {fmt}`"
@@ -82,9 +80,23 @@ def export_run(store: Any, run_id: int, fmt: str, out: Path | None = None) -> An
             "trained": False,
         }
         target = Path(out) if out is not None else store.run_dir(run_id) / default_name
-        info = export_genotype(arch["genotype"], fmt, target, meta)
+        sizes, options = _search_sizes(run)
+        info = export_genotype(arch["genotype"], fmt, target, meta, sizes=sizes, network_options=options)
     store.add_checkpoint(run_id, info.path, sha256=info.sha256, kind=fmt)
     return info
+
+
+def _search_sizes(run: dict[str, Any]) -> tuple[dict[str, int] | None, dict[str, Any]]:
+    """Input/output sizes a search run recorded in its plan, and its config's final-training size."""
+    from automl.config import TrainSection
+    from automl.train import network_options
+
+    plan = (run.get("summary") or {}).get("plan") or {}
+    sizes = None
+    if all(k in plan for k in ("in_channels", "num_outputs", "image_size")):
+        sizes = {k: int(plan[k]) for k in ("in_channels", "num_outputs", "image_size")}
+    train = TrainSection(**((run.get("config") or {}).get("train") or {}))
+    return sizes, network_options(train)
 
 
 def _trained_children(store: Any, run_id: int) -> list[int]:
@@ -102,7 +114,8 @@ def export_command(
     out: Path = typer.Option(
         None,
         "--out",
-        help="Output file (default: model.pt / model.onnx / genotype.json in the run's directory).",
+        help="Output file (default in the run's directory: model.pt, model.onnx, genotype.json, "
+        "nni_arch.json).",
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:

@@ -249,7 +249,11 @@ def register(app: typer.Typer) -> None:
     @app.command("search")
     def search(
         ctx: typer.Context,
-        space: Space = typer.Option(None, "--space", help="Search space (default: darts)."),
+        space: str = typer.Option(
+            None, "--space",
+            help="darts (default), mobilenet, face, or nni:module:ClassName / nni:path/file.py:ClassName "
+            "(an NNI ModelSpace; needs the 'nni' extra).",
+        ),
         task: TaskKind = typer.Option(None, "--task", help="fer or au (default: implied by --data)."),
         data: str = typer.Option(None, "--data", help="KIND:PATH, e.g. synth:fer, fer2013:/p/fer2013.csv."),
         strategy: StrategyName = typer.Option(None, "--strategy", help="ddpnas (default), darts or random."),
@@ -290,7 +294,7 @@ def register(app: typer.Typer) -> None:
             cfg = build_config(
                 preset=preset.value,
                 config_file=config,
-                space=space.value if space else None,
+                space=space,
                 task=task.value if task else None,
                 data=data,
                 strategy=strategy.value if strategy else None,

@@ -83,7 +83,6 @@ def test_export_errors_exit_2(cli, db_url):
     empty_search = store.create_run(kind="search", config={})
     ckpt = store.list_checkpoints(run_id)[0]["path"]
     cases = [
-        ((str(run_id), "--format", "nni"), "NNI adapter"),
         ((str(run_id), "--format", "tflite"), "unknown export format"),
         (("424242", "--format", "json"), "unknown run id"),
         ((str(empty_train), "--format", "torchscript"), "has no checkpoint"),
