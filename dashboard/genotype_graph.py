@@ -90,13 +90,17 @@ def genotype_dots(genotype: Any, plan: dict[str, Any] | None = None) -> dict[str
     """All graphs of a genotype, by title: the two DARTS cells, or one chain for sequential spaces.
 
     Sequential genotypes are recognised by a list of op names under ``ops``/``layers``/``choice``
-    (with decision names from the plan when they line up); anything else yields no graph and the
-    page shows the JSON only.
+    (with decision names from the plan when they line up), NNI genotypes by their ``arch`` dict
+    (one node per decision label); anything else yields no graph and the page shows the JSON only.
     """
     if is_darts_genotype(genotype):
         return {cell: darts_cell_dot(genotype, cell) for cell in ("normal", "reduce")}
     if not isinstance(genotype, dict):
         return {}
+    arch = genotype.get("arch")
+    if isinstance(arch, dict) and arch:  # an NNI frozen architecture: {label: value}
+        values = ["+".join(map(str, v)) if isinstance(v, list) else str(v) for v in arch.values()]
+        return {str(genotype.get("space", "arch")): chain_dot([str(k) for k in arch], values)}
     for key in ("ops", "layers", "choice", "blocks"):
         seq = genotype.get(key)
         if isinstance(seq, list) and seq and all(isinstance(s, str | int | float) for s in seq):

@@ -150,6 +150,8 @@ def test_darts_cell_dot_has_every_edge() -> None:
                                          {"decisions": ["layer0", "layer1"]})  # fmt: skip
     assert list(chain) == ["mobilenet"] and 'label="layer1\\nk5_e6"' in chain["mobilenet"]
     assert genotype_graph.genotype_dots({"space": "other", "x": 1}) == {}
+    nni = genotype_graph.genotype_dots({"space": "nni:m:S", "arch": {"block1": "pool", "skip": [1, 2]}})
+    assert list(nni) == ["nni:m:S"] and 'label="skip\\n1+2"' in nni["nni:m:S"]
 
 
 def test_missing_store_is_not_created(tmp_path: Path) -> None:
