@@ -3,11 +3,17 @@
 Thin layer over :mod:`hashing` (which knows nothing about ``automl``): it parses options, loads
 data through :func:`automl.data.load_data` where a data spec is given, converts
 :class:`hashing.HashingError` into :class:`automl.errors.UserError` (one line, exit 2) and prints.
+
+``build`` and ``add`` also record every saved generation in the SQL store (``--db``; skip with
+``--no-record``), one ``automl_indexes`` row per save, so the store keeps the index's history and
+the dashboard's Retrieval page finds it. With ``build --eval-queries N`` a held-out set of labelled
+samples measures the mAP after every hash update ("mAP over the stream"); the curve is saved in
+the index's ``extra["stream_map"]`` and in the store row's ``extra``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -50,8 +56,15 @@ def _labels_from_data(y: Any) -> np.ndarray:
 
 
 def _add_in_batches(
-    index: Any, emb: np.ndarray, labels: np.ndarray | None, sources: list[str], batch: int
+    index: Any,
+    emb: np.ndarray,
+    labels: np.ndarray | None,
+    sources: list[str],
+    batch: int,
+    after_batch: Callable[[Any], None] | None = None,
 ) -> None:
+    """Feed the stream one batch (one BSODH stage) at a time; ``after_batch(index)`` runs after
+    each, e.g. to measure the retrieval quality the stream has reached so far."""
     with _progress("hashing + indexing", len(emb)) as advance:
         for s in range(0, len(emb), batch):
             index.add(
@@ -59,7 +72,147 @@ def _add_in_batches(
                 labels=None if labels is None else labels[s : s + batch],
                 sources=sources[s : s + batch],
             )
+            if after_batch is not None:
+                after_batch(index)
             advance(min(batch, len(emb) - s))
+
+
+# -- mAP over the stream -----------------------------------------------------------------------
+STREAM_MAP_KEY = "stream_map"  # dashboard.retrieval_data.HISTORY_KEYS[0]: {"update", "items", "mAP"}
+
+
+def _hold_out_queries(
+    emb: np.ndarray, labels: np.ndarray | None, sources: list[str], n_queries: int, seed: int
+) -> tuple[tuple[np.ndarray, np.ndarray, list[str]], tuple[np.ndarray, np.ndarray]]:
+    """Split ``n_queries`` labelled samples off the stream: ((emb, labels, sources) to index,
+    (query embeddings, query labels)).
+
+    The queries are drawn at random (``seed``) rather than taken from the end, because data sets
+    are often ordered by class; the remaining items keep their stream order and their sources, so
+    ``data#split:i`` still names the original sample.
+    """
+    if labels is None:
+        raise UserError("--eval-queries needs labelled data (a --data spec, or --images with --labels)")
+    labelled = np.flatnonzero((labels.reshape(len(labels), -1) >= 0).all(axis=1))
+    if n_queries >= len(labelled) or n_queries >= len(emb):
+        raise UserError(
+            f"--eval-queries {n_queries} leaves nothing to index: only {len(labelled)} labelled "
+            f"sample(s) of {len(emb)}; use fewer queries or more data (--n)"
+        )
+    picked = np.sort(np.random.default_rng(seed).choice(labelled, n_queries, replace=False))
+    keep = np.ones(len(emb), bool)
+    keep[picked] = False
+    kept = (emb[keep], labels[keep], [s for s, k in zip(sources, keep, strict=True) if k])
+    return kept, (emb[picked], labels[picked])
+
+
+def _stream_map_recorder(
+    queries: np.ndarray, query_labels: np.ndarray, history: list[dict[str, Any]]
+) -> Callable[[Any], None]:
+    """An ``after_batch`` hook: after every hash update, the mAP of the held-out queries against
+    the items indexed so far, appended to ``history`` as ``{"update", "items", "mAP"}``.
+
+    It ranks with the index's own codes and query-encoding snapshot (what a user querying the
+    index at that moment would get, stale codes included when ``--refresh-every`` > 1) and scores
+    with :mod:`hashing.metrics`, the benchmarks' mAP. An undefined mAP (no query has a relevant
+    item yet) is stored as ``None``: JSON has no NaN and the dashboard skips non-numbers.
+    """
+    from hashing.metrics import hamming_distances, mean_average_precision, relevance
+
+    def record(index: Any) -> None:
+        if index.n_updates == (history[-1]["update"] if history else 0):
+            return  # an unlabelled batch: the hash did not change
+        dist = hamming_distances(index.encode_queries(queries), index.codes)
+        value = mean_average_precision(dist, relevance(query_labels, index.labels))
+        history.append(
+            {
+                "update": int(index.n_updates),
+                "items": len(index),
+                "mAP": None if np.isnan(value) else round(float(value), 6),
+            }
+        )
+
+    return record
+
+
+def _final_map(history: list[dict[str, Any]]) -> float | None:
+    return next((h["mAP"] for h in reversed(history) if h["mAP"] is not None), None)
+
+
+# -- the store -----------------------------------------------------------------------------------
+def _generation_sha256(root: Path) -> str:
+    """The sha256 of the saved index's ``manifest.json``: what identifies one saved generation.
+
+    The manifest is the commit point of :meth:`hashing.index.HashIndex.save` (written last,
+    atomically replaced) and lists the generation number, counts, ``extra`` and the size + sha256
+    of every part file, so its hash covers the whole directory the way a Merkle root does: two
+    saves never share it, and checking a store row against the disk means hashing one small file
+    (``automl index stats --verify`` then checks the parts against the manifest). Hashing every
+    part instead would cost a full read of the embeddings and add nothing.
+    """
+    from automl.store.repository import file_sha256
+    from hashing.index import MANIFEST
+
+    return file_sha256(root / MANIFEST)
+
+
+def _safe_url(url: str) -> str:
+    """The store URL without its password, for error messages."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from automl.store.engine import normalize_url
+
+    try:
+        return make_url(normalize_url(url)).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(invalid URL)"
+
+
+def _record_index(ctx: typer.Context, root: Path, index: Any, details: dict[str, Any]) -> int:
+    """Add one store row for the generation just saved in ``root``; returns its id.
+
+    Runs only after the save succeeded. A store failure cannot undo the save (and must not:
+    the index is good), so it becomes one line, exit 2, saying the index was saved but not
+    recorded and why; the user can fix the store and re-run with ``--db``.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from automl.commands.common import resolve_db_url
+    from automl.store import open_store
+
+    st = index.stats()
+    extra = {
+        "model": index.extra.get("model"),
+        "task": index.extra.get("task"),
+        "generation": st["generation"],
+        "hash_updates": st["hash_updates"],
+        "labelled_items": st["labelled_items"],
+        "stale_updates": st["stale_updates"],
+        "refresh_every": st["refresh_every"],
+        "dim": st["dim"],
+        **details,
+    }
+    if STREAM_MAP_KEY in index.extra:
+        extra[STREAM_MAP_KEY] = index.extra[STREAM_MAP_KEY]
+        extra["stream_map_queries"] = index.extra.get("stream_map_queries")
+    url = resolve_db_url(ctx)
+    store = None
+    try:
+        sha = _generation_sha256(root)
+        store = open_store(url)
+        return store.add_index(root, sha256=sha, bits=index.n_bits, size=len(index), extra=extra)
+    except (UserError, SQLAlchemyError, OSError) as exc:
+        why = " ".join(str(getattr(exc, "orig", None) or exc).split()) or type(exc).__name__
+        shown = _safe_url(url)
+        where = "" if shown in why else f" {shown}"
+        raise UserError(
+            f"index saved to {root} (complete and usable) but not recorded in the store{where}: {why} "
+            "(pass --no-record to skip the store)"
+        ) from None
+    finally:
+        if store is not None:
+            store.close()
 
 
 @contextmanager
@@ -100,6 +253,7 @@ def _record_label_names(index: Any, labels: np.ndarray | None, labels_csv: Path 
 
 @index_app.command("build")
 def build(
+    ctx: typer.Context,
     model: Path = typer.Option(..., "--model", help="Exported TorchScript model (model.pt + model.pt.json)."),
     out: Path = typer.Option(..., "--out", help="Directory to save the index into (must not exist yet)."),
     data: str = typer.Option(None, "--data", help="Data spec KIND:PATH (e.g. synth:fer, folder:/faces)."),
@@ -117,8 +271,24 @@ def build(
         False, "--no-detect", help="Images are aligned face crops: skip detection."
     ),
     seed: int = typer.Option(0, "--seed"),
+    eval_queries: int = typer.Option(
+        0,
+        "--eval-queries",
+        help="Hold out this many labelled samples (not indexed) as queries and record the mAP "
+        "after every hash update (0 = off).",
+    ),
+    no_record: bool = typer.Option(
+        False, "--no-record", help="Do not record the saved index in the store (--db)."
+    ),
 ) -> None:
-    """Embed a data set or a folder of photos, learn BSODH on the labelled stream, save the index."""
+    """Embed a data set or a folder of photos, learn BSODH on the labelled stream, save the index.
+
+    The saved index is recorded in the store (one row: path, manifest sha256, bits, size, extra)
+    unless ``--no-record``. ``--eval-queries N`` keeps N random labelled samples out of the index
+    and, after every hash update, scores them against the items indexed so far; that curve is
+    saved as ``extra["stream_map"]`` = ``[{"update", "items", "mAP"}, ...]`` with the index and in
+    its store row, where the dashboard draws it.
+    """
     from hashing import BSODH
     from hashing.bsodh import PRESETS
     from hashing.index import MANIFEST, HashIndex
@@ -134,6 +304,8 @@ def build(
         raise UserError(f"--split must be train, test or all, not {split!r}")
     if batch < 1:
         raise UserError(f"--batch must be >= 1, not {batch}")
+    if eval_queries < 0:
+        raise UserError(f"--eval-queries must be >= 0, not {eval_queries}")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         hint = "use 'automl index add'" if (out / MANIFEST).exists() else "pick a new path"
         raise UserError(f"--out {out} already exists and is not empty; {hint}")
@@ -157,6 +329,11 @@ def build(
             emb, sources = got.embeddings, got.paths
         if len(emb) == 0:
             raise UserError("no face could be embedded (see the skipped images above); nothing to index")
+        history: list[dict[str, Any]] = []
+        after_batch = None
+        if eval_queries:
+            (emb, lab, sources), (q_emb, q_lab) = _hold_out_queries(emb, lab, sources, eval_queries, seed)
+            after_batch = _stream_map_recorder(q_emb, q_lab, history)
         index = HashIndex(
             BSODH(bits, **PRESETS[preset], seed=seed), emb.shape[1], refresh_every=refresh_every
         )
@@ -167,18 +344,29 @@ def build(
                 index.extra["label_names"] = list(ds.class_names)
         else:
             _record_label_names(index, lab, labels)
-        _add_in_batches(index, emb, lab, sources, batch)
+        _add_in_batches(index, emb, lab, sources, batch, after_batch)
+        if eval_queries:
+            index.extra[STREAM_MAP_KEY] = history
+            index.extra["stream_map_queries"] = eval_queries
         index.save(out)
     st = index.stats()
+    final = _final_map(history)
     console.print(
         f"indexed {st['items']} item(s) ({st['labelled_items']} labelled, "
         f"{st['hash_updates']} hash update(s)) "
         f"with {bits}-bit codes -> {out}"
+        + (f"; stream mAP {final:.4f} ({eval_queries} held-out queries)" if final is not None else ""),
+        soft_wrap=True,
     )
+    if not no_record:
+        details = {"command": "build", "input": data if data is not None else str(images), "split": split}
+        row = _record_index(ctx, out, index, details)
+        console.print(f"recorded in the store as index record {row}")
 
 
 @index_app.command("add")
 def add(
+    ctx: typer.Context,
     directory: Path = typer.Argument(..., help="A saved index directory."),
     images: Path = typer.Option(..., "--images", help="An image file or a folder of images."),
     labels: Path = typer.Option(
@@ -191,9 +379,19 @@ def add(
     no_detect: bool = typer.Option(
         False, "--no-detect", help="Images are aligned face crops: skip detection."
     ),
+    no_record: bool = typer.Option(
+        False, "--no-record", help="Do not record the new generation in the store (--db)."
+    ),
 ) -> None:
     """Add photos; labelled ones update BSODH and re-encode the collection, unlabelled are only encoded.
-    The saved index is replaced atomically: on any failure it stays exactly as it was."""
+    The saved index is replaced atomically: on any failure it stays exactly as it was.
+
+    The new generation is recorded in the store as a new row for the same path (the earlier rows
+    stay: they are the index's history) unless ``--no-record``. ``add`` does not extend the
+    "mAP over the stream" curve: ``build``'s held-out queries are not kept with the index (storing
+    raw query embeddings would change the index format for a diagnostic), so the curve saved by
+    ``build --eval-queries`` is carried over unchanged into the index and the new store row.
+    """
     from hashing.index import HashIndex
     from hashing.stream import load_model
 
@@ -218,6 +416,15 @@ def add(
         f"index now {st['items']} item(s), {st['hash_updates']} hash update(s), "
         f"stale updates {st['stale_updates']}"
     )
+    if not no_record:
+        details = {
+            "command": "add",
+            "input": str(images),
+            "added_items": len(got.paths),
+            "added_labelled": lab is not None,
+        }
+        row = _record_index(ctx, directory, index, details)
+        console.print(f"recorded in the store as index record {row}")
 
 
 @index_app.command("query")
