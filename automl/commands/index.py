@@ -208,7 +208,7 @@ def _record_index(ctx: typer.Context, root: Path, index: Any, details: dict[str,
         where = "" if shown in why else f" {shown}"
         raise UserError(
             f"index saved to {root} (complete and usable) but not recorded in the store{where}: {why} "
-            "(pass --no-record to skip the store)"
+            f"(fix the store, then `automl index record {root}`; or pass --no-record)"
         ) from None
     finally:
         if store is not None:
@@ -518,6 +518,36 @@ def stats(
     for key, val in st.items():
         table.add_row(key, str(val))
     console.print(table)
+
+
+@index_app.command("record")
+def record(
+    ctx: typer.Context,
+    directory: Path = typer.Argument(..., help="A saved index directory."),
+) -> None:
+    """Record an already-saved index generation in the store (e.g. after the store was unreachable).
+
+    The index is loaded and verified first, so only a complete, intact generation gets a row; a
+    generation the store already holds (same path and manifest sha256) is not recorded twice.
+    """
+    from automl.commands.common import resolve_db_url
+    from automl.store import open_store
+    from hashing.index import HashIndex
+
+    with _user_errors():
+        index = HashIndex.load(directory, verify=True)
+    sha = _generation_sha256(directory)
+    store = open_store(resolve_db_url(ctx))
+    try:
+        path = str(directory.resolve())
+        known = [r for r in store.list_indexes() if r["path"] == path and r["sha256"] == sha]
+    finally:
+        store.close()
+    if known:
+        console.print(f"{directory} (this generation) is already recorded as index record {known[0]['id']}")
+        return
+    row = _record_index(ctx, directory, index, {"command": "record"})
+    console.print(f"recorded {directory} in the store as index record {row}")
 
 
 def register(app: typer.Typer) -> None:

@@ -188,3 +188,15 @@ def test_store_failure_exits_2_and_keeps_the_saved_index(cli, model_file, tmp_pa
     r = _add(cli, bad_url, out, tmp_path)
     assert r.code == 2 and len(r.err.strip().splitlines()) == 1 and "not recorded" in r.err
     assert len(HashIndex.load(out)) == 27  # the add itself was saved
+
+    # Once the store works again, `index record` registers the saved generation, exactly once.
+    good_url = f"sqlite:///{tmp_path / 'good.db'}"
+    assert "automl index record" in r.err
+    r = cli("--db", good_url, "index", "record", out)
+    assert r.code == 0, r.err
+    rows = _rows(good_url)
+    assert len(rows) == 1 and rows[0]["size"] == 27 and rows[0]["extra"]["command"] == "record"
+    r = cli("--db", good_url, "index", "record", out)
+    assert r.code == 0 and "already recorded" in r.out and len(_rows(good_url)) == 1
+    r = cli("--db", good_url, "index", "record", tmp_path / "nowhere")
+    assert r.code == 2 and "Traceback" not in r.err and len(_rows(good_url)) == 1
