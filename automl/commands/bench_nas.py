@@ -5,6 +5,10 @@ after the other; then every found architecture, and for reference a handful of u
 architectures, is retrained with the same short schedule and evaluated on the test split. The
 figures that matter are ratios measured side by side: DDPNAS search time / DARTS search time, and
 the DDPNAS architecture's accuracy against the random architectures' mean.
+
+``--with-nni`` adds NNI's own DARTS and RandomOneShot (:mod:`automl.nas.nni_baselines`) on the
+same space, data, device and budgets, after ours in the same run, retrained the same way: an
+outside reference for both the search time and the found architecture's accuracy.
 """
 
 from __future__ import annotations
@@ -63,6 +67,17 @@ def _search(cfg: Config, strategy: str, data: Any, device: str) -> dict[str, Any
     }
 
 
+def _nni_search(cfg: Config, name: str, data: Any, device: str) -> dict[str, Any]:
+    from automl.nas.nni_baselines import run_nni_strategy
+
+    with console.status(f"searching with {name}...") as status:
+
+        def progress(info: dict[str, Any]) -> None:
+            status.update(f"searching with {name}: epoch {info['epoch']}/{info['total']}")
+
+        return run_nni_strategy(name, cfg, data, device, progress=progress)
+
+
 def _retrain(
     genotype: dict[str, Any], data: Any, task: Any, cfg: Config, device: str, seed: int, epochs: int
 ):
@@ -72,8 +87,11 @@ def _retrain(
     return float(result.metrics[task.primary_metric]), int(result.params)
 
 
-def run_bench(cfg: Config, *, retrain_epochs: int, random_archs: int, device: str = "auto") -> dict[str, Any]:
-    """The whole comparison as a JSON-able dict (the CLI prints and saves it)."""
+def run_bench(
+    cfg: Config, *, retrain_epochs: int, random_archs: int, device: str = "auto", with_nni: bool = False
+) -> dict[str, Any]:
+    """The whole comparison as a JSON-able dict (the CLI prints and saves it); ``with_nni`` adds
+    NNI's DARTS and RandomOneShot after ours."""
     from automl.data import make_task
     from automl.nas.search import build_space, load_search_data, resolve_device
 
@@ -84,7 +102,15 @@ def run_bench(cfg: Config, *, retrain_epochs: int, random_archs: int, device: st
         cfg.search.task = data.task  # type: ignore[assignment]
     task = make_task(data)
     seed = cfg.search.seed
+    if with_nni:  # fail before the long searches, not after them
+        from automl.nas.nni_baselines import check_nni
+
+        check_nni(cfg, data.task)
     results = [_search(cfg, s, data, dev) for s in STRATEGIES]
+    if with_nni:
+        from automl.nas.nni_baselines import NNI_STRATEGIES
+
+        results += [_nni_search(cfg, s, data, dev) for s in NNI_STRATEGIES]
     for r in results:
         with console.status(f"retraining the {r['strategy']} architecture ({retrain_epochs} epochs)..."):
             r["retrained_metric"], r["params"] = _retrain(
@@ -123,6 +149,14 @@ def run_bench(cfg: Config, *, retrain_epochs: int, random_archs: int, device: st
             by["ddpnas"]["retrained_metric"] - reference["mean"] if reference["mean"] is not None else None
         ),
     }
+    if with_nni:
+        for key, name in (("nni_darts", "nni-darts"), ("nni_random", "nni-random")):
+            ratios[f"ddpnas_over_{key}_search_time"] = (
+                by["ddpnas"]["search_seconds"] / by[name]["search_seconds"]
+            )
+            ratios[f"ddpnas_over_{key}_search_cpu_time"] = (
+                by["ddpnas"]["search_cpu_seconds"] / by[name]["search_cpu_seconds"]
+            )
     targets = {
         "search_time_le_0.25x_darts": ratios["ddpnas_over_darts_search_time"] <= 0.25,
         "search_cpu_time_le_0.25x_darts": ratios["ddpnas_over_darts_search_cpu_time"] <= 0.25,
@@ -151,10 +185,16 @@ def _table(report: dict[str, Any]) -> Table:
     table = Table(
         title=f"NAS benchmark on {report['data']} ({report['device']}, retrain {report['retrain_epochs']} ep)"
     )
-    for col in ("strategy", "search s", "CPU s", "epochs", "s/epoch", "params", f"retrained {metric}"):
+    # With NNI's strategies beside ours, one more column: DDPNAS' search time over each one's.
+    with_nni = any(r["strategy"].startswith("nni-") for r in report["strategies"])
+    cols = ["strategy", "search s", "CPU s", "epochs", "s/epoch", "params", f"retrained {metric}"]
+    if with_nni:
+        cols.append("DDPNAS / it: wall, CPU")
+    for col in cols:
         table.add_column(col, justify="right" if col != "strategy" else "left")
+    ddpnas = next((r for r in report["strategies"] if r["strategy"] == "ddpnas"), None)
     for r in report["strategies"]:
-        table.add_row(
+        row = [
             r["strategy"],
             f"{r['search_seconds']:.1f}",
             f"{r['search_cpu_seconds']:.1f}",
@@ -162,7 +202,15 @@ def _table(report: dict[str, Any]) -> Table:
             f"{r['seconds_per_epoch']:.2f}",
             f"{r['params'] / 1e3:.1f} k",
             f"{r['retrained_metric']:.3f}",
-        )
+        ]
+        if with_nni:
+            row.append(
+                "-"
+                if ddpnas is None or r is ddpnas
+                else f"{ddpnas['search_seconds'] / r['search_seconds']:.3f}x, "
+                f"{ddpnas['search_cpu_seconds'] / r['search_cpu_seconds']:.3f}x"
+            )
+        table.add_row(*row)
     ref = report["random_reference"]
     if ref["count"]:
         params = statistics.fmean(a["params"] for a in ref["archs"])
@@ -174,6 +222,7 @@ def _table(report: dict[str, Any]) -> Table:
             "-",
             f"{params / 1e3:.1f} k",
             f"{ref['mean']:.3f} ± {ref['std']:.3f}",
+            *(["-"] if with_nni else []),
         )
     return table
 
@@ -189,6 +238,11 @@ def bench_nas(
     retrain_epochs: int = typer.Option(None, "--retrain-epochs", help="Default: the preset's train.epochs."),
     random_archs: int = typer.Option(5, "--random-archs", min=0, help="Random architectures retrained."),
     out: Path = typer.Option(None, "--out", help="Write the JSON report here."),
+    with_nni: bool = typer.Option(
+        False,
+        "--with-nni",
+        help="Also run NNI's DARTS and RandomOneShot on the same space and data (needs the nni extra).",
+    ),
 ) -> None:
     """DDPNAS vs DARTS vs random WS: search time, params, retrained accuracy, in one run."""
     cfg = build_config(
@@ -204,7 +258,9 @@ def bench_nas(
     epochs = retrain_epochs if retrain_epochs is not None else cfg.train.epochs
     if epochs < 1:
         raise UserError("--retrain-epochs must be >= 1")
-    report = run_bench(cfg, retrain_epochs=epochs, random_archs=random_archs, device=cfg.search.device)
+    report = run_bench(
+        cfg, retrain_epochs=epochs, random_archs=random_archs, device=cfg.search.device, with_nni=with_nni
+    )
     console.print(_table(report))
     r = report["ratios"]
     console.print(
@@ -212,6 +268,13 @@ def bench_nas(
         f"[bold]{r['ddpnas_over_darts_search_cpu_time']:.3f}x[/] CPU; "
         f"DDPNAS minus random mean: [bold]{r['ddpnas_minus_random_mean_metric']:+.3f}[/] {report['metric']}"
     )
+    if with_nni:
+        console.print(
+            f"DDPNAS / NNI DARTS search time: [bold]{r['ddpnas_over_nni_darts_search_time']:.3f}x[/] wall, "
+            f"[bold]{r['ddpnas_over_nni_darts_search_cpu_time']:.3f}x[/] CPU; "
+            f"DDPNAS / NNI RandomOneShot: [bold]{r['ddpnas_over_nni_random_search_time']:.3f}x[/] wall, "
+            f"[bold]{r['ddpnas_over_nni_random_search_cpu_time']:.3f}x[/] CPU"
+        )
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.tmp")
