@@ -111,6 +111,7 @@ def run_bench(
     occlude: str,
     temperature: float,
     triplet_weight: float,
+    kd_weight: float = 1.0,
     init_control: bool = True,
     seed: int = 0,
     progress: Any = None,
@@ -158,7 +159,9 @@ def run_bench(
         control = train(transform=hide, prepare_model=lambda m: init_from_teacher(m, teacher.model))
         rows.append(_row("occluded, teacher init", occlude, occlude, control.metrics, control.wall_time))
     say("distilled student")
-    options = DistillOptions("bench", temperature=temperature, triplet_weight=triplet_weight)
+    options = DistillOptions(
+        "bench", temperature=temperature, kd_weight=kd_weight, triplet_weight=triplet_weight
+    )
     distill = make_distillation(teacher.model, occlude, options, seed=seed)
     student = train(
         transform=distill.transform, extra_loss=distill.extra_loss, prepare_model=distill.prepare_model
@@ -232,6 +235,9 @@ def bench_face(
     lr: float = typer.Option(0.05, "--lr", min=1e-6, help="SGD learning rate (cosine schedule)."),
     temperature: float = typer.Option(4.0, "--temperature", help="Soft-target temperature T."),
     triplet_weight: float = typer.Option(0.0, "--triplet-weight", min=0, help="Triplet term weight."),
+    kd_weight: float = typer.Option(
+        1.0, "--kd-weight", min=0, help="Soft-target term weight (lambda / (1 - lambda) of the paper)."
+    ),
     init_control: bool = typer.Option(
         True, "--init-control/--no-init-control", help="Also train the teacher-init control without KD."
     ),
@@ -265,6 +271,7 @@ def bench_face(
             occlude=occlude.value,
             temperature=temperature,
             triplet_weight=triplet_weight,
+            kd_weight=kd_weight,
             init_control=init_control,
             seed=seed,
             progress=lambda text: status.update(f"training: {text}"),

@@ -8,7 +8,7 @@ import json
 def test_bench_face_runs_every_row_at_tiny_size(cli, tmp_path):
     out = tmp_path / "face.json"
     res = cli("bench", "face", "--n", "64", "--image-size", "16", "--epochs", "1", "--init-channels", "4",
-              "--occlude", "upper", "--temperature", "3", "--out", out)  # fmt: skip
+              "--occlude", "upper", "--temperature", "3", "--kd-weight", "0.25", "--out", out)  # fmt: skip
     assert res.code == 0, res.err
     report = json.loads(out.read_text())
     names = [r["name"] for r in report["rows"]]
@@ -23,6 +23,7 @@ def test_bench_face_runs_every_row_at_tiny_size(cli, tmp_path):
     assert all(0.0 <= r["accuracy"] <= 1.0 for r in report["rows"])
     assert report["synthetic"] is True and report["occlude"] == "upper" and report["epochs"] == 1
     assert report["distill"]["temperature"] == 3.0 and report["distill"]["init_from_teacher"] is True
+    assert report["distill"]["kd_weight"] == 0.25
     assert report["lost_to_occlusion"] == report["rows"][0]["accuracy"] - report["rows"][2]["accuracy"]
     assert "distilled student" in res.out and "recovered" in res.out
 
