@@ -10,33 +10,7 @@ import pytest
 import torch
 
 from automl.errors import UserError
-
-# The tiny config of tests/commands/test_search_bench_nas.py.
-TINY = """
-[search]
-device = "cpu"
-cpu_threads = 1
-[data]
-image_size = 8
-n = 40
-batch_size = 64
-[supernet]
-init_channels = 2
-layers = 3
-nodes = 1
-[ddpnas]
-pruning_step = 1
-[darts]
-epochs = 2
-[random]
-epochs = 3
-candidates = 2
-[train]
-epochs = 1
-init_channels = 4
-layers = 3
-batch_size = 32
-"""
+from tests.commands.test_search_bench_nas import TINY  # the same tiny run as the plain bench test
 
 
 def _tiny_cfg(tmp_path: Path):

@@ -1,53 +1,25 @@
 """``automl index build|add`` record every saved generation in the store, and ``--eval-queries``
 records the mAP over the stream where the dashboard's Retrieval page looks for it.
 
-Self-contained (a tiny exported TorchScript embedder and class-dependent aligned crops, as in
-``tests/hashing/test_stream_cli.py``) so that it does not depend on another test module's import.
+A tiny exported TorchScript embedder (``tests/tiny_embedder.py``, shared with the hashing CLI
+tests) and class-dependent aligned crops keep every build fast.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-import torch
 
-CLASSES = ["happy", "sad", "surprise"]
-
-
-class TinyEmbedder(torch.nn.Module):
-    """The export contract: forward -> logits, exported embed -> (N, D) features."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)
-        self.pool = torch.nn.AdaptiveAvgPool2d(4)
-        self.fc = torch.nn.Linear(64, 16)
-        self.head = torch.nn.Linear(16, 3)
-
-    @torch.jit.export
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.pool(torch.relu(self.conv(x))).flatten(1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.embed(x))
+from tests.tiny_embedder import CLASSES, write_tiny_embedder
 
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "model.pt"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.jit.script(TinyEmbedder()).save(str(path))
-    side = {"in_channels": 1, "image_size": 32, "task": "fer", "class_names": CLASSES, "embedding_dim": 16}
-    path.with_name("model.pt.json").write_text(json.dumps(side))
-    return path
+    return write_tiny_embedder(tmp_path_factory.mktemp("model"))
 
 
 def _crops(folder: Path, n_per_class: int, seed: int = 0) -> Path:

@@ -14,38 +14,12 @@ import torch
 
 from hashing import HashingError, ModelFormatError
 from hashing.stream import embed_images, load_model, read_labels_csv
-
-CLASSES = ["happy", "sad", "surprise"]
-
-
-class TinyEmbedder(torch.nn.Module):
-    """The export contract: forward -> logits, exported embed -> (N, D) features."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)
-        self.pool = torch.nn.AdaptiveAvgPool2d(4)
-        self.fc = torch.nn.Linear(64, 16)
-        self.head = torch.nn.Linear(16, 3)
-
-    @torch.jit.export
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.pool(torch.relu(self.conv(x))).flatten(1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.embed(x))
+from tests.tiny_embedder import CLASSES, write_tiny_embedder
 
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "model.pt"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.jit.script(TinyEmbedder()).save(str(path))
-    side = {"in_channels": 1, "image_size": 32, "task": "fer", "class_names": CLASSES, "embedding_dim": 16}
-    path.with_name("model.pt.json").write_text(json.dumps(side))
-    return path
+    return write_tiny_embedder(tmp_path_factory.mktemp("model"))
 
 
 def draw_face(size: int = 160, mouth: int = 0, shade: int = 0) -> np.ndarray:
