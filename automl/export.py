@@ -345,20 +345,31 @@ def export_nni(
 # ------------------------------------------------------------------------------- entry points
 
 
+NETWORK_SIZES = ("in_channels", "num_outputs", "image_size")
+
+
+def _network_description(meta: dict[str, Any], path: str | Path) -> dict[str, int]:
+    """The sizes a checkpoint's description must give to rebuild its genotype's network."""
+    missing = [k for k in ("genotype", *NETWORK_SIZES) if k not in meta]
+    if missing:
+        raise UserError(f"checkpoint {path} lacks {', '.join(missing)} in its description")
+    return {k: int(meta[k]) for k in NETWORK_SIZES}
+
+
+def _export_meta(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's description for a weight-free export, naming the checkpoint it came from."""
+    ckpt = load_checkpoint(path)
+    meta = {**ckpt.meta, "source_checkpoint_sha256": ckpt.sha256}
+    meta.pop("sha256", None)
+    return meta
+
+
 def model_from_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the trained network described by a checkpoint and load its weights (eval mode)."""
     ckpt = load_checkpoint(path)
     meta = dict(ckpt.meta)
-    missing = [k for k in ("genotype", "in_channels", "num_outputs", "image_size") if k not in meta]
-    if missing:
-        raise UserError(f"checkpoint {path} lacks {', '.join(missing)} in its description")
-    model, _space = build_network(
-        meta["genotype"],
-        in_channels=int(meta["in_channels"]),
-        num_outputs=int(meta["num_outputs"]),
-        image_size=int(meta["image_size"]),
-        options=dict(meta.get("network_options", {})),
-    )
+    sizes = _network_description(meta, path)
+    model, _space = build_network(meta["genotype"], **sizes, options=dict(meta.get("network_options", {})))
     result = model.load_state_dict(ckpt.state_dict, strict=False)
     if result.missing_keys or result.unexpected_keys:
         bad = (result.missing_keys or result.unexpected_keys)[:3]
@@ -371,19 +382,12 @@ def export_checkpoint(path: str | Path, fmt: str, out: str | Path) -> ExportInfo
     """Export a trained checkpoint in ``fmt`` (one of :data:`EXPORT_FORMATS`) to ``out``."""
     check_format(fmt)
     if fmt == "nni":
-        ckpt = load_checkpoint(path)
-        meta = {**ckpt.meta, "source_checkpoint_sha256": ckpt.sha256}
-        meta.pop("sha256", None)
-        missing = [k for k in ("genotype", "in_channels", "num_outputs", "image_size") if k not in meta]
-        if missing:
-            raise UserError(f"checkpoint {path} lacks {', '.join(missing)} in its description")
-        sizes = {k: int(meta[k]) for k in ("in_channels", "num_outputs", "image_size")}
+        meta = _export_meta(path)
+        sizes = _network_description(meta, path)
         return export_nni(meta["genotype"], meta, out, sizes=sizes,
                           network_options=dict(meta.get("network_options", {})))
     if fmt == "json":
-        ckpt = load_checkpoint(path)
-        meta = {**ckpt.meta, "source_checkpoint_sha256": ckpt.sha256}
-        meta.pop("sha256", None)
+        meta = _export_meta(path)
         return export_json(meta["genotype"], meta, out)
     model, meta = model_from_checkpoint(path)
     if fmt == "torchscript":

@@ -89,12 +89,13 @@ def export_run(store: Any, run_id: int, fmt: str, out: Path | None = None) -> An
 def _search_sizes(run: dict[str, Any]) -> tuple[dict[str, int] | None, dict[str, Any]]:
     """Input/output sizes a search run recorded in its plan, and its config's final-training size."""
     from automl.config import TrainSection
+    from automl.export import NETWORK_SIZES
     from automl.train import network_options
 
     plan = (run.get("summary") or {}).get("plan") or {}
     sizes = None
-    if all(k in plan for k in ("in_channels", "num_outputs", "image_size")):
-        sizes = {k: int(plan[k]) for k in ("in_channels", "num_outputs", "image_size")}
+    if all(k in plan for k in NETWORK_SIZES):
+        sizes = {k: int(plan[k]) for k in NETWORK_SIZES}
     train = TrainSection(**((run.get("config") or {}).get("train") or {}))
     return sizes, network_options(train)
 
