@@ -19,23 +19,13 @@ import numpy as np
 from PIL import Image
 
 from automl.data.folds import BP4D_FOLDS, DISFA_FOLDS
+from automl.data.readers.affectnet import AFFECTNET_HEADER
 from automl.data.readers.fer2013 import FERPLUS_HEADER
 from automl.data.synthface.facs import AU_INDEX, CONFUSABLE, FER7, FER8
 from automl.data.synthface.generate import SynthSet, synth_clips, synth_expressions
 
 FORMATS = ("fer2013", "ferplus", "rafdb", "affectnet", "bp4d", "disfa", "folder")
 
-AFFECTNET_COLUMNS = (
-    "subDirectory_filePath",
-    "face_x",
-    "face_y",
-    "face_width",
-    "face_height",
-    "facial_landmarks",
-    "expression",
-    "valence",
-    "arousal",
-)
 # FER8 index (Angry, Disgust, Fear, Happy, Sad, Surprise, Neutral, Contempt) -> FER+ vote column
 _FER8_TO_FERPLUS = np.array([4, 5, 6, 1, 3, 2, 0, 7])
 RAFDB_CLASSES = ("Surprise", "Fear", "Disgust", "Happiness", "Sadness", "Anger", "Neutral")
@@ -153,7 +143,7 @@ def write_affectnet(out: Path, n: int, seed: int) -> dict:
     """
     s = synth_expressions(n, classes=8, size=112, channels=3, seed=seed)
     rng = np.random.default_rng(seed + 2)
-    header = ",".join(AFFECTNET_COLUMNS) + "\n"
+    header = ",".join(AFFECTNET_HEADER) + "\n"
     rows = {"training": [header], "validation": [header]}
     va = {
         0: (0.0, 0.0),
