@@ -28,9 +28,9 @@ FORMATS = ("fer2013", "ferplus", "rafdb", "affectnet", "bp4d", "disfa", "folder"
 
 # FER8 index (Angry, Disgust, Fear, Happy, Sad, Surprise, Neutral, Contempt) -> FER+ vote column
 _FER8_TO_FERPLUS = np.array([4, 5, 6, 1, 3, 2, 0, 7])
-RAFDB_CLASSES = ("Surprise", "Fear", "Disgust", "Happiness", "Sadness", "Anger", "Neutral")
-_FER7_TO_RAFDB = np.array([6, 3, 2, 4, 5, 1, 7])  # FER7 index -> RAF-DB label 1..7
-AFFECTNET_CLASSES = ("Neutral", "Happy", "Sad", "Surprise", "Fear", "Disgust", "Anger", "Contempt")
+# FER7 index -> RAF-DB label 1..7 (the order of readers.rafdb.RAFDB_CLASSES)
+_FER7_TO_RAFDB = np.array([6, 3, 2, 4, 5, 1, 7])
+# FER8 index -> AffectNet expression (the order of readers.affectnet.AFFECTNET_CLASSES)
 _FER8_TO_AFFECTNET = np.array([6, 5, 4, 1, 2, 3, 0, 7])
 BP4D_CSV_AUS = tuple(range(1, 28))  # columns 1..27 after the frame column 0
 DISFA_FILE_AUS = (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)
