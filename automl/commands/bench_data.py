@@ -3,7 +3,6 @@ throughput, and JPEG decode vs memory-mapped cache, side by side."""
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 from pathlib import Path
@@ -12,7 +11,7 @@ import typer
 from rich.table import Table
 
 from automl.commands import bench_app
-from automl.commands.common import console
+from automl.commands.common import console, write_report
 from automl.errors import UserError
 
 
@@ -63,11 +62,7 @@ def bench_data(
         f"{first['per_cpu_s']:,.0f} faces per CPU second ({first['per_s']:,.0f} per wall second; "
         f"load average {res['machine']['load_average'][0]:.1f})"
     )
-    if out is not None:
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(json.dumps(res, indent=2, default=str))
-        os.replace(tmp, out)
-        console.print(f"wrote {out}")
+    write_report(out, res)
 
 
 def register(app: typer.Typer) -> None:

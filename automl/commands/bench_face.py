@@ -19,7 +19,6 @@ occlusion that distillation wins back (the issue's target is at least half).
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
@@ -31,7 +30,7 @@ import typer
 from rich.table import Table
 
 from automl.commands import bench_app
-from automl.commands.common import console
+from automl.commands.common import console, write_report
 
 FACE_GENOTYPE: dict[str, Any] = {
     "space": "face",
@@ -287,12 +286,7 @@ def bench_face(
             else f"[bold]{rec:.0%}[/] of it"
         )
     )
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(json.dumps(report, indent=2, default=str))
-        os.replace(tmp, out)
-        console.print(f"wrote {out}")
+    write_report(out, report)
 
 
 def register(app: typer.Typer) -> None:

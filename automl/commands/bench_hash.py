@@ -9,7 +9,6 @@ brute force, and the time to re-encode and refresh the whole collection after a 
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 from pathlib import Path
@@ -19,7 +18,7 @@ import typer
 from rich.table import Table
 
 from automl.commands import bench_app
-from automl.commands.common import console, err_console
+from automl.commands.common import console, err_console, write_report
 from automl.errors import UserError
 
 
@@ -31,15 +30,6 @@ def _machine() -> dict[str, Any]:
         "processor": platform.processor() or platform.machine(),
         "load_average": load,
     }
-
-
-def _write(out: Path | None, payload: dict[str, Any]) -> None:
-    if out is None:
-        return
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str))
-    os.replace(tmp, out)
-    console.print(f"wrote {out}")
 
 
 def _ints(text: str, what: str) -> tuple[int, ...]:
@@ -118,7 +108,7 @@ def bench_hash(
             + f"; {st['fast_stage_cpu_s']:.2f} CPU-s"
             + f" -> target < 0.5 s {'[green]met[/]' if st['target_met'] else '[red]NOT met[/]'}"
         )
-    _write(out, res)
+    write_report(out, res)
 
 
 @bench_app.command("index")
@@ -183,7 +173,7 @@ def bench_index(
         err_console.print(
             f"[yellow]note:[/] load average {res['machine']['load_average'][0]:.1f}: timings are noisy"
         )
-    _write(out, res)
+    write_report(out, res)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,7 +8,6 @@ from the trials' own timestamps (first start to last finish), which leaves out p
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import platform
@@ -23,7 +22,7 @@ import typer
 from rich.table import Table
 
 from automl.commands import bench_app
-from automl.commands.common import console
+from automl.commands.common import console, write_report
 from automl.errors import UserError
 from automl.hpo_workers import StudySpec, run_local_workers
 
@@ -163,11 +162,7 @@ def bench_hpo(
         "optuna": optuna.__version__,
         "rows": [asdict(r) for r in rows],
     }
-    if out is not None:
-        tmp_out = out.with_name(out.name + ".tmp")
-        tmp_out.write_text(json.dumps(payload, indent=2))
-        os.replace(tmp_out, out)
-        console.print(f"wrote {out}")
+    write_report(out, payload)
 
 
 def _print_table(rows: list[BenchRow]) -> None:

@@ -13,7 +13,6 @@ outside reference for both the search time and the found architecture's accuracy
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import time
@@ -25,7 +24,7 @@ import typer
 from rich.table import Table
 
 from automl.commands import bench_app
-from automl.commands.common import console
+from automl.commands.common import console, write_report
 from automl.commands.search import DeviceName, Preset, build_config
 from automl.config import Config
 from automl.errors import UserError
@@ -275,12 +274,7 @@ def bench_nas(
             f"DDPNAS / NNI RandomOneShot: [bold]{r['ddpnas_over_nni_random_search_time']:.3f}x[/] wall, "
             f"[bold]{r['ddpnas_over_nni_random_search_cpu_time']:.3f}x[/] CPU"
         )
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(json.dumps(report, indent=2, default=str))
-        os.replace(tmp, out)
-        console.print(f"wrote {out}")
+    write_report(out, report)
 
 
 def register(app: typer.Typer) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -30,3 +31,17 @@ def print_json(payload: Any) -> None:
     """Plain JSON on stdout (no rich markup) so that it pipes into ``jq``."""
     sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
     sys.stdout.flush()
+
+
+def write_report(out: Path | None, report: Any) -> None:
+    """A bench's JSON report, written atomically (temp file + rename), then named on the console.
+
+    One writer for every ``automl bench ...``: a report cut off half-way would read as valid JSON
+    missing its last rows, or not parse at all.
+    """
+    if out is None:
+        return
+    from automl.checkpoint import atomic_write_bytes  # lazy: it imports torch
+
+    atomic_write_bytes(out, json.dumps(report, indent=2, default=str).encode("utf-8"))
+    console.print(f"wrote {out}")
