@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -38,7 +38,18 @@ class SearchSection(_Section):
     strategy: Literal["ddpnas", "darts", "random"] = "ddpnas"
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    epochs_scale: float = Field(1.0, gt=0, description="Multiplies the strategies' epoch budgets.")
+    epochs_scale: float = Field(
+        1.0,
+        gt=0,
+        description="DARTS / random WS: multiplies their epoch budgets. DDPNAS: multiplies the length of "
+        "an epoch (optimiser steps), because its epoch count follows from the ops and pruning_step.",
+    )
+    steps_per_epoch: Annotated[int, Field(ge=1)] | Literal["pass"] = Field(
+        "pass",
+        description="Optimiser steps in one search epoch, or \"pass\": one pass over the train split "
+        "(the authors' epoch). A fixed step count keeps a small data set from making epochs too short "
+        "to learn from; batches then cycle through reshuffled passes.",
+    )
     max_mflops: float | None = Field(None, gt=0)
     max_params: float | None = Field(None, gt=0, description="Parameter budget in millions.")
     precision: Literal["float32", "float64"] = Field(
@@ -48,8 +59,9 @@ class SearchSection(_Section):
     cpu_threads: int | None = Field(
         None,
         ge=1,
-        description="torch intra-op threads on CPU (None: torch's default). Tiny supernets run "
-        "faster on 1 thread, and 2 threads on a busy 2-core machine can be many times slower.",
+        description="torch intra-op threads on CPU for search, train, hpo (each worker) and index "
+        "build (None: torch's default; --cpu-threads overrides). Tiny networks run faster on 1 "
+        "thread, and 2 threads on a busy 2-core machine can be many times slower (automl.threads).",
     )
 
 
@@ -140,6 +152,37 @@ class TrainSection(_Section):
     )
 
 
+class AugmentSection(_Section):
+    """What ``train.augment`` / ``data.augment`` switch on; sizes are fractions of the image side.
+
+    Built into an :class:`automl.data.augment.Augment` by :func:`automl.data.augment.build_augment`
+    (the search uses only the crop and the flip). Fractions, not pixels, because fixed pixel sizes
+    (the old 4 px padding, 8 px cutout) take a quarter / half of a 16 px image.
+    """
+
+    flip: Literal["auto"] | bool = Field(
+        "auto",
+        description="Random horizontal flips: auto = the data set's say (faces, cifar10: yes; "
+        "folder: no, digits and text are not mirror-invariant), or true / false.",
+    )
+    crop_fraction: float = Field(
+        0.125, ge=0, lt=0.5, description="Random-crop zero padding, a fraction of the side (0: off)."
+    )
+    rotate_deg: float = Field(10.0, ge=0, le=180, description="Maximum absolute rotation in degrees.")
+    brightness: float = Field(0.2, ge=0, lt=1, description="Maximum relative brightness change.")
+    contrast: float = Field(0.2, ge=0, lt=1, description="Maximum relative contrast change.")
+    cutout_fraction: float = Field(
+        0.25, ge=0, le=1, description="Side of the zeroed cutout square, a fraction of the side (0: off)."
+    )
+
+    @field_validator("flip", mode="before")
+    @classmethod
+    def _flip_value(cls, value: Any) -> Any:
+        if isinstance(value, bool) or value == "auto":
+            return value
+        raise ValueError(f"use \"auto\", true or false, not {value!r}")
+
+
 class Config(_Section):
     search: SearchSection = Field(default_factory=SearchSection)
     data: DataSection = Field(default_factory=DataSection)
@@ -149,6 +192,7 @@ class Config(_Section):
     darts: DartsSection = Field(default_factory=DartsSection)
     random: RandomSection = Field(default_factory=RandomSection)
     train: TrainSection = Field(default_factory=TrainSection)
+    augment: AugmentSection = Field(default_factory=AugmentSection)
 
 
 PRESETS_DIR = Path(__file__).parent / "presets"

@@ -152,6 +152,7 @@ class HPOTarget:
     base_epochs: int = 10
     device: str = "auto"
     seed: int = 0
+    cpu_threads: int | None = None  # search.cpu_threads: torch threads of every worker on CPU
     search_run_id: int | None = None
     architecture_id: int | None = None
     space: HPSpace = field(default_factory=HPSpace)
@@ -251,6 +252,8 @@ class TrainObjective:
         self._store = open_store(self.target.store_url, migrate=False)
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
+        import torch
+
         from automl.train import train_genotype
 
         self.prepare()
@@ -299,6 +302,8 @@ class TrainObjective:
                 seed=t.seed,
                 epochs=epochs,
                 on_epoch=on_epoch,
+                augment_cfg=cfg.augment,
+                eval_split="validation",
             )
         except optuna.TrialPruned as exc:
             store.set_state(run_id, "interrupted", error=str(exc))
@@ -318,6 +323,8 @@ class TrainObjective:
             "latency_ms": latency,
             "hpo_trial": trial.number,
             "hpo_params": params,
+            "cpu_threads": torch.get_num_threads(),  # this worker's (automl.threads policy)
+            "signal": result.signal,  # automl.learning_checks on the validation split
         }
         store.set_summary(run_id, summary)
         store.set_state(run_id, "completed")
@@ -325,6 +332,7 @@ class TrainObjective:
         trial.set_user_attr("latency_ms", latency)
         trial.set_user_attr("params_m", params_m)
         trial.set_user_attr("mflops", result.mflops)
+        trial.set_user_attr("signal", result.signal)  # read back by study_signal
         values = tuple(measured[name] for name in t.objectives)
         return values[0] if len(values) == 1 else values
 
@@ -405,6 +413,57 @@ def summarise(study: optuna.Study, objectives: tuple[str, ...]) -> dict[str, Any
     return summary
 
 
+def study_signal(study: optuna.Study, summary: dict[str, Any]) -> dict[str, Any] | None:
+    """Did the study find a configuration that learns? The verdict of the best trial (one
+    objective) or of the Pareto front (several: learned when any of its trials did), each trial
+    judged on the validation split by :mod:`automl.learning_checks` when it ran (its ``signal``
+    user attribute), plus ``all_trials_at_chance`` when no completed trial learned anything.
+    ``None`` when no completed trial carries a verdict (e.g. trials of an older version)."""
+    from automl.learning_checks import NO_SIGNAL, Finding, summarize
+
+    judged = [
+        (t.number, t.user_attrs["signal"])
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if isinstance(t.user_attrs.get("signal"), dict)
+    ]
+    if not judged:
+        return None
+    by_number = dict(judged)
+    if "best" in summary:
+        chosen = [summary["best"]["number"]]
+    else:
+        chosen = [r["number"] for r in summary.get("pareto_front", [])]
+    chosen = [n for n in chosen if n in by_number]
+    findings = []
+    for number in chosen:
+        for w in by_number[number].get("warnings") or []:
+            values = {k: v for k, v in w.items() if k not in ("code", "severity", "message")}
+            findings.append(
+                Finding(
+                    w["code"],
+                    f"{'best' if 'best' in summary else 'Pareto'} trial {number}: {w['message']}",
+                    severity=w.get("severity", NO_SIGNAL),
+                    values={**values, "trial": number},
+                )
+            )
+    verdict = summarize(findings, ["metric", "predictions", "embeddings"], split="validation")
+    if chosen and "pareto_front" in summary:  # a front learns when any of its trials does
+        verdict["learned"] = any(by_number[n].get("learned", True) for n in chosen)
+    at_chance = [n for n, s in judged if not s.get("learned", True)]
+    if len(at_chance) == len(judged):
+        finding = Finding(
+            "all_trials_at_chance",
+            f"every one of the {len(judged)} completed trial(s) is at chance on the validation split: "
+            "no configuration tried learned anything (check the data, the epochs and the lr range)",
+            values={"trials": len(judged)},
+        )
+        verdict["warnings"].append(finding.to_dict())
+        verdict["learned"] = False
+    verdict["trials_judged"] = len(judged)
+    verdict["trials_at_chance"] = len(at_chance)
+    return verdict
+
+
 def store_summary(study: optuna.Study, summary: dict[str, Any]) -> None:
     """Keep the result with the study as well, so Optuna tools and the dashboard see it."""
     if "pareto_front" in summary:
@@ -442,6 +501,7 @@ def run_study(
     nothing unless the budget is raised.
     """
     from automl import hpo_workers as hw
+    from automl.threads import cpu_threads, device_type, worker_threads
 
     if n_trials < 1:
         raise UserError(f"--trials must be at least 1 (got {n_trials})")
@@ -480,9 +540,13 @@ def run_study(
                 trials = worker_study.get_trials(deepcopy=False)
                 on_progress(hw.count_states(trials), hw.count_budget(trials))
 
-        hw.run_worker(spec, objective, study=worker_study, on_trial=on_trial)
+        with cpu_threads(target.device, target.cpu_threads):
+            hw.run_worker(spec, objective, study=worker_study, on_trial=on_trial)
     else:
-        result = hw.run_local_workers(spec, objective, workers, on_poll=on_progress)
+        # every worker process: search.cpu_threads on CPU, else its share of the cores
+        on_cpu = device_type(target.device) == "cpu"
+        threads = worker_threads(target.cpu_threads if on_cpu else None, workers)
+        result = hw.run_local_workers(spec, objective, workers, on_poll=on_progress, threads=threads)
         crashed = [code for code in result.exit_codes if code != 0]
         if crashed and result.counts.get("running", 0):
             raise UserError(
@@ -492,5 +556,8 @@ def run_study(
     study = hw.load_worker_study(spec)
     summary = summarise(study, target.objectives)
     summary["primary_metric"] = objective.primary_metric
+    signal = study_signal(study, summary)
+    if signal is not None:
+        summary["signal"] = signal
     store_summary(study, summary)
     return summary

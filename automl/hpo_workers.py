@@ -492,10 +492,10 @@ def _run_one(study: optuna.Study, trial: optuna.Trial, objective: ObjectiveFn) -
 
 def _worker_main(spec: StudySpec, objective: ObjectiveFn, index: int, threads: int) -> None:
     try:
-        import torch
+        from automl.threads import apply_cpu_threads
 
-        torch.set_num_threads(max(1, threads))
-    except ImportError:
+        apply_cpu_threads("cpu", threads)  # this worker's share, from automl.threads.worker_threads
+    except ImportError:  # no torch: nothing to set
         pass
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     run_worker(spec, objective, worker_index=index)
@@ -516,8 +516,12 @@ def run_local_workers(
     on_poll: Callable[[dict[str, int], BudgetCount], None] | None = None,
     poll_interval: float = 0.5,
     on_start: Callable[[list[Any]], None] | None = None,
+    threads: int | None = None,
 ) -> PoolResult:
     """Start ``workers`` processes on one study and wait for them.
+
+    Each process runs on ``threads`` torch threads (None: the cores split between the workers,
+    :func:`automl.threads.worker_threads`), so K workers do not oversubscribe the machine.
 
     Processes come from a fork server (a clean process that imported the heavy modules once and
     never ran a torch op, so no OpenMP state is forked), or are spawned where there is none.
@@ -529,7 +533,7 @@ def run_local_workers(
     if workers < 1:
         raise UserError(f"--workers must be at least 1 (got {workers})")
     ctx = _worker_context()
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = threads if threads is not None else max(1, (os.cpu_count() or 1) // workers)
     procs = [
         ctx.Process(target=_worker_main, args=(spec, objective, i, threads), daemon=False)
         for i in range(workers)

@@ -29,8 +29,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from automl.config import TrainSection
-from automl.data.augment import Augment, to_float
+from automl.config import AugmentSection, TrainSection
+from automl.data.augment import Augment, build_augment, to_float
 from automl.errors import UserError
 
 ProgressFn = Callable[[int, int, dict[str, Any]], None]
@@ -172,10 +172,114 @@ def network_cost(
 
 
 @dataclass
+class SplitOutputs:
+    """A network's outputs over a whole split (CPU, float32): the logits and, when asked for, the
+    penultimate features (what the final linear classifier sees, as the export's ``embed``)."""
+
+    logits: torch.Tensor
+    embeddings: torch.Tensor | None = None
+
+
+@dataclass
 class FitResult:
     history: list[dict[str, Any]]
     metrics: dict[str, Any]
     wall_time: float
+    outputs: SplitOutputs | None = None  # the test split after the last epoch (with embeddings)
+
+
+EmbeddingForward = Callable[[torch.Tensor], tuple[Any, torch.Tensor]]
+
+
+def _embedding_forward(model: nn.Module) -> tuple[EmbeddingForward | None, Callable[[], None]]:
+    """(``x -> (output, embedding)``, a clean-up to call afterwards); ``(None, ...)`` when the
+    network has no embedding to read.
+
+    The embedding is the export's (:mod:`automl.export`): the network's own
+    ``forward_with_embedding`` / ``embed`` when it has them, else the input of its final linear
+    classifier, read by a forward hook (:class:`automl.distill.EmbeddingTap`) during the ordinary
+    forward, so the checked features are those of the very pass that gave the logits.
+    """
+    both = getattr(model, "forward_with_embedding", None)
+    if callable(both):
+        return both, lambda: None
+    embed = getattr(model, "embed", None)
+    if callable(embed):
+        return (lambda x: (model(x), embed(x))), lambda: None
+    from automl.distill import EmbeddingTap
+
+    try:
+        tap = EmbeddingTap(model)
+    except UserError:
+        return None, lambda: None
+
+    def forward(x: torch.Tensor) -> tuple[Any, torch.Tensor]:
+        output = model(x)
+        assert tap.embedding is not None
+        return output, tap.embedding
+
+    return forward, tap.remove
+
+
+def predict_split(
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    device: str | torch.device = "cpu",
+    batch_size: int = 256,
+    amp: bool = True,
+    transform: TransformFn | None = None,
+    embeddings: bool = False,
+) -> SplitOutputs:
+    """``model``'s logits (and penultimate features with ``embeddings``) in eval mode over a split."""
+    device = resolve_device(device)
+    amp_dtype = _amp_dtype(device, amp)
+    channels_last = device.type == "cuda"
+    was_training = model.training
+    model.eval()
+    both, cleanup = _embedding_forward(model) if embeddings else (None, lambda: None)
+    chunks, feats = [], []
+    try:
+        with torch.inference_mode():
+            for start in range(0, x.shape[0], batch_size):
+                xb = to_float(x[start : start + batch_size].to(device, non_blocking=True))
+                if transform is not None:
+                    xb = transform(xb)
+                if channels_last:
+                    xb = xb.contiguous(memory_format=torch.channels_last)
+                with _autocast(device, amp_dtype):
+                    if both is not None:
+                        output, emb = both(xb)
+                        feats.append(emb.float().flatten(1).cpu())
+                    else:
+                        output = model(xb)
+                    logits, _ = split_output(output)
+                chunks.append(logits.float().cpu())
+    finally:
+        cleanup()
+        model.train(was_training)
+    if not chunks:
+        raise UserError("the evaluation split is empty (check --data and the fold / sample limits)")
+    return SplitOutputs(torch.cat(chunks), torch.cat(feats) if feats else None)
+
+
+def split_signal(
+    task: Any, outputs: SplitOutputs | None, y: torch.Tensor, *, split: str = "test"
+) -> dict[str, Any] | None:
+    """Did the network learn anything? :func:`automl.learning_checks.check_classifier` on its
+    outputs over a split: metric vs chance, prediction collapse, embedding collapse."""
+    if outputs is None:
+        return None
+    from automl.learning_checks import check_classifier
+
+    return check_classifier(
+        task.kind,
+        outputs.logits.numpy(),
+        y.detach().cpu().float().numpy(),
+        embeddings=None if outputs.embeddings is None else outputs.embeddings.numpy(),
+        class_names=list(getattr(task, "class_names", []) or []),
+        split=split,
+    )
 
 
 def evaluate(
@@ -190,27 +294,10 @@ def evaluate(
     transform: TransformFn | None = None,
 ) -> dict[str, Any]:
     """The task's metrics (``task.evaluate``) of ``model`` in eval mode over a whole split."""
-    device = resolve_device(device)
-    amp_dtype = _amp_dtype(device, amp)
-    channels_last = device.type == "cuda"
-    was_training = model.training
-    model.eval()
-    chunks = []
-    with torch.inference_mode():
-        for start in range(0, x.shape[0], batch_size):
-            xb = to_float(x[start : start + batch_size].to(device, non_blocking=True))
-            if transform is not None:
-                xb = transform(xb)
-            if channels_last:
-                xb = xb.contiguous(memory_format=torch.channels_last)
-            with _autocast(device, amp_dtype):
-                logits, _ = split_output(model(xb))
-            chunks.append(logits.float().cpu())
-    model.train(was_training)
-    if not chunks:
-        raise UserError("the evaluation split is empty (check --data and the fold / sample limits)")
-    logits = torch.cat(chunks)
-    return task.evaluate(logits, y.cpu())
+    outputs = predict_split(
+        model, x, device=device, batch_size=batch_size, amp=amp, transform=transform
+    )
+    return task.evaluate(outputs.logits, y.cpu())
 
 
 def fit(
@@ -286,6 +373,7 @@ def fit(
     total_steps = steps_per_epoch * epochs
     history: list[dict[str, Any]] = []
     metrics: dict[str, Any] = {}
+    final_outputs: SplitOutputs | None = None
     step = 0
     start_all = time.perf_counter()
 
@@ -354,16 +442,18 @@ def fit(
         }
         last = epoch == epochs - 1
         if test_x is not None and (last or (eval_every > 0 and (epoch + 1) % eval_every == 0)):
-            metrics = evaluate(
+            outputs = predict_split(  # the last epoch's also feeds the learning checks
                 model,
                 test_x,
-                test_y,
-                task,
                 device=device,
                 batch_size=max(batch_size, 256),
                 amp=train_cfg.amp,
                 transform=transform,
+                embeddings=last,
             )
+            metrics = task.evaluate(outputs.logits, test_y.cpu())
+            if last:
+                final_outputs = outputs
             record["val_loss"] = float(metrics.get("loss", float("nan")))
             record["val_metric"] = float(metrics[task.primary_metric])
         record["wall_time"] = time.perf_counter() - t0
@@ -371,10 +461,19 @@ def fit(
         if on_epoch is not None:
             on_epoch(epoch, record)
     model.eval()
-    return FitResult(history=history, metrics=metrics, wall_time=time.perf_counter() - start_all)
+    return FitResult(
+        history=history, metrics=metrics, wall_time=time.perf_counter() - start_all, outputs=final_outputs
+    )
 
 
 # ----------------------------------------------------------------------------- genotype -> model
+
+
+def _augment_settings(augment: TransformFn | None) -> dict[str, Any] | str | None:
+    """What is recorded about the training augmentation: its settings, ``custom`` or None."""
+    if augment is None:
+        return None
+    return augment.settings() if isinstance(augment, Augment) else "custom"
 
 
 @dataclass
@@ -391,6 +490,7 @@ class TrainResult:
     wall_time: float = 0.0
     checkpoint: Path | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    signal: dict[str, Any] | None = None  # automl.learning_checks' verdict on the evaluated split
 
 
 def train_genotype(
@@ -410,15 +510,22 @@ def train_genotype(
     augment: TransformFn | None = None,
     extra_meta: dict[str, Any] | None = None,
     prepare_model: Callable[[nn.Module], None] | None = None,
+    augment_cfg: AugmentSection | None = None,
+    eval_split: str = "test",
 ) -> TrainResult:
     """Build ``genotype``'s network for ``data`` (a :class:`automl.data.FaceData`), train, evaluate.
 
     With ``run_dir`` the trained weights are saved there as ``model.safetensors`` plus its JSON
     sidecar (:mod:`automl.checkpoint`), and ``TrainResult.checkpoint`` is that path.
-    ``augment`` defaults to :meth:`automl.data.augment.Augment.default` when ``train_cfg.augment``
-    is on. ``extra_meta`` is merged into the checkpoint's description. ``prepare_model(model)`` runs
+    When ``train_cfg.augment`` is on, ``augment`` defaults to
+    :func:`automl.data.augment.build_augment` of ``augment_cfg`` (default: the ``[augment]``
+    defaults) at the data's image size, flipping only when ``data.hflip_ok`` (or ``augment.flip``)
+    allows; the settings used are recorded as ``augment`` in the checkpoint's description.
+    ``extra_meta`` is merged into the checkpoint's description. ``prepare_model(model)`` runs
     once the network is built and before training: distillation uses it to start the student from
     the teacher's weights and to tap the student's embedding.
+    ``TrainResult.signal`` says whether the network learned anything, judged on its outputs over
+    ``data``'s test split (named ``eval_split`` in the warnings; see :func:`split_signal`).
     """
     options = network_options(train_cfg)
     sizes = {"in_channels": data.in_channels, "num_outputs": data.num_outputs, "image_size": data.image_size}
@@ -429,7 +536,11 @@ def train_genotype(
     if prepare_model is not None:
         prepare_model(model)
     if augment is None and train_cfg.augment:
-        augment = Augment.default()
+        augment = build_augment(
+            augment_cfg if augment_cfg is not None else AugmentSection(),
+            image_size=data.image_size,
+            hflip_ok=bool(getattr(data, "hflip_ok", True)),
+        )
     result = fit(
         model,
         data.train_x,
@@ -448,6 +559,7 @@ def train_genotype(
         on_epoch=on_epoch,
     )
     metrics = dict(result.metrics)
+    signal = split_signal(task, result.outputs, data.test_y, split=eval_split)
     meta = {
         "genotype": genotype,
         "space": genotype["space"],
@@ -462,6 +574,7 @@ def train_genotype(
         "mflops": cost["mflops"],
         "epochs": len(result.history),
         "seed": seed,
+        "augment": _augment_settings(augment),
         **(extra_meta or {}),
     }
     model.cpu()
@@ -481,4 +594,5 @@ def train_genotype(
         wall_time=result.wall_time,
         checkpoint=checkpoint,
         meta=meta,
+        signal=signal,
     )

@@ -132,7 +132,8 @@ def list_runs(
     limit: int = 50,
     offset: int = 0,
 ) -> list[dict[str, Any]]:
-    """One page of runs with their epoch count, best val metric and wall time."""
+    """One page of runs with their epoch count, best val metric, wall time and the learning
+    checks' verdict (``signal``: the summary's dict, None where the run stored none)."""
     if sort not in SORTS:
         raise ValueError(f"unknown sort key {sort!r} (valid: {', '.join(SORTS)})")
     flt = flt or RunFilter()
@@ -178,6 +179,7 @@ def list_runs(
             epochs.label("epochs"),
             best.label("best_val_metric"),
             wall.label("wall_s"),
+            Run.summary["signal"].label("signal"),  # automl.learning_checks' verdict, or None
         ).where(Run.id.in_(ids))
         by_id = {row.id: dict(row._mapping) for row in conn.execute(details)}
     return [by_id[i] for i in ids if i in by_id]

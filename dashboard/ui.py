@@ -102,6 +102,25 @@ def fmt_number(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def signal_banner(signal: Any, what: str) -> None:
+    """A red banner when the learning checks (:mod:`automl.learning_checks`) found no sign of
+    learning, a yellow one for weak findings, nothing when they passed or never ran."""
+    from automl.learning_checks import signal_flag
+
+    flag = signal_flag(signal if isinstance(signal, dict) else None)
+    if flag not in ("NO SIGNAL", "weak"):
+        return
+    lines = "\n".join(f"- `{w.get('code')}`: {w.get('message')}" for w in signal.get("warnings") or [])
+    if flag == "NO SIGNAL":
+        st.error(
+            f"**NO SIGNAL: {what} shows no sign of learning** "
+            f"({signal.get('split', 'evaluated')} split); do not present it as a result.\n\n{lines}",
+            icon=":material/warning:",
+        )
+    else:
+        st.warning(f"**Learning checks: weak findings for {what}**\n\n{lines}", icon=":material/info:")
+
+
 def run_picker(engine: Engine, *, key: str = "run_pick") -> int | None:
     """Pick a run: the ``?run=ID`` query parameter, else a choice among the newest runs."""
     choices = queries.recent_run_choices(engine)

@@ -142,7 +142,9 @@ def run_bench(
             progress(text)
 
     def train(**hooks: Any) -> Any:
-        return train_genotype(genotype, data, task, cfg.train, device=device, seed=seed, **hooks)
+        return train_genotype(
+            genotype, data, task, cfg.train, device=device, seed=seed, augment_cfg=cfg.augment, **hooks
+        )
 
     rows = []
     say("teacher on full faces")

@@ -1,10 +1,13 @@
 """``automl bench nas``: DDPNAS vs DARTS (first order) vs random search with weight sharing.
 
 All three search the same space on the same data, device and preset budget, in one process, one
-after the other; then every found architecture, and for reference a handful of uniformly random
-architectures, is retrained with the same short schedule and evaluated on the test split. The
-figures that matter are ratios measured side by side: DDPNAS search time / DARTS search time, and
-the DDPNAS architecture's accuracy against the random architectures' mean.
+after the other; then every found architecture, and for reference ``--random-archs`` uniformly
+random architectures, is retrained with the same short schedule and evaluated on the test split.
+``--seeds N`` repeats all of it for N seeds (search and retraining seed). Besides search time, the
+report says whether a strategy beats chance: each found architecture's percentile rank and
+z-score among the random ones, the fraction of DDPNAS prune decisions decided by exact ties, and
+Kendall's tau between the supernet's estimates of the random architectures and their retrained
+metrics. The work is in :mod:`automl.nas.bench`; this module parses, calls and prints.
 
 ``--with-nni`` adds NNI's own DARTS and RandomOneShot (:mod:`automl.nas.nni_baselines`) on the
 same space, data, device and budgets, after ours in the same run, retrained the same way: an
@@ -13,177 +16,43 @@ outside reference for both the search time and the found architecture's accuracy
 
 from __future__ import annotations
 
-import os
-import statistics
-import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import typer
 from rich.table import Table
 
 from automl.commands import bench_app
 from automl.commands.common import console, write_report
 from automl.commands.search import DeviceName, Preset, build_config
-from automl.config import Config
 from automl.errors import UserError
-
-STRATEGIES = ("ddpnas", "darts", "random")
-
-
-def _search(cfg: Config, strategy: str, data: Any, device: str) -> dict[str, Any]:
-    from automl.nas.recorder import MemoryRecorder
-    from automl.nas.search import SearchLoop
-
-    c = cfg.model_copy(deep=True)
-    c.search.strategy = strategy  # type: ignore[assignment]
-    rec = MemoryRecorder()
-    cpu_started = time.process_time()
-    started = time.perf_counter()
-    with console.status(f"searching with {strategy}...") as status:
-
-        def progress(info: dict[str, Any]) -> None:
-            status.update(
-                f"searching with {strategy}: epoch {info['epoch']}/{info['total']} "
-                f"val {info['val_metric']:.3f} ETA {info.get('eta_seconds', 0):.0f} s"
-            )
-
-        outcome = SearchLoop(c, rec, data=data, device=device, progress=progress).run()
-    total = time.perf_counter() - started
-    cpu_total = time.process_time() - cpu_started
-    assert outcome is not None
-    return {
-        "strategy": strategy,
-        "search_seconds": total,
-        # CPU seconds of this process: on a shared machine, wall time follows other jobs' load.
-        "search_cpu_seconds": cpu_total,
-        "epochs": outcome.epochs,
-        "seconds_per_epoch": float(np.mean(outcome.epoch_times)) if outcome.epoch_times else None,
-        "genotype": outcome.genotype,
-        "search_cost": outcome.summary.get("cost"),
-        "final_val_metric": rec.epochs[max(rec.epochs)]["val_metric"] if rec.epochs else None,
-    }
+from automl.nas.bench import STRATEGIES, run_nas_bench
 
 
-def _nni_search(cfg: Config, name: str, data: Any, device: str) -> dict[str, Any]:
-    from automl.nas.nni_baselines import run_nni_strategy
-
-    with console.status(f"searching with {name}...") as status:
-
-        def progress(info: dict[str, Any]) -> None:
-            status.update(f"searching with {name}: epoch {info['epoch']}/{info['total']}")
-
-        return run_nni_strategy(name, cfg, data, device, progress=progress)
+def _num(value: float | None, fmt: str = ".3f") -> str:
+    return "-" if value is None else format(value, fmt)
 
 
-def _retrain(
-    genotype: dict[str, Any], data: Any, task: Any, cfg: Config, device: str, seed: int, epochs: int
-):
-    from automl.train import train_genotype
-
-    result = train_genotype(genotype, data, task, cfg.train, device=device, seed=seed, epochs=epochs)
-    return float(result.metrics[task.primary_metric]), int(result.params)
-
-
-def run_bench(
-    cfg: Config, *, retrain_epochs: int, random_archs: int, device: str = "auto", with_nni: bool = False
-) -> dict[str, Any]:
-    """The whole comparison as a JSON-able dict (the CLI prints and saves it); ``with_nni`` adds
-    NNI's DARTS and RandomOneShot after ours."""
-    from automl.data import make_task
-    from automl.nas.search import build_space, load_search_data, resolve_device
-
-    dev = str(resolve_device(device if device != "auto" else cfg.search.device))
-    data = load_search_data(cfg)
-    if data.task != cfg.search.task:
-        cfg = cfg.model_copy(deep=True)
-        cfg.search.task = data.task  # type: ignore[assignment]
-    task = make_task(data)
-    seed = cfg.search.seed
-    if with_nni:  # fail before the long searches, not after them
-        from automl.nas.nni_baselines import check_nni
-
-        check_nni(cfg, data.task)
-    results = [_search(cfg, s, data, dev) for s in STRATEGIES]
-    if with_nni:
-        from automl.nas.nni_baselines import NNI_STRATEGIES
-
-        results += [_nni_search(cfg, s, data, dev) for s in NNI_STRATEGIES]
-    for r in results:
-        with console.status(f"retraining the {r['strategy']} architecture ({retrain_epochs} epochs)..."):
-            r["retrained_metric"], r["params"] = _retrain(
-                r["genotype"], data, task, cfg, dev, seed, retrain_epochs
-            )
-    space = build_space(cfg, data.task)
-    draw = getattr(space, "random_choice", None)
-    rng = np.random.default_rng(seed + 1)
-    randoms = []
-    for k in range(random_archs):
-        if draw is not None:
-            genotype = space.genotype_from_choice(draw(rng))
-        else:
-            genotype = space.genotype_from_choice(
-                [int(rng.integers(len(d.candidates))) for d in space.decisions()]
-            )
-        with console.status(f"retraining random architecture {k + 1}/{random_archs}..."):
-            metric, params = _retrain(genotype, data, task, cfg, dev, seed, retrain_epochs)
-        randoms.append({"genotype": genotype, "retrained_metric": metric, "params": params})
-    by = {r["strategy"]: r for r in results}
-    metrics = [r["retrained_metric"] for r in randoms]
-    reference = {
-        "count": len(randoms),
-        "mean": statistics.fmean(metrics) if metrics else None,
-        "std": statistics.stdev(metrics) if len(metrics) > 1 else 0.0,
-        "min": min(metrics) if metrics else None,
-        "max": max(metrics) if metrics else None,
-        "archs": randoms,
-    }
-    ratios = {
-        "ddpnas_over_darts_search_time": by["ddpnas"]["search_seconds"] / by["darts"]["search_seconds"],
-        "ddpnas_over_darts_search_cpu_time": by["ddpnas"]["search_cpu_seconds"]
-        / by["darts"]["search_cpu_seconds"],
-        "ddpnas_over_random_search_time": by["ddpnas"]["search_seconds"] / by["random"]["search_seconds"],
-        "ddpnas_minus_random_mean_metric": (
-            by["ddpnas"]["retrained_metric"] - reference["mean"] if reference["mean"] is not None else None
-        ),
-    }
-    if with_nni:
-        for key, name in (("nni_darts", "nni-darts"), ("nni_random", "nni-random")):
-            ratios[f"ddpnas_over_{key}_search_time"] = (
-                by["ddpnas"]["search_seconds"] / by[name]["search_seconds"]
-            )
-            ratios[f"ddpnas_over_{key}_search_cpu_time"] = (
-                by["ddpnas"]["search_cpu_seconds"] / by[name]["search_cpu_seconds"]
-            )
-    targets = {
-        "search_time_le_0.25x_darts": ratios["ddpnas_over_darts_search_time"] <= 0.25,
-        "search_cpu_time_le_0.25x_darts": ratios["ddpnas_over_darts_search_cpu_time"] <= 0.25,
-        "metric_ge_random_mean": reference["mean"] is None
-        or by["ddpnas"]["retrained_metric"] >= reference["mean"],
-    }
-    return {
-        "benchmark": "nas",
-        "data": data.name,
-        "task": data.task,
-        "metric": task.primary_metric,
-        "device": dev,
-        "cpu_count": os.cpu_count(),
-        "retrain_epochs": retrain_epochs,
-        "config": cfg.model_dump(mode="json"),
-        "strategies": results,
-        "random_reference": reference,
-        "ratios": ratios,
-        "targets_met": targets,
-        "synthetic": data.name.startswith("synth"),
-    }
+def _spread(summary: dict[str, Any], fmt: str = ".3f", scale: float = 1.0) -> str:
+    """``mean`` for one seed, ``mean ± std`` over several; ``-`` when no seed had the value."""
+    mean, std = summary["mean"], summary["std"]
+    if mean is None:
+        return "-"
+    text = format(mean / scale, fmt)
+    return text if std is None else f"{text} ± {format(std / scale, fmt.lstrip('+'))}"
 
 
 def _table(report: dict[str, Any]) -> Table:
+    """Search cost and retrained metric per strategy (mean ± std over seeds when there are several)."""
     metric = report["metric"]
-    table = Table(
-        title=f"NAS benchmark on {report['data']} ({report['device']}, retrain {report['retrain_epochs']} ep)"
+    seeds = report["seeds"]
+    title = (
+        f"NAS benchmark on {report['data']} ({report['device']}, retrain {report['retrain_epochs']} ep"
+        + (f", {len(seeds)} seeds" if len(seeds) > 1 else "")
+        + ")"
     )
+    table = Table(title=title)
+    agg = report["aggregate"]["strategies"]
     # With NNI's strategies beside ours, one more column: DDPNAS' search time over each one's.
     with_nni = any(r["strategy"].startswith("nni-") for r in report["strategies"])
     cols = ["strategy", "search s", "CPU s", "epochs", "s/epoch", "params", f"retrained {metric}"]
@@ -191,39 +60,127 @@ def _table(report: dict[str, Any]) -> Table:
         cols.append("DDPNAS / it: wall, CPU")
     for col in cols:
         table.add_column(col, justify="right" if col != "strategy" else "left")
-    ddpnas = next((r for r in report["strategies"] if r["strategy"] == "ddpnas"), None)
+    ddpnas = agg.get("ddpnas")
     for r in report["strategies"]:
+        a = agg[r["strategy"]]
         row = [
             r["strategy"],
-            f"{r['search_seconds']:.1f}",
-            f"{r['search_cpu_seconds']:.1f}",
+            _spread(a["search_seconds"], ".1f"),
+            _spread(a["search_cpu_seconds"], ".1f"),
             str(r["epochs"]),
-            f"{r['seconds_per_epoch']:.2f}",
-            f"{r['params'] / 1e3:.1f} k",
-            f"{r['retrained_metric']:.3f}",
+            _spread(a["seconds_per_epoch"], ".2f"),
+            f"{a['params']['mean'] / 1e3:.1f} k",
+            _spread(a["retrained_metric"]),
         ]
         if with_nni:
-            row.append(
-                "-"
-                if ddpnas is None or r is ddpnas
-                else f"{ddpnas['search_seconds'] / r['search_seconds']:.3f}x, "
-                f"{ddpnas['search_cpu_seconds'] / r['search_cpu_seconds']:.3f}x"
-            )
+            if ddpnas is None or r["strategy"] == "ddpnas":
+                row.append("-")
+            else:
+                wall = ddpnas["search_seconds"]["mean"] / a["search_seconds"]["mean"]
+                cpu = ddpnas["search_cpu_seconds"]["mean"] / a["search_cpu_seconds"]["mean"]
+                row.append(f"{wall:.3f}x, {cpu:.3f}x")
         table.add_row(*row)
-    ref = report["random_reference"]
-    if ref["count"]:
-        params = statistics.fmean(a["params"] for a in ref["archs"])
+    refs = [s["random_reference"] for s in report["per_seed"]]
+    if refs[0]["count"]:
+        archs = [a for ref in refs for a in ref["archs"]]
+        params = sum(a["params"] for a in archs) / len(archs)
+        ref_agg = report["aggregate"]["random_reference"]
         table.add_row(
-            f"{ref['count']} random archs",
+            f"{refs[0]['count']} random archs" + (" / seed" if len(refs) > 1 else ""),
             "-",
             "-",
             "-",
             "-",
             f"{params / 1e3:.1f} k",
-            f"{ref['mean']:.3f} ± {ref['std']:.3f}",
+            f"{ref_agg['mean']['mean']:.3f} ± {_num(ref_agg['std']['mean'])}",
             *(["-"] if with_nni else []),
         )
     return table
+
+
+def _quality_table(report: dict[str, Any]) -> Table:
+    """Per strategy and seed (plus the mean ± std over seeds): is the found architecture better
+    than chance, were DDPNAS' prunes decided by ties, does the supernet rank architectures?
+
+    In a mean row, "random mean ± std" is the mean over seeds of each seed's random mean and of
+    each seed's random std (the spread of random architectures, not of the seeds)."""
+    metric = report["metric"]
+    many = len(report["seeds"]) > 1
+    table = Table(title=f"Search quality against {report['random_archs']} random architectures per seed")
+    cols = [
+        "strategy",
+        "seed",
+        f"last supernet val {metric}",
+        "tie fraction",
+        f"retrained {metric}",
+        "random mean ± std",
+        "percentile",
+        "z",
+        "supernet tau (p)",
+    ]
+    for col in cols:
+        table.add_column(col, justify="left" if col == "strategy" else "right")
+    agg = report["aggregate"]
+    for name in (r["strategy"] for r in report["strategies"]):
+        for s in report["per_seed"]:
+            r = next(x for x in s["strategies"] if x["strategy"] == name)
+            ref = s["random_reference"]
+            tau = s["tau"].get(name)
+            table.add_row(
+                name,
+                str(s["seed"]),
+                _num(r["final_val_metric"]),
+                _num(r["tie_fraction"], ".2f"),
+                _num(r["retrained_metric"]),
+                "-" if ref["mean"] is None else f"{ref['mean']:.3f} ± {ref['std']:.3f}",
+                _num(r["percentile"], ".0f"),
+                _num(r["z_score"], "+.2f"),
+                "-" if tau is None else f"{_num(tau['tau'], '+.2f')} ({_num(tau['p_value'], '.2f')})",
+            )
+        if many:
+            a = agg["strategies"][name]
+            ref = agg["random_reference"]
+            tau_agg = agg["tau"].get(name)
+            table.add_row(
+                f"[bold]{name}[/]",
+                "mean",
+                _spread(a["final_val_metric"]),
+                _spread(a["tie_fraction"], ".2f"),
+                _spread(a["retrained_metric"]),
+                f"{_num(ref['mean']['mean'])} ± {_num(ref['std']['mean'])}",
+                _spread(a["percentile"], ".0f"),
+                _spread(a["z_score"], "+.2f"),
+                "-" if tau_agg is None else _spread(tau_agg["tau"], "+.2f"),
+                end_section=True,
+            )
+    return table
+
+
+def _summary_lines(report: dict[str, Any]) -> list[str]:
+    r = report["ratios"]
+    lines = []
+    if r.get("ddpnas_over_darts_search_time") is not None:
+        diff = r["ddpnas_minus_random_mean_metric"]
+        lines.append(
+            f"DDPNAS / DARTS search time: [bold]{r['ddpnas_over_darts_search_time']:.3f}x[/] wall, "
+            f"[bold]{r['ddpnas_over_darts_search_cpu_time']:.3f}x[/] CPU; "
+            f"DDPNAS minus random mean: [bold]{_num(diff, '+.3f')}[/] {report['metric']}"
+        )
+    if r.get("ddpnas_over_nni_darts_search_time") is not None:
+        lines.append(
+            f"DDPNAS / NNI DARTS search time: [bold]{r['ddpnas_over_nni_darts_search_time']:.3f}x[/] wall, "
+            f"[bold]{r['ddpnas_over_nni_darts_search_cpu_time']:.3f}x[/] CPU; "
+            f"DDPNAS / NNI RandomOneShot: [bold]{r['ddpnas_over_nni_random_search_time']:.3f}x[/] wall, "
+            f"[bold]{r['ddpnas_over_nni_random_search_cpu_time']:.3f}x[/] CPU"
+        )
+    tau = report["tau"]
+    if tau["supernet"] is not None:
+        lines.append(
+            f"Kendall tau, {tau['supernet']} supernet estimate vs retrained {report['metric']}: "
+            f"[bold]{_num(tau['mean'], '+.3f')}[/] mean over {len(report['seeds'])} seed(s)"
+            + ("" if tau["std"] is None else f" (std {tau['std']:.3f})")
+        )
+    return lines
 
 
 @bench_app.command("nas")
@@ -231,11 +188,23 @@ def bench_nas(
     data: str = typer.Option(None, "--data", help="KIND:PATH (default: the preset's, synth:fer)."),
     preset: Preset = typer.Option(Preset.quick, "--preset"),
     config: Path = typer.Option(None, "--config", help="TOML layered over the preset."),
-    epochs_scale: float = typer.Option(None, "--epochs-scale", help="Multiply every strategy's epochs."),
+    epochs_scale: float = typer.Option(
+        None,
+        "--epochs-scale",
+        help="DARTS/random: multiply the epochs; DDPNAS: multiply the steps per epoch.",
+    ),
     device: DeviceName = typer.Option(None, "--device"),
-    seed: int = typer.Option(None, "--seed"),
+    seed: int = typer.Option(None, "--seed", help="First seed (default: the config's, 0)."),
+    seeds: int = typer.Option(
+        1, "--seeds", min=1, help="Repeat everything for N seeds (search and retraining): seed .. seed+N-1."
+    ),
     retrain_epochs: int = typer.Option(None, "--retrain-epochs", help="Default: the preset's train.epochs."),
-    random_archs: int = typer.Option(5, "--random-archs", min=0, help="Random architectures retrained."),
+    random_archs: int = typer.Option(
+        10, "--random-archs", min=0, help="Random architectures retrained per seed (the chance reference)."
+    ),
+    strategies: str = typer.Option(
+        ",".join(STRATEGIES), "--strategies", help="Comma-separated subset of ddpnas,darts,random."
+    ),
     out: Path = typer.Option(None, "--out", help="Write the JSON report here."),
     with_nni: bool = typer.Option(
         False,
@@ -243,7 +212,8 @@ def bench_nas(
         help="Also run NNI's DARTS and RandomOneShot on the same space and data (needs the nni extra).",
     ),
 ) -> None:
-    """DDPNAS vs DARTS vs random WS: search time, params, retrained accuracy, in one run."""
+    """DDPNAS vs DARTS vs random WS: search time, retrained accuracy against random architectures,
+    prune ties and supernet ranking (Kendall tau), over seeds."""
     cfg = build_config(
         preset=preset.value,
         config_file=config,
@@ -252,28 +222,25 @@ def bench_nas(
         device=device.value if device else None,
         seed=seed,
     )
-    if cfg.search.space != "darts":
-        raise UserError("bench nas compares strategies on the darts space (set search.space = 'darts')")
-    epochs = retrain_epochs if retrain_epochs is not None else cfg.train.epochs
-    if epochs < 1:
-        raise UserError("--retrain-epochs must be >= 1")
-    report = run_bench(
-        cfg, retrain_epochs=epochs, random_archs=random_archs, device=cfg.search.device, with_nni=with_nni
-    )
-    console.print(_table(report))
-    r = report["ratios"]
-    console.print(
-        f"DDPNAS / DARTS search time: [bold]{r['ddpnas_over_darts_search_time']:.3f}x[/] wall, "
-        f"[bold]{r['ddpnas_over_darts_search_cpu_time']:.3f}x[/] CPU; "
-        f"DDPNAS minus random mean: [bold]{r['ddpnas_minus_random_mean_metric']:+.3f}[/] {report['metric']}"
-    )
-    if with_nni:
-        console.print(
-            f"DDPNAS / NNI DARTS search time: [bold]{r['ddpnas_over_nni_darts_search_time']:.3f}x[/] wall, "
-            f"[bold]{r['ddpnas_over_nni_darts_search_cpu_time']:.3f}x[/] CPU; "
-            f"DDPNAS / NNI RandomOneShot: [bold]{r['ddpnas_over_nni_random_search_time']:.3f}x[/] wall, "
-            f"[bold]{r['ddpnas_over_nni_random_search_cpu_time']:.3f}x[/] CPU"
+    if with_nni and cfg.search.space != "darts":
+        raise UserError("--with-nni compares NNI's strategies on the darts space (pass --config with "
+                        "search.space = 'darts')")
+    names = [s.strip() for s in strategies.split(",") if s.strip()]
+    with console.status("bench nas...") as status:
+        report = run_nas_bench(
+            cfg,
+            seeds=seeds,
+            random_archs=random_archs,
+            strategies=names,
+            retrain_epochs=retrain_epochs,
+            device=cfg.search.device,
+            with_nni=with_nni,
+            status=status.update,
         )
+    console.print(_table(report))
+    console.print(_quality_table(report))
+    for line in _summary_lines(report):
+        console.print(line)
     write_report(out, report)
 
 

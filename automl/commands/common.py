@@ -45,3 +45,14 @@ def write_report(out: Path | None, report: Any) -> None:
 
     atomic_write_bytes(out, json.dumps(report, indent=2, default=str).encode("utf-8"))
     console.print(f"wrote {out}")
+
+
+def print_signal_warnings(signal: dict[str, Any] | None, what: str) -> None:
+    """The learning checks' warnings (:mod:`automl.learning_checks`) on stderr, one line each,
+    beginning ``WARNING:``: red when nothing was learned, yellow for a weak finding; nothing at
+    all when the checks passed. On stderr so that ``--json`` output stays pure JSON."""
+    from automl.learning_checks import NO_SIGNAL, warning_entries
+
+    for severity, line in warning_entries(signal, what):
+        style = "bold red" if severity == NO_SIGNAL else "yellow"
+        err_console.print(line, style=style, highlight=False, soft_wrap=True, markup=False)

@@ -16,7 +16,13 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from automl.commands.common import console, err_console, print_json, resolve_db_url
+from automl.commands.common import (
+    console,
+    err_console,
+    print_json,
+    print_signal_warnings,
+    resolve_db_url,
+)
 from automl.errors import UserError
 
 
@@ -138,6 +144,13 @@ def hpo_command(
     config_file: Path = typer.Option(None, "--config", help="TOML file layered over the preset."),
     device: str = typer.Option(None, "--device", help="auto, cpu or cuda."),
     seed: int = typer.Option(None, "--seed", help="Seed of the sampler and of every trial's training."),
+    cpu_threads: int = typer.Option(
+        None,
+        "--cpu-threads",
+        min=1,
+        help="torch threads of each worker on CPU (default: search.cpu_threads, else the cores split "
+        "between the workers).",
+    ),
     sampler: str = typer.Option("tpe", "--sampler", help="tpe, random or nsga2."),
     pruner: str = typer.Option("median", "--pruner", help="median, hyperband or none (one objective only)."),
     heartbeat: int = typer.Option(
@@ -166,7 +179,7 @@ def hpo_command(
     store = open_store(store_url)
 
     genotype, search_run_id, stored = resolve_target(store, target)
-    overrides = option_overrides(data=data, seed=seed, device=device, epochs=epochs)
+    overrides = option_overrides(data=data, seed=seed, device=device, epochs=epochs, cpu_threads=cpu_threads)
     cfg = resolve_config(stored, preset_name=preset_name, config_file=config_file, overrides=overrides)
     _check_target(genotype, cfg)
 
@@ -208,6 +221,7 @@ def hpo_command(
         base_epochs=cfg.train.epochs,
         device=cfg.search.device,
         seed=cfg.search.seed,
+        cpu_threads=cfg.search.cpu_threads,
         search_run_id=search_run_id,
         architecture_id=architecture_id,
     )
@@ -247,8 +261,9 @@ def hpo_command(
     store.set_state(hpo_run_id, "completed")
     if json_out:
         print_json(summary)
-        return
-    print_summary(summary, objectives, summary.get("primary_metric", "accuracy"))
+    else:
+        print_summary(summary, objectives, summary.get("primary_metric", "accuracy"))
+    print_signal_warnings(summary.get("signal"), f"hpo run {hpo_run_id}")
 
 
 def _check_target(genotype: dict[str, Any], cfg: Any) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import typer
 
-from automl.commands.common import console, err_console, print_json
+from automl.commands.common import console, err_console, print_json, print_signal_warnings
 from automl.errors import UserError
 
 index_app = typer.Typer(
@@ -139,6 +139,21 @@ def _final_map(history: list[dict[str, Any]]) -> float | None:
     return next((h["mAP"] for h in reversed(history) if h["mAP"] is not None), None)
 
 
+# -- learning checks ------------------------------------------------------------------------------
+SIGNAL_KEY = "signal"  # automl.learning_checks.SIGNAL_KEY: the same key as in run summaries
+
+
+def _judge(index: Any, embeddings: np.ndarray) -> dict[str, Any]:
+    """Code collapse of the whole index and embedding collapse of what was just fed in
+    (:func:`automl.learning_checks.check_index`), kept in ``index.extra`` (saved with the index
+    and copied into its store row) and returned for printing."""
+    from automl.learning_checks import check_index
+
+    signal = check_index(index.codes, n_bits=index.n_bits, labels=index.labels, embeddings=embeddings)
+    index.extra[SIGNAL_KEY] = signal
+    return signal
+
+
 # -- the store -----------------------------------------------------------------------------------
 def _generation_sha256(root: Path) -> str:
     """The sha256 of the saved index's ``manifest.json``: what identifies one saved generation.
@@ -193,6 +208,8 @@ def _record_index(ctx: typer.Context, root: Path, index: Any, details: dict[str,
         "dim": st["dim"],
         **details,
     }
+    if SIGNAL_KEY in index.extra:
+        extra[SIGNAL_KEY] = index.extra[SIGNAL_KEY]
     if STREAM_MAP_KEY in index.extra:
         extra[STREAM_MAP_KEY] = index.extra[STREAM_MAP_KEY]
         extra["stream_map_queries"] = index.extra.get("stream_map_queries")
@@ -280,6 +297,13 @@ def build(
     no_record: bool = typer.Option(
         False, "--no-record", help="Do not record the saved index in the store (--db)."
     ),
+    cpu_threads: int = typer.Option(
+        None,
+        "--cpu-threads",
+        min=1,
+        help="torch and FAISS threads for embedding and hashing (default: torch's, one per core; "
+        "1 is fastest on a busy small machine, see automl.threads).",
+    ),
 ) -> None:
     """Embed a data set or a folder of photos, learn BSODH on the labelled stream, save the index.
 
@@ -289,6 +313,7 @@ def build(
     saved as ``extra["stream_map"]`` = ``[{"update", "items", "mAP"}, ...]`` with the index and in
     its store row, where the dashboard draws it.
     """
+    from automl.threads import apply_cpu_threads
     from hashing import BSODH
     from hashing.bsodh import PRESETS
     from hashing.index import MANIFEST, HashIndex
@@ -309,6 +334,7 @@ def build(
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         hint = "use 'automl index add'" if (out / MANIFEST).exists() else "pick a new path"
         raise UserError(f"--out {out} already exists and is not empty; {hint}")
+    threads = apply_cpu_threads("cpu", cpu_threads, faiss=True)  # embedding runs on the CPU
     with _user_errors():
         m = load_model(model)
         if data is not None:
@@ -348,6 +374,7 @@ def build(
         if eval_queries:
             index.extra[STREAM_MAP_KEY] = history
             index.extra["stream_map_queries"] = eval_queries
+        signal = _judge(index, emb)
         index.save(out)
     st = index.stats()
     final = _final_map(history)
@@ -359,9 +386,15 @@ def build(
         soft_wrap=True,
     )
     if not no_record:
-        details = {"command": "build", "input": data if data is not None else str(images), "split": split}
+        details = {
+            "command": "build",
+            "input": data if data is not None else str(images),
+            "split": split,
+            "cpu_threads": threads,
+        }
         row = _record_index(ctx, out, index, details)
         console.print(f"recorded in the store as index record {row}")
+    print_signal_warnings(signal, f"index {out}")
 
 
 @index_app.command("add")
@@ -409,6 +442,7 @@ def add(
             )
         _add_in_batches(index, got.embeddings, lab, got.paths, batch)
         _record_label_names(index, lab, labels)
+        signal = _judge(index, got.embeddings)
         index.save(directory)
     st = index.stats()
     console.print(
@@ -425,6 +459,7 @@ def add(
         }
         row = _record_index(ctx, directory, index, details)
         console.print(f"recorded in the store as index record {row}")
+    print_signal_warnings(signal, f"index {directory}")
 
 
 @index_app.command("query")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from automl.commands.common import console, print_json, resolve_db_url
+from automl.commands.common import console, print_json, print_signal_warnings, resolve_db_url
+from automl.learning_checks import SIGNAL_KEY, signal_flag
 from automl.store import open_store
 
 runs_app = typer.Typer(help="List and inspect runs in the store.", no_args_is_help=True)
@@ -47,6 +48,7 @@ def list_runs(
         "data",
         "epochs",
         "best",
+        "signal",
         "created",
         "host",
     ):
@@ -64,10 +66,18 @@ def list_runs(
             _fmt(r["data"]),
             str(r["epochs"]),
             _fmt(best),
+            _flag_cell(summary.get(SIGNAL_KEY)),
             (r["created_at"] or "")[:19],
             _fmt(r["host"]),
         )
     console.print(table)
+
+
+def _flag_cell(signal: object) -> str:
+    """The learning checks' verdict (``ok`` / ``weak`` / ``NO SIGNAL``, ``-`` unchecked), coloured."""
+    flag = signal_flag(signal if isinstance(signal, dict) else None)
+    style = {"NO SIGNAL": "bold red", "weak": "yellow", "ok": "green"}.get(flag)
+    return f"[{style}]{flag}[/]" if style else flag
 
 
 @runs_app.command("show")
@@ -94,6 +104,13 @@ def show_run(
     )
     if report.get("error"):
         console.print(f"[red]error:[/] {report['error']}")
+    signal = (report.get("summary") or {}).get(SIGNAL_KEY)
+    if isinstance(signal, dict):
+        checked = ", ".join(signal.get("checks") or []) or "-"
+        size = f", {signal['n']} items" if signal.get("n") else ""
+        where = f"{signal.get('split', 'evaluated')} split{size}"
+        console.print(f"learning checks ({checked}; {where}): {_flag_cell(signal)}", highlight=False)
+        print_signal_warnings(signal, f"{report['kind']} run {run_id}")
     console.print(f"artifacts: {report['artifact_dir']}")
     epochs = report["epochs"]
     if epochs:

@@ -10,7 +10,7 @@ from typing import Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from automl.commands.common import console, print_json, resolve_db_url
+from automl.commands.common import console, print_json, print_signal_warnings, resolve_db_url
 from automl.config import Config, load_config, validate_config
 from automl.errors import UserError
 
@@ -213,6 +213,7 @@ def _execute(
         "wall_time": outcome.wall_time,
         "cost": outcome.summary.get("cost"),
         "metric_name": outcome.summary.get("metric_name"),
+        "signal": outcome.summary.get("signal"),
     }
 
 
@@ -259,7 +260,11 @@ def register(app: typer.Typer) -> None:
         strategy: StrategyName = typer.Option(None, "--strategy", help="ddpnas (default), darts or random."),
         preset: Preset = typer.Option(Preset.quick, "--preset", help="quick (minutes on a CPU) or paper."),
         config: Path = typer.Option(None, "--config", help="TOML file layered over the preset."),
-        epochs_scale: float = typer.Option(None, "--epochs-scale", help="Multiply the epoch budgets."),
+        epochs_scale: float = typer.Option(
+            None,
+            "--epochs-scale",
+            help="DARTS/random: multiply the epochs; DDPNAS: multiply the steps per epoch.",
+        ),
         device: DeviceName = typer.Option(None, "--device", help="auto, cpu or cuda."),
         seed: int = typer.Option(None, "--seed", help="Random seed (default 0)."),
         db: str = typer.Option(None, "--db", help="Store URL (overrides the global --db)."),
@@ -322,8 +327,10 @@ def register(app: typer.Typer) -> None:
             raise
         if result.get("rank", 0) != 0:
             return
+        what = f"search run {result['run_id']}'s supernet"
         if as_json:
             print_json(result)
+            print_signal_warnings(result.get("signal"), what)
             return
         console.print(
             f"[bold green]search run {result['run_id']} completed[/] in {result['wall_time']:.1f} s"
@@ -339,3 +346,4 @@ def register(app: typer.Typer) -> None:
                 f"params {cost['params'] / 1e6:.3f} M, {cost.get('mflops', 0):.1f} MFLOPs (train size)"
             )
         console.print(f"run id: {result['run_id']}  (train it: automl train {result['run_id']})")
+        print_signal_warnings(result.get("signal"), what)

@@ -41,7 +41,13 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from automl.commands.common import console, err_console, print_json, resolve_db_url
+from automl.commands.common import (
+    console,
+    err_console,
+    print_json,
+    print_signal_warnings,
+    resolve_db_url,
+)
 from automl.config import Config, preset, validate_config
 from automl.errors import UserError
 
@@ -95,11 +101,16 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 
 def option_overrides(
-    *, data: str | None, seed: int | None, device: str | None, epochs: int | None
+    *,
+    data: str | None,
+    seed: int | None,
+    device: str | None,
+    epochs: int | None,
+    cpu_threads: int | None = None,
 ) -> dict[str, Any]:
     """The config overrides of the options ``train`` and ``hpo`` share (None: keep the config's)."""
     overrides: dict[str, Any] = {"search": {}, "train": {}}
-    for key, value in (("data", data), ("seed", seed), ("device", device)):
+    for key, value in (("data", data), ("seed", seed), ("device", device), ("cpu_threads", cpu_threads)):
         if value is not None:
             overrides["search"][key] = value
     if epochs is not None:
@@ -457,6 +468,9 @@ def train_command(
     ),
     device: str = typer.Option(None, "--device", help="auto, cpu or cuda (default: the config's device)."),
     seed: int = typer.Option(None, "--seed", help="Seed of weights, batches and augmentation."),
+    cpu_threads: int = typer.Option(
+        None, "--cpu-threads", min=1, help="torch threads on CPU (default: the config's search.cpu_threads)."
+    ),
     out: Path = typer.Option(None, "--out", help="Also write the checkpoint + sidecar into this directory."),
     occlude: str = typer.Option(
         "none",
@@ -513,7 +527,7 @@ def train_command(
         )
     store = open_store(resolve_db_url(ctx))
     genotype, parent_id, stored = resolve_target(store, target)
-    overrides = option_overrides(data=data, seed=seed, device=device, epochs=epochs)
+    overrides = option_overrides(data=data, seed=seed, device=device, epochs=epochs, cpu_threads=cpu_threads)
     cfg = resolve_config(stored, preset_name=preset_name, config_file=config_file, overrides=overrides)
     result, run_id, checkpoint, task = run_training(
         store,
@@ -543,6 +557,7 @@ def train_command(
                 "distill": result.meta.get("distill"),
                 "attention_files": result.meta.get("attention_files"),
                 "concat": result.meta.get("concat"),
+                "signal": result.signal,
             }
         )
     else:
@@ -555,6 +570,7 @@ def train_command(
             )
         if result.meta.get("attention_files"):
             console.print(f"attention maps: {len(result.meta['attention_files'])} PNGs in {save_attention}")
+    print_signal_warnings(result.signal, f"train run {run_id}")
 
 
 def run_training(
@@ -575,7 +591,43 @@ def run_training(
     With ``distill`` (needs ``occlude``) the student is distilled from the teacher; with
     ``save_attention`` the attention maps of a few test faces are written there after training;
     with ``concat_with`` (a second distilled student) the concatenated model's metrics are added.
+    On CPU it runs on ``search.cpu_threads`` torch threads (:mod:`automl.threads`; torch's count
+    is restored afterwards) and the run's summary records the count as ``cpu_threads``.
     """
+    from automl.threads import cpu_threads
+    from automl.train import resolve_device
+
+    device = resolve_device(cfg.search.device)
+    with cpu_threads(device, cfg.search.cpu_threads) as threads:
+        return _run_training(
+            store,
+            genotype,
+            cfg,
+            threads=threads,
+            parent_run_id=parent_run_id,
+            occlude=occlude,
+            out_dir=out_dir,
+            show_progress=show_progress,
+            distill=distill,
+            save_attention=save_attention,
+            concat_with=concat_with,
+        )
+
+
+def _run_training(
+    store: Any,
+    genotype: dict[str, Any],
+    cfg: Config,
+    *,
+    threads: int,
+    parent_run_id: int | None,
+    occlude: str,
+    out_dir: Path | None,
+    show_progress: bool,
+    distill: DistillOptions | None,
+    save_attention: Path | None,
+    concat_with: str | None,
+) -> tuple[Any, int, Path, Any]:
     from automl.checkpoint import save_checkpoint
     from automl.data.augment import occlude as occlude_batch
     from automl.data.spec import load_data
@@ -637,7 +689,7 @@ def run_training(
     )
     recorder = StoreRecorder(store, run_id)
     store.set_state(run_id, "running")
-    store.set_summary(run_id, {**extra_meta, "device": str(device)})
+    store.set_summary(run_id, {**extra_meta, "device": str(device), "cpu_threads": threads})
     try:
         with _progress() if show_progress else _NullProgress() as bar:
             bar_task = bar.add_task("train", total=None, epoch="-", metric="")
@@ -666,6 +718,7 @@ def run_training(
                 extra_loss=distillation.extra_loss if distillation else None,
                 prepare_model=distillation.prepare_model if distillation else None,
                 extra_meta={**extra_meta, "run_id": run_id, "parent_run_id": parent_run_id},
+                augment_cfg=cfg.augment,
             )
         checkpoint = result.checkpoint
         assert checkpoint is not None
@@ -709,6 +762,8 @@ def run_training(
                 "mflops": result.mflops,
                 "checkpoint": str(checkpoint),
                 "wall_time": result.wall_time,
+                "augment": result.meta.get("augment"),
+                "signal": result.signal,  # automl.learning_checks: did it learn anything?
             },
         )
         store.set_state(run_id, "completed")

@@ -9,10 +9,14 @@ with zero padding, horizontal flip and small rotation are folded into a single a
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from automl.config import AugmentSection, Config
+    from automl.data.facedata import FaceData
 
 
 def to_float(x: torch.Tensor) -> torch.Tensor:
@@ -71,9 +75,11 @@ class Augment:
         self.cutout = int(cutout or 0)
 
     @classmethod
-    def default(cls) -> Augment:
-        """A sensible face-training default."""
-        return cls(crop_padding=4, flip=True, rotate_deg=10, brightness=0.2, contrast=0.2, cutout=8)
+    def default(cls, image_size: int = 32, hflip_ok: bool = True) -> Augment:
+        """The ``[augment]`` defaults at ``image_size`` (see :func:`build_augment`)."""
+        from automl.config import AugmentSection
+
+        return build_augment(AugmentSection(), image_size=image_size, hflip_ok=hflip_ok)
 
     @property
     def active(self) -> bool:
@@ -85,6 +91,17 @@ class Augment:
             or self.contrast
             or self.cutout
         )
+
+    def settings(self) -> dict[str, int | float | bool]:
+        """The pixel-level settings, for run summaries and checkpoint descriptions."""
+        return {
+            "crop_padding": self.crop_padding,
+            "flip": self.flip,
+            "rotate_deg": self.rotate_deg,
+            "brightness": self.brightness,
+            "contrast": self.contrast,
+            "cutout": self.cutout,
+        }
 
     def __repr__(self) -> str:
         return (
@@ -134,3 +151,61 @@ class Augment:
             hole = ((ys - cy).abs() < half) & ((xs - cx).abs() < half)
             x = x.masked_fill(hole.unsqueeze(1), 0.0)
         return x.clamp_(0.0, 1.0)
+
+
+def scaled_pixels(fraction: float, image_size: int) -> int:
+    """``fraction`` of the side in whole pixels (rounded down), at least 1 unless it is 0."""
+    if fraction <= 0:
+        return 0
+    return max(1, int(fraction * image_size + 1e-6))  # floor: 1/8 of the side is size // 8
+
+
+def resolve_flip(flip: bool | str, hflip_ok: bool) -> bool:
+    """``augment.flip``: ``"auto"`` follows the data set (:attr:`FaceData.hflip_ok`)."""
+    return bool(hflip_ok) if flip == "auto" else bool(flip)
+
+
+def build_augment(
+    section: AugmentSection,
+    *,
+    image_size: int,
+    hflip_ok: bool = True,
+    purpose: Literal["train", "search"] = "train",
+) -> Augment:
+    """The :class:`Augment` of an ``[augment]`` section for images of ``image_size`` pixels.
+
+    Padding and cutout are fractions of the side (1/8 and 1/4 by default: 4 and 8 px at 32 px,
+    2 and 4 px at 16 px); fixed pixel sizes were most of a 16 px image. ``purpose="search"`` keeps
+    only the crop and the flip, as the supernet search always had: its epochs are few and short,
+    and rotation / colour / cutout are left to the final training.
+    """
+    size = int(image_size)
+    crop = scaled_pixels(section.crop_fraction, size)
+    flip = resolve_flip(section.flip, hflip_ok)
+    if purpose == "search":
+        return Augment(crop_padding=crop, flip=flip)
+    return Augment(
+        crop_padding=crop,
+        flip=flip,
+        rotate_deg=section.rotate_deg,
+        brightness=section.brightness,
+        contrast=section.contrast,
+        cutout=scaled_pixels(section.cutout_fraction, size),
+    )
+
+
+def augment_for(
+    cfg: Config, data: FaceData, *, purpose: Literal["train", "search"] = "train"
+) -> Augment | None:
+    """The augmentation a whole :class:`automl.config.Config` asks for on ``data`` (a FaceData),
+    or None when it is switched off (``train.augment`` for training, ``data.augment`` for the
+    search); the flip follows ``data.hflip_ok`` unless ``augment.flip`` says otherwise."""
+    enabled = cfg.train.augment if purpose == "train" else cfg.data.augment
+    if not enabled:
+        return None
+    return build_augment(
+        cfg.augment,
+        image_size=int(data.image_size),
+        hflip_ok=bool(getattr(data, "hflip_ok", True)),
+        purpose=purpose,
+    )

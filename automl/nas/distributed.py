@@ -202,4 +202,7 @@ def distributed_loop_class():  # noqa: ANN201 - returns a class built on SearchL
         def is_main_process(self) -> bool:
             return self.ctx.is_main
 
+        def world_size(self) -> int:
+            return self.ctx.world_size
+
     return DistributedSearchLoop

@@ -79,8 +79,10 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from automl.config import Config
 from automl.data import Augment, FaceData, make_task, to_float
+from automl.data.augment import augment_for
 from automl.errors import UserError
 from automl.nas.search import SearchData, _scaled, build_space, split_data
+from automl.threads import cpu_threads
 
 NNI_STRATEGIES = ("nni-darts", "nni-random")
 
@@ -260,16 +262,10 @@ def run_nni_strategy(
         raise UserError(f"unknown NNI strategy '{name}' (choose {' or '.join(NNI_STRATEGIES)})")
     mods = check_nni(cfg, data.task)
     dev = torch.device(device)
-    threads = torch.get_num_threads()
-    if dev.type == "cpu" and cfg.search.cpu_threads is not None:
-        torch.set_num_threads(cfg.search.cpu_threads)
-    try:
-        with _quiet(), _seeded_nni_sampling(cfg.search.seed), tempfile.TemporaryDirectory(
-            prefix="automl-nni-"
-        ) as scratch:
-            return _run(name, cfg, data, dev, mods, scratch, progress)
-    finally:
-        torch.set_num_threads(threads)
+    with cpu_threads(dev, cfg.search.cpu_threads), _quiet(), _seeded_nni_sampling(
+        cfg.search.seed
+    ), tempfile.TemporaryDirectory(prefix="automl-nni-") as scratch:
+        return _run(name, cfg, data, dev, mods, scratch, progress)
 
 
 def _run(
@@ -307,7 +303,7 @@ def _run(
     started = time.perf_counter()
     split = split_data(data, cfg.data.val_fraction, seed, dev)
     train_y, val_y = _class_indices(split.train_y), _class_indices(split.val_y)
-    augment = Augment(crop_padding=max(1, split.image_size // 8), flip=True) if cfg.data.augment else None
+    augment = augment_for(cfg, data, purpose="search")  # as the own search loop: crop + allowed flip
     train_loader = _loader(split.train_x, train_y, bs, augment, shuffle=True)
     if darts:  # DARTS' architecture batches: random val batches of the training batch size, augmented
         val_loader = _loader(split.val_x, val_y, bs, augment, shuffle=True)

@@ -31,13 +31,15 @@ import torch
 from torch import nn
 
 from automl.config import Config
-from automl.data import Augment, FaceData, load_data, make_task, to_float
+from automl.data import FaceData, load_data, make_task, to_float
+from automl.data.augment import augment_for
 from automl.errors import UserError
 from automl.nas.darts import DartsStrategy
 from automl.nas.ddpnas import DDPNASStrategy
 from automl.nas.random_ws import RandomWSStrategy
 from automl.nas.recorder import SearchRecorder
 from automl.nas.strategy import LrPlan, Strategy, StrategyResult
+from automl.threads import apply_cpu_threads
 from search_spaces.base import SearchSpace
 from search_spaces.registry import create_space
 
@@ -77,16 +79,18 @@ def _scaled(n: int, scale: float) -> int:
 
 
 def build_strategy(cfg: Config, space: SearchSpace) -> Strategy:
-    """The configured strategy; ``search.epochs_scale`` multiplies every epoch budget (DDPNAS: the
-    rounds per pruning step and the warm-up epochs, since its epoch count follows from them)."""
+    """The configured strategy; ``search.epochs_scale`` multiplies DARTS' and random WS' epoch
+    budgets. DDPNAS' epoch count is fixed by the ops per decision and ``pruning_step`` (every op is
+    trained once per round), so for DDPNAS the scale lengthens or shortens each epoch instead
+    (:func:`epoch_steps`): scaling the rounds would round 0.25 x 1 back up to 1 and do nothing."""
     s = cfg.search.epochs_scale
     name = cfg.search.strategy
     if name == "ddpnas":
         d = cfg.ddpnas
         return DDPNASStrategy(
             space,
-            pruning_step=_scaled(d.pruning_step, s),
-            warmup_epochs=int(round(d.warmup_epochs * s)),
+            pruning_step=d.pruning_step,
+            warmup_epochs=d.warmup_epochs,
             update_rule=d.update_rule,
             temperature=d.temperature,
             momentum_gamma=d.momentum_gamma,
@@ -108,6 +112,24 @@ def build_strategy(cfg: Config, space: SearchSpace) -> Strategy:
             space, epochs=_scaled(r.epochs, s), candidates=r.candidates, seed=cfg.search.seed
         )
     raise UserError(f"unknown strategy '{name}' (choose ddpnas, darts or random)")
+
+
+def epoch_steps(cfg: Config, n_train: int) -> int | None:
+    """Optimiser steps of one search epoch, or ``None`` for the authors' epoch (``"pass"``): one
+    pass over the train split, freshly shuffled (kept exactly as it was: stored runs replay bit for
+    bit).
+
+    ``search.steps_per_epoch`` fixes the count (batches then cycle through reshuffled passes, so a
+    small data set still gives an epoch long enough to learn from); for DDPNAS,
+    ``search.epochs_scale`` multiplies it (or the steps of one pass), see :func:`build_strategy`.
+    """
+    s = cfg.search
+    scale = s.epochs_scale if s.strategy == "ddpnas" else 1.0
+    if s.steps_per_epoch == "pass" and scale == 1.0:
+        return None
+    per_pass = max(1, math.ceil(n_train / cfg.data.batch_size))
+    base = per_pass if s.steps_per_epoch == "pass" else int(s.steps_per_epoch)
+    return _scaled(base, scale)
 
 
 def weight_lr(cfg: Config) -> float:
@@ -288,8 +310,7 @@ class SearchLoop:
         self.device = torch.device(device) if device is not None else resolve_device(cfg.search.device)
         if cfg.search.precision == "float64":
             torch.set_default_dtype(torch.float64)
-        if self.device.type == "cpu" and cfg.search.cpu_threads is not None:
-            torch.set_num_threads(cfg.search.cpu_threads)
+        apply_cpu_threads(self.device, cfg.search.cpu_threads)  # the policy of automl.threads
         det = self.device.type == "cpu" if deterministic is None else deterministic
         seed_everything(cfg.search.seed, det)
         raw = data if data is not None else load_search_data(cfg)
@@ -317,12 +338,13 @@ class SearchLoop:
             self.strategy.lr_plan(weight_lr(cfg), cfg.optim.lr_decay, cfg.optim.lr_decay_every)
         )
         self.strategy.setup(self.model, self.device)
-        self.augment = (
-            Augment(crop_padding=max(1, self.data.image_size // 8), flip=True) if cfg.data.augment else None
-        )
+        # crop (augment.crop_fraction) + flip where the data allows it; None when data.augment is off
+        self.augment = augment_for(cfg, raw, purpose="search")
+        self.steps_per_epoch = epoch_steps(cfg, int(self.data.train_x.shape[0]))
         self.epoch = 0  # next epoch to run
         self._resumed_reports: dict[str, Any] | None = None
         self._val_cursor: tuple[torch.Tensor, int] | None = None
+        self._train_cursor: tuple[torch.Tensor, int] | None = None
 
     # --- construction -----------------------------------------------------------------------
     def _build_supernet(self) -> nn.Module:
@@ -371,6 +393,10 @@ class SearchLoop:
             "task": self.data.task_kind,
             "data": self.data.name,
             "device": str(self.device),
+            "steps_per_epoch": self.steps_per_epoch
+            if self.steps_per_epoch is not None
+            else max(1, math.ceil(int(self.data.train_x.shape[0]) / self.cfg.data.batch_size)),
+            "epoch_kind": "one pass" if self.steps_per_epoch is None else "fixed steps",
             "train_samples": int(self.data.train_x.shape[0]),
             "val_samples": int(self.data.val_x.shape[0]),
             "image_size": self.data.image_size,
@@ -397,6 +423,10 @@ class SearchLoop:
     def is_main_process(self) -> bool:
         return True
 
+    def world_size(self) -> int:
+        """Processes sharing each global batch (1 here)."""
+        return 1
+
     def sync_gradients(self, params: list[nn.Parameter]) -> None:
         """Average gradients over processes after each backward (nothing to do on one process)."""
 
@@ -420,13 +450,38 @@ class SearchLoop:
             return self.augment(x)
         return to_float(x)
 
+    def _epoch_order(self) -> tuple[torch.Tensor, int]:
+        """This epoch's train indices in training order for all processes (before :meth:`shard`),
+        and the batch size each process slices them with.
+
+        The authors' epoch (``steps_per_epoch`` "pass"): one pass in a fresh random order. A fixed
+        step count: ``steps`` global batches drawn from a cursor over reshuffled passes that
+        carries on across epochs (and is checkpointed), so every image is seen equally often
+        whatever the epoch length; a pass's remainder smaller than a batch waits for the next. A
+        split smaller than one global batch makes every step one (shuffled) pass.
+        """
+        n = int(self.data.train_x.shape[0])
+        bs = self.cfg.data.batch_size
+        if self.steps_per_epoch is None:
+            return torch.randperm(n, device=self.device), bs
+        world = self.world_size()
+        bs = max(1, min(bs, n // world))
+        global_bs = bs * world
+        parts = []
+        for _ in range(self.steps_per_epoch):
+            if self._train_cursor is None or self._train_cursor[1] + global_bs > n:
+                self._train_cursor = (torch.randperm(n, device=self.device), 0)
+            perm, pos = self._train_cursor
+            parts.append(perm[pos : pos + global_bs])
+            self._train_cursor = (perm, pos + global_bs)
+        return torch.cat(parts), bs
+
     def train_epoch(self, sample: list[int] | None) -> tuple[float, float]:
         model, data = self.model, self.data
         model.train()
         self._set_sample(sample)
-        bs = self.cfg.data.batch_size
-        n = int(data.train_x.shape[0])
-        perm = self.shard(torch.randperm(n, device=self.device))
+        order, bs = self._epoch_order()
+        perm = self.shard(order)
         n = int(perm.numel())
         loss_sum = torch.zeros((), device=self.device)
         outputs, targets = [], []
@@ -490,6 +545,9 @@ class SearchLoop:
             "val_cursor": None
             if self._val_cursor is None
             else [self._val_cursor[0].cpu(), self._val_cursor[1]],
+            "train_cursor": None
+            if self._train_cursor is None
+            else [self._train_cursor[0].cpu(), self._train_cursor[1]],
             "extra": extra or {},
         }
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -515,6 +573,8 @@ class SearchLoop:
         _rng_restore(state["rng"])
         vc = state.get("val_cursor")
         self._val_cursor = None if vc is None else (vc[0].to(self.device), int(vc[1]))
+        tc = state.get("train_cursor")
+        self._train_cursor = None if tc is None else (tc[0].to(self.device), int(tc[1]))
         self.epoch = int(state["epoch"])
         self._resumed_reports = (state.get("extra") or {}).get("reports")
         return True
@@ -543,6 +603,38 @@ class SearchLoop:
             )
         except ValueError as exc:  # e.g. a network too deep for the image size: report, don't fail
             return {"error": str(exc)}  # type: ignore[dict-item]
+
+    @torch.no_grad()
+    @torch.no_grad()
+    def final_signal(self, result: StrategyResult) -> dict[str, Any]:
+        """Did the supernet learn anything? :func:`automl.learning_checks.check_classifier` on its
+        validation outputs (metric vs chance for this split's size and labels, prediction
+        collapse) for the found architecture's path: DDPNAS' surviving ops, random WS' best
+        ranked choice, DARTS' mixed supernet; evaluated as :meth:`evaluate` does."""
+        from automl.learning_checks import check_classifier, check_prune_ties
+
+        choice = result.summary.get("surviving_choice")
+        if choice is None and result.summary.get("ranking"):
+            choice = max(result.summary["ranking"], key=lambda r: r["val_metric"])["choice"]
+        model, data = self.model, self.data
+        model.train()  # batch statistics, as in evaluate()
+        self._set_sample(None if choice is None else list(choice))
+        bs = self.cfg.data.eval_batch_size
+        outs = [model(to_float(data.val_x[s : s + bs])) for s in range(0, int(data.val_x.shape[0]), bs)]
+        logits, y = self.gather_outputs(torch.cat(outs), data.val_y)
+        signal = check_classifier(
+            self.task.kind,
+            logits.float().cpu().numpy(),
+            y.float().cpu().numpy(),
+            class_names=list(data.class_names),
+            split="validation",
+        )
+        summary = result.summary
+        ties = check_prune_ties(int(summary.get("tied_prunes", 0)), int(summary.get("prunes", 0)))
+        if ties:
+            signal["warnings"].extend(f.to_dict() for f in ties)
+            signal["checks"].append("prune_ties")
+        return signal
 
     def _evaluate_choice(self, choice: list[int]) -> float:
         return self.evaluate(list(choice))[1]
@@ -577,7 +669,9 @@ class SearchLoop:
                     f"training diverged at epoch {self.epoch} (loss {train_loss}); lower the learning rate"
                 )
             updates = self.strategy.end_epoch(sample, val_metric)
-            self.schedule.after_epoch(self.optimizer, self.epoch, self.strategy.round_boundary())
+            self.schedule.after_epoch(
+                self.optimizer, self.strategy.schedule_epoch(self.epoch), self.strategy.round_boundary()
+            )
             wall = time.perf_counter() - t0
             epoch_times.append(wall)
             record = {
@@ -624,6 +718,7 @@ class SearchLoop:
             "wall_time": wall_time,
             "mean_epoch_time": float(np.mean(epoch_times)) if epoch_times else None,
             "metric_name": self.task.primary_metric,
+            "signal": self.final_signal(result),  # automl.learning_checks: did the supernet learn?
         }
         self.recorder.on_finish(result.genotype, summary)
         return SearchOutcome(result.genotype, summary, total, wall_time, epoch_times)
@@ -661,6 +756,9 @@ def dry_run_plan(cfg: Config) -> dict[str, Any]:
         "task": cfg.search.task,
         "data": cfg.search.data,
         "device": str(resolve_device(cfg.search.device)),
+        "steps_per_epoch": cfg.search.steps_per_epoch
+        if cfg.search.steps_per_epoch == "pass"
+        else epoch_steps(cfg, n_train=0),
         "weight_lr": weight_lr(cfg),
         "lr_schedule": strategy.lr_plan(
             weight_lr(cfg), cfg.optim.lr_decay, cfg.optim.lr_decay_every

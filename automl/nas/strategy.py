@@ -112,6 +112,12 @@ class Strategy(ABC):
         """Whether the epoch just ended closed a round (the step lr schedule acts only there)."""
         return True
 
+    def schedule_epoch(self, loop_epoch: int) -> int:
+        """Index of the epoch just ended as the lr schedule counts it (called after
+        :meth:`end_epoch`); by default the loop's own epoch index. DDPNAS counts search epochs
+        only, so warm-up passes never shift its step decay."""
+        return loop_epoch
+
     # --- end --------------------------------------------------------------------------------
     @abstractmethod
     def finalize(self, evaluate: Evaluate) -> StrategyResult: ...

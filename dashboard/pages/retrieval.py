@@ -42,6 +42,7 @@ except (HashingError, OSError) as exc:
     st.stop()
 
 stats = index.stats()
+ui.signal_banner(index.extra.get("signal"), f"index `{path}`")  # automl index build's learning checks
 names = retrieval_data.class_names(index)
 cols = st.columns(5)
 cols[0].metric("Items", f"{stats['items']:,}")

@@ -42,6 +42,7 @@ elif run["state"] == "interrupted":
         "This run was interrupted; `automl search --resume "
         f"{run['id']}` continues it from its last checkpoint."
     )
+ui.signal_banner(summary.get("signal"), f"{run['kind']} run #{run['id']}")
 if run["kind"] == "hpo" and summary.get("study"):
     st.page_link("pages/hpo.py", label=f"Open Optuna study '{summary['study']}'", icon=":material/tune:",
                  query_params={"study": str(summary["study"])})  # fmt: skip

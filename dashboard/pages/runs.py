@@ -7,6 +7,7 @@ import math
 import pandas as pd
 import streamlit as st
 
+from automl.learning_checks import signal_flag
 from dashboard import queries, ui
 
 st.title("Runs")
@@ -59,6 +60,7 @@ table = pd.DataFrame(
         "strategy": [r["strategy"] for r in rows],
         "data": [r["data"] for r in rows],
         "best val metric": [r["best_val_metric"] for r in rows],
+        "signal": [signal_flag(r.get("signal")) for r in rows],
         "epochs": [r["epochs"] for r in rows],
         "wall time": [ui.fmt_seconds(r["wall_s"]) for r in rows],
         "host": [r["host"] for r in rows],

@@ -9,6 +9,8 @@ import torch
 
 TINY = """
 [search]
+space = "darts"
+steps_per_epoch = "pass"
 device = "cpu"
 cpu_threads = 1
 [data]

@@ -20,6 +20,8 @@ from automl.store import open_store
 
 TINY_TOML = """
 [search]
+space = "darts"
+steps_per_epoch = "pass"
 device = "cpu"
 [data]
 image_size = 8
@@ -50,9 +52,14 @@ def test_dry_run_prints_config_and_plan(cli):
     payload = json.loads(res.out)
     assert payload["config"]["search"]["strategy"] == "ddpnas"
     assert payload["config"]["search"]["data"] == "synth:fer"
-    assert payload["plan"]["search_epochs"] == payload["plan"]["pruning_step"] * 35
+    # The default: the face space (4 layers: 6, 6, 6 and 7 ops -> 7+6+...+2 = 27 epochs at
+    # pruning_step 1), epochs of 40 optimiser steps.
+    assert payload["plan"]["space"] == "face"
+    assert payload["plan"]["search_epochs"] == payload["plan"]["pruning_step"] * 27
+    assert payload["plan"]["steps_per_epoch"] == 40
     paper = json.loads(cli("search", "--preset", "paper", "--dry-run").out)
-    assert paper["plan"]["search_epochs"] == 105
+    assert paper["plan"]["search_epochs"] == 105 and paper["plan"]["space"] == "darts"
+    assert paper["plan"]["steps_per_epoch"] == "pass"  # the authors' epoch: one pass
     au = json.loads(cli("search", "--data", "synth:au", "--strategy", "darts", "--dry-run").out)
     assert au["config"]["search"]["task"] == "au" and au["plan"]["strategy"] == "darts"
 

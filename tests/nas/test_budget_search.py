@@ -9,6 +9,7 @@ from search_spaces import create_space
 
 CONFIG = """
 [search]
+steps_per_epoch = "pass"
 cpu_threads = 1
 [data]
 n = 200

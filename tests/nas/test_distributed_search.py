@@ -9,6 +9,8 @@ from automl.store import open_store
 
 CONFIG = """
 [search]
+space = "darts"
+steps_per_epoch = "pass"
 precision = "float64"
 cpu_threads = 1
 [data]

@@ -93,10 +93,20 @@ def test_update_v1_formula():
     assert u["pruned"] == [0]
 
 
-def test_v3_momentum_runs_to_one_op_and_rows_are_normalised():
-    dist = DDPNASDistribution(3, 5, pruning_step=1, update_rule="v3", seed=2)
-    ups = _run(dist, lambda s: 0.1 * float(s.sum() % 7))
-    assert len(ups) == 4
+def test_v3_momentum_formula_and_rows_are_normalised():
+    # V3 needs op groups (balanced pruning, tests/nas/test_ddpnas_v3_and_lr.py); two groups here.
+    dist = DDPNASDistribution(1, 3, pruning_step=1, update_rule="v3", groups=[[0, 1, 1]], seed=2)
+    for _ in range(3):
+        s = dist.sample()
+        u = dist.tell(s, [0.2, 0.3, 0.25][int(s[0])])
+    perf = np.array([0.2, 0.3, 0.25]) * 100
+    e = np.exp(perf - perf.max())
+    e /= e.sum()
+    np.testing.assert_allclose(u["expectation"][0], e)
+    raw = np.full(3, 1 / 3) + (1 - 0.8) * e  # v = 0.8 * 0 + 0.2 * E; theta += v
+    np.testing.assert_allclose(u["theta"][0], raw / raw.sum())
+    assert u["pruned"] == [2]  # arg-min of the conv group: op 0 is its group's last op
+    assert dist.finished and dist.alive[0].tolist() == [True, True, False]
     np.testing.assert_allclose(dist.theta.sum(axis=1), 1.0)
 
 
@@ -138,3 +148,28 @@ def test_bad_inputs_are_rejected():
         dist.tell(np.array([5, 0]), 0.5)
     with pytest.raises(ValueError):
         DDPNASDistribution(2, 3, update_rule="v2")  # type: ignore[arg-type]
+
+
+def test_prunes_decided_by_exact_ties_are_flagged_and_counted():
+    # Every path scores the same: every theta stays equal, so every prune is the tie-break's.
+    flat = DDPNASDistribution(3, 4, pruning_step=1, seed=0)
+    updates = []
+    while not flat.finished:
+        update = flat.tell(flat.sample(), 0.5)
+        if update is not None:
+            updates.append(update)
+    assert all(t is True for u in updates for t in u["tied"])
+    assert flat.tie_fraction == 1.0 and flat.prunes == 3 * 3
+
+    # Accuracy grows with the op index: every prune is decided by the metric, never by a tie.
+    ranked = DDPNASDistribution(3, 4, pruning_step=1, seed=0)
+    ranked_updates = _run(ranked, lambda choice: 0.1 * float(choice[0]) + 0.3)
+    # Decision 0's op drives the metric: its prunes follow the metric, none by a tie.
+    assert ranked.pruned[0] == [0, 1, 2]
+    assert [u["tied"][0] for u in ranked_updates] == [False, False, False]
+    assert ranked.tie_fraction is not None and ranked.tie_fraction < 1.0
+
+    # The counters survive a state round trip.
+    copy = DDPNASDistribution(3, 4, pruning_step=1, seed=0)
+    copy.load_state_dict(flat.state_dict())
+    assert (copy.prunes, copy.tied_prunes) == (flat.prunes, flat.tied_prunes)

@@ -16,7 +16,7 @@ from automl.config import load_config
 from automl.nas.recorder import MemoryRecorder
 
 TINY = {
-    "search": {"device": "cpu", "cpu_threads": 1},
+    "search": {"device": "cpu", "space": "darts", "steps_per_epoch": "pass", "cpu_threads": 1},
     "data": {"image_size": 8, "n": 40, "batch_size": 64},
     "supernet": {"init_channels": 2, "layers": 3, "nodes": 1},
     "ddpnas": {"pruning_step": 1, "warmup_epochs": 0},

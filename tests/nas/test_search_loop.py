@@ -15,7 +15,7 @@ from automl.nas.strategy import LrPlan
 from search_spaces.genotypes import validate_genotype
 
 TINY = {
-    "search": {"device": "cpu"},
+    "search": {"device": "cpu", "space": "darts", "steps_per_epoch": "pass"},
     "data": {"image_size": 8, "n": 40, "batch_size": 64},
     "supernet": {"init_channels": 2, "layers": 3, "nodes": 1},
     "ddpnas": {"pruning_step": 1},

@@ -86,8 +86,12 @@ def build_facedata(
     root: str | os.PathLike,
     native_size: int,
     native_channels: int,
+    hflip_ok: bool = True,
 ) -> FaceData:
-    """Decode (or reuse the cache of) the manifest's images and split them."""
+    """Decode (or reuse the cache of) the manifest's images and split them.
+
+    ``hflip_ok`` goes to :attr:`FaceData.hflip_ok` (the cache holds only pixels, so it is the
+    reader's say on every load, cached or not)."""
     if len(man) == 0:
         raise UserError(f"{name}: no labelled samples found under {root}")
     man = subset(man, opts.n, opts.seed)
@@ -157,4 +161,5 @@ def build_facedata(
         train_subjects=s_tr,
         test_subjects=s_te,
         meta={"cache": str(path), "fold": opts.fold if man.fold is not None else None, **man.extra},
+        hflip_ok=hflip_ok,
     )

@@ -1,8 +1,9 @@
 """``folder:/root``: one sub-folder per class (images inside), optional ``train/`` + ``test/``.
 
 With ``train/`` and ``test/`` (or ``val/``) sub-folders the split is theirs; otherwise a seeded,
-stratified 80/20 split is drawn. Corrupt images are skipped with a warning and a count; more
-than 5 % bad images is an error.
+stratified 80/20 split is drawn. The images may be anything, so ``hflip_ok`` is False: training
+does not mirror them unless ``augment.flip = true``. Corrupt images are skipped with a warning and
+a count; more than 5 % bad images is an error.
 """
 
 from __future__ import annotations
@@ -59,4 +60,7 @@ def load_folder(path: str, opts: LoadOptions) -> FaceData:
             "need at least 2 (one sub-folder per class)"
         )
     man = Manifest(paths=paths, labels=np.asarray(labels, np.int64), split=split)
-    return build_facedata("folder", "fer", classes, man, opts, root, native_size=64, native_channels=3)
+    # unknown content: digits and text change meaning when mirrored (augment.flip = true overrides)
+    return build_facedata(
+        "folder", "fer", classes, man, opts, root, native_size=64, native_channels=3, hflip_ok=False
+    )
