@@ -185,6 +185,9 @@ def _summary_lines(report: dict[str, Any]) -> list[str]:
 
 @bench_app.command("nas")
 def bench_nas(
+    space: str = typer.Option(
+        None, "--space", help="darts, mobilenet, face or nni:module:Class (default: the preset's, face)."
+    ),
     data: str = typer.Option(None, "--data", help="KIND:PATH (default: the preset's, synth:fer)."),
     preset: Preset = typer.Option(Preset.quick, "--preset"),
     config: Path = typer.Option(None, "--config", help="TOML layered over the preset."),
@@ -217,14 +220,14 @@ def bench_nas(
     cfg = build_config(
         preset=preset.value,
         config_file=config,
+        space=space,
         data=data,
         epochs_scale=epochs_scale,
         device=device.value if device else None,
         seed=seed,
     )
     if with_nni and cfg.search.space != "darts":
-        raise UserError("--with-nni compares NNI's strategies on the darts space (pass --config with "
-                        "search.space = 'darts')")
+        raise UserError("--with-nni compares NNI's strategies on the darts space: add --space darts")
     names = [s.strip() for s in strategies.split(",") if s.strip()]
     with console.status("bench nas...") as status:
         report = run_nas_bench(

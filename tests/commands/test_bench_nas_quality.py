@@ -114,5 +114,11 @@ def test_bench_nas_reports_quality_over_seeds(cli, tmp_path: Path):
     )
     assert set(report["targets_met"]) == {
         "search_time_le_0.25x_darts", "search_cpu_time_le_0.25x_darts", "metric_ge_random_mean",
+        "ddpnas_z_ge_1", "tau_ge_0.3",
     }
     assert "Search quality" in res.out and "Kendall tau" in res.out and "mean" in res.out
+
+
+def test_bench_nas_with_nni_on_the_default_face_space_is_one_line(cli):
+    res = cli("bench", "nas", "--with-nni")
+    assert res.code == 2 and "add --space darts" in res.err and "Traceback" not in res.err

@@ -151,7 +151,12 @@ def test_ratios_and_targets_tolerate_missing_strategies():
         "search_time_le_0.25x_darts": True,
         "search_cpu_time_le_0.25x_darts": False,
         "metric_ge_random_mean": True,
+        "ddpnas_z_ge_1": None,  # not measured: no random reference / no tau
+        "tau_ge_0.3": None,
     }
+    t = bench_targets(r, ddpnas_z=0.8, tau=0.45)
+    assert (t["ddpnas_z_ge_1"], t["tau_ge_0.3"]) == (False, True)
+    assert bench_targets({})["metric_ge_random_mean"] is None
 
 
 def test_random_darts_choices_are_the_cells_they_retrain():
