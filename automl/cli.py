@@ -16,6 +16,7 @@ from rich.markup import escape
 from automl.commands import bench_app
 from automl.commands.common import err_console
 from automl.errors import UserError
+from automl.redact import redact
 
 app = typer.Typer(
     name="automl",
@@ -110,7 +111,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=args, prog_name="automl")
     except UserError as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        # Any password a message quotes (a store URL, a connection string) is hidden.
+        err_console.print(f"[bold red]error:[/] {escape(redact(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")

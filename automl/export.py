@@ -323,16 +323,26 @@ def nni_unavailable(reason: str = "") -> UserError:
 
 def export_nni(
     genotype: dict[str, Any], meta: dict[str, Any], out: str | Path, *, sizes: dict[str, int],
-    network_options: dict[str, Any],
+    network_options: dict[str, Any], allow_user_code: str | None = None,
 ) -> ExportInfo:
-    """The genotype as an NNI frozen architecture; NNI must rebuild it before anything is written."""
+    """The genotype as an NNI frozen architecture; NNI must rebuild it before anything is written.
+
+    ``allow_user_code``: the ``nni:`` space the user chose explicitly (see
+    :func:`automl.train.build_network`)."""
+    from search_spaces.registry import UserCodeRefusedError
+
     try:
         from search_spaces.nni_export import instantiate, to_nni_frozen
     except ModuleNotFoundError as exc:
         raise nni_unavailable(str(exc).split(";")[0]) from None
     try:
-        payload = to_nni_frozen(genotype, network_options=network_options, **sizes)
-        instantiate(json.loads(json.dumps(payload)))  # the round trip a user will do, before writing
+        payload = to_nni_frozen(
+            genotype, network_options=network_options, allow_user_code=allow_user_code, **sizes
+        )
+        # the round trip a user will do, before writing
+        instantiate(json.loads(json.dumps(payload)), allow_user_code=allow_user_code)
+    except UserCodeRefusedError as exc:
+        raise UserError(str(exc)) from None
     except ValueError as exc:
         raise UserError(f"cannot export as NNI: {exc}") from None
     payload["genotype"] = genotype
@@ -364,12 +374,22 @@ def _export_meta(path: str | Path) -> dict[str, Any]:
     return meta
 
 
-def model_from_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the trained network described by a checkpoint and load its weights (eval mode)."""
+def model_from_checkpoint(
+    path: str | Path, *, allow_user_code: str | None = None
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the trained network described by a checkpoint and load its weights (eval mode).
+
+    A checkpoint is data: a genotype of a user's NNI space is rebuilt only when
+    ``allow_user_code`` is that space, the user's explicit choice."""
     ckpt = load_checkpoint(path)
     meta = dict(ckpt.meta)
     sizes = _network_description(meta, path)
-    model, _space = build_network(meta["genotype"], **sizes, options=dict(meta.get("network_options", {})))
+    model, _space = build_network(
+        meta["genotype"],
+        **sizes,
+        options=dict(meta.get("network_options", {})),
+        allow_user_code=allow_user_code,
+    )
     result = model.load_state_dict(ckpt.state_dict, strict=False)
     if result.missing_keys or result.unexpected_keys:
         bad = (result.missing_keys or result.unexpected_keys)[:3]
@@ -378,18 +398,21 @@ def model_from_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     return model.eval(), meta
 
 
-def export_checkpoint(path: str | Path, fmt: str, out: str | Path) -> ExportInfo:
+def export_checkpoint(
+    path: str | Path, fmt: str, out: str | Path, *, allow_user_code: str | None = None
+) -> ExportInfo:
     """Export a trained checkpoint in ``fmt`` (one of :data:`EXPORT_FORMATS`) to ``out``."""
     check_format(fmt)
     if fmt == "nni":
         meta = _export_meta(path)
         sizes = _network_description(meta, path)
         return export_nni(meta["genotype"], meta, out, sizes=sizes,
-                          network_options=dict(meta.get("network_options", {})))
+                          network_options=dict(meta.get("network_options", {})),
+                          allow_user_code=allow_user_code)
     if fmt == "json":
         meta = _export_meta(path)
         return export_json(meta["genotype"], meta, out)
-    model, meta = model_from_checkpoint(path)
+    model, meta = model_from_checkpoint(path, allow_user_code=allow_user_code)
     if fmt == "torchscript":
         return export_torchscript(model, meta, out)
     return export_onnx(model, meta, out)
@@ -398,13 +421,15 @@ def export_checkpoint(path: str | Path, fmt: str, out: str | Path) -> ExportInfo
 def export_genotype(
     genotype: dict[str, Any], fmt: str, out: str | Path, meta: dict[str, Any],
     *, sizes: dict[str, int] | None = None, network_options: dict[str, Any] | None = None,
+    allow_user_code: str | None = None,
 ) -> ExportInfo:
     """Export an untrained genotype: ``json``, or ``nni`` (which needs the network ``sizes``)."""
     check_format(fmt)
     if fmt == "nni":
         if sizes is None:
             raise UserError("cannot export as NNI: the run does not record its input size and outputs")
-        return export_nni(genotype, meta, out, sizes=sizes, network_options=dict(network_options or {}))
+        return export_nni(genotype, meta, out, sizes=sizes, network_options=dict(network_options or {}),
+                          allow_user_code=allow_user_code)
     if fmt != "json":
         raise UserError(
             f"--format {fmt} needs trained weights; train the architecture first "

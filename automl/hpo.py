@@ -156,6 +156,7 @@ class HPOTarget:
     search_run_id: int | None = None
     architecture_id: int | None = None
     space: HPSpace = field(default_factory=HPSpace)
+    allow_user_code: str | None = None  # the nni: space the user chose explicitly (build_network)
 
 
 def measure_latency_ms(model: Any, in_channels: int, image_size: int, *, repeats: int = 10) -> float:
@@ -304,6 +305,7 @@ class TrainObjective:
                 on_epoch=on_epoch,
                 augment_cfg=cfg.augment,
                 eval_split="validation",
+                allow_user_code=t.allow_user_code,
             )
         except optuna.TrialPruned as exc:
             store.set_state(run_id, "interrupted", error=str(exc))

@@ -46,6 +46,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
 from automl.errors import UserError
+from automl.redact import safe_url
 from automl.store.engine import normalize_url, sqlite_path
 
 JOURNAL_PREFIX = "journal:"
@@ -70,7 +71,7 @@ def storage_kind(url: str) -> str:
         return make_url(normalize_url(url)).get_backend_name()
     except ArgumentError:
         raise UserError(
-            f"invalid storage URL '{url}' "
+            f"invalid storage URL '{safe_url(url)}' "
             "(expected sqlite:///x.db, postgresql://user@host/db or journal:PATH)"
         ) from None
 
@@ -118,7 +119,7 @@ def open_storage(
     if kind == "sqlite":
         db = sqlite_path(url)
         if db is not None and not db.parent.exists():
-            raise UserError(f"cannot open the storage {url}: directory {db.parent} does not exist")
+            raise UserError(f"cannot open the storage {safe_url(url)}: directory {db.parent} does not exist")
         engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
     else:
         engine_kwargs["pool_pre_ping"] = True
@@ -138,7 +139,7 @@ def open_storage(
             if type(exc).__module__.startswith("sqlalchemy"):
                 first = str(getattr(exc, "orig", exc)).strip().splitlines()
                 raise UserError(
-                    f"cannot open the Optuna storage {url}: {first[0] if first else exc}"
+                    f"cannot open the Optuna storage {safe_url(url)}: {first[0] if first else exc}"
                 ) from None
             raise
     if kind == "sqlite":
@@ -376,7 +377,7 @@ def load_worker_study(spec: StudySpec, worker_index: int = 0) -> optuna.Study:
     try:
         study = optuna.load_study(study_name=spec.study_name, storage=storage)
     except KeyError:
-        raise UserError(f"no study '{spec.study_name}' in {spec.storage_url}") from None
+        raise UserError(f"no study '{spec.study_name}' in {safe_url(spec.storage_url)}") from None
     seed = None if spec.seed is None else spec.seed + worker_index
     if seed is not None and study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         # Another process (say, the same command on another machine) is already working on this

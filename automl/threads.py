@@ -3,13 +3,20 @@
 Why a policy at all: torch starts one intra-op thread per core. The networks here are tiny (16-48
 px faces, 8-16 channels), so one op's work is too little to split, and on a shared machine a
 second thread waits for a core that is busy with someone else's work. Measured on this project's
-2-core machine while other work ran: a quick-preset search epoch was 3-4x faster on 1 thread than
-on 2, and so was a small ``automl train`` epoch (see :data:`MEASURED`). So the one key
-``search.cpu_threads`` (the ``quick`` preset sets 1; None keeps torch's default) is applied by all
-four commands, ``--cpu-threads N`` overrides it on the command line, and HPO worker processes on
-one machine each get that count, or the cores split between them when it is not set.
+2-core machine while other work ran (load average 3-5):
 
-Only on CPU: on a GPU the host threads mostly wait for kernels, and torch's default is left alone.
+* a quick-preset search epoch: 3-4x faster on 1 thread than on 2;
+* ``automl train`` (face genotype, 16 channels x 6 layers, 1,600 16x16 images, batch 96, 3
+  epochs, two runs each): 1 thread 5.3-6.2 s per epoch, 17-18 s process CPU time; 2 threads
+  14-43 s per epoch, 65-67 s CPU time. The second thread costs ~3.7x the CPU and 2.5-7x the wall
+  time: the extra CPU goes to threads waiting on each other, not to work.
+
+So the one key ``search.cpu_threads`` (the ``quick`` preset sets 1; None keeps torch's default,
+one thread per core, which is right for a large idle machine) is applied by all four commands,
+``--cpu-threads N`` overrides it on the command line (``index build`` has no config: there the
+option alone), and HPO worker processes on one machine each get that count, or the cores split
+between them when it is not set. Only on CPU: on a GPU the host threads mostly wait for kernels,
+and torch's default is left alone.
 """
 
 from __future__ import annotations
@@ -21,13 +28,6 @@ from collections.abc import Iterator
 import torch
 
 from automl.errors import UserError
-
-MEASURED = {
-    # `automl train` of the face genotype, 16 px, 1,600 images, on the busy 2-core machine
-    # (seconds per epoch, wall / CPU), from the run that chose the policy; see the docstring.
-    "train_s_per_epoch_1_thread": None,
-    "train_s_per_epoch_2_threads": None,
-}
 
 
 def device_type(device: str | torch.device | None) -> str:

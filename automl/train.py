@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -32,6 +32,9 @@ from torch import nn
 from automl.config import AugmentSection, TrainSection
 from automl.data.augment import Augment, build_augment, to_float
 from automl.errors import UserError
+
+if TYPE_CHECKING:
+    from search_spaces.registry import AllowUserCode
 
 ProgressFn = Callable[[int, int, dict[str, Any]], None]
 """``progress(step, total_steps, info)``: called after every training step (for progress bars)."""
@@ -135,20 +138,27 @@ def build_network(
     num_outputs: int,
     image_size: int,
     options: dict[str, Any],
+    allow_user_code: AllowUserCode = False,
 ) -> tuple[nn.Module, Any]:
-    """The stand-alone network of ``genotype`` and its search space (bad genotypes -> UserError)."""
-    from search_spaces import create_space
+    """The stand-alone network of ``genotype`` and its search space (bad genotypes -> UserError).
+
+    A genotype whose space is a user's module (``nni:...``) is built only when ``allow_user_code``
+    is that space, the user's explicit choice (:func:`search_spaces.registry.check_user_code`).
+    """
+    from search_spaces import UserCodeRefusedError, create_space
 
     if not isinstance(genotype, dict) or "space" not in genotype:
         raise UserError('the genotype must be a JSON object with a \'space\' key (e.g. "space": "darts")')
     try:
-        space = create_space(genotype["space"])
+        space = create_space(genotype["space"], allow_user_code=allow_user_code)
         genotype = space.validate_genotype(genotype)
         model = space.network(
             genotype, in_channels=in_channels, num_outputs=num_outputs, image_size=image_size, **options
         )
     except UserError:
         raise
+    except UserCodeRefusedError as exc:
+        raise UserError(str(exc)) from None
     except (ValueError, KeyError, TypeError) as exc:
         raise UserError(f"cannot build the network from the genotype: {exc}") from None
     return model, space
@@ -512,6 +522,7 @@ def train_genotype(
     prepare_model: Callable[[nn.Module], None] | None = None,
     augment_cfg: AugmentSection | None = None,
     eval_split: str = "test",
+    allow_user_code: AllowUserCode = False,
 ) -> TrainResult:
     """Build ``genotype``'s network for ``data`` (a :class:`automl.data.FaceData`), train, evaluate.
 
@@ -526,11 +537,12 @@ def train_genotype(
     the teacher's weights and to tap the student's embedding.
     ``TrainResult.signal`` says whether the network learned anything, judged on its outputs over
     ``data``'s test split (named ``eval_split`` in the warnings; see :func:`split_signal`).
+    ``allow_user_code``: the ``nni:`` space the user chose explicitly (see :func:`build_network`).
     """
     options = network_options(train_cfg)
     sizes = {"in_channels": data.in_channels, "num_outputs": data.num_outputs, "image_size": data.image_size}
     torch.manual_seed(seed)  # weight initialisation is part of the seeded run
-    model, space = build_network(genotype, options=options, **sizes)
+    model, space = build_network(genotype, options=options, allow_user_code=allow_user_code, **sizes)
     genotype = space.validate_genotype(genotype)
     cost = network_cost(space, genotype, model, **sizes, **options)
     if prepare_model is not None:

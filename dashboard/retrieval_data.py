@@ -148,12 +148,11 @@ def embed_upload(model_file: Path, data: bytes, *, detect: bool) -> tuple[np.nda
     When ``detect`` is on and no face is found the whole image is used (and the note says so), so
     an already-cropped face still gets a result.
     """
-    import cv2
-
     from hashing.errors import HashingError
-    from hashing.stream import FaceDetector, to_model_input
+    from hashing.stream import FaceDetector, decode_image_bytes, to_model_input
 
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    # The header first: too many pixels -> ImageTooLargeError (a HashingError), nothing decoded.
+    bgr = decode_image_bytes(data, "the uploaded image")
     if bgr is None:
         raise HashingError("the uploaded file is not an image OpenCV can decode (png, jpg, bmp, webp...)")
     note = "whole image used (face detection off)"

@@ -43,10 +43,7 @@ def load_settings(argv: list[str] | None = None) -> Settings:
 
 
 def safe_url(url: str) -> str:
-    """The URL with any password hidden (it is shown in the sidebar)."""
-    try:
-        from sqlalchemy.engine import make_url
+    """The URL with any password hidden (it is shown in the sidebar): :func:`automl.redact.safe_url`."""
+    from automl.redact import safe_url as _safe_url
 
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - an unparsable URL is shown as the store reports it
-        return url.split("@")[-1]
+    return _safe_url(url)

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from automl.errors import UserError
+from automl.redact import redact, safe_url
 from automl.store.engine import sqlite_path
 from automl.store.repository import Store
 from dashboard import queries
@@ -48,16 +49,17 @@ def engine_or_none(url: str | None = None, *, need_runs_tables: bool = True) -> 
         db_file = sqlite_path(url)
         if db_file is not None and not db_file.exists():
             st.info(f"No store at `{db_file}` yet.")
-            st.markdown(START_HINT.format(url=url))
+            st.markdown(START_HINT.format(url=safe_url(url)))
             return None
         engine = _engine_for(url)
         if need_runs_tables and not queries.store_ready(engine):
             st.info("The store exists but has no runs tables yet.")
-            st.markdown(START_HINT.format(url=url))
+            st.markdown(START_HINT.format(url=safe_url(url)))
             return None
         return engine
     except (UserError, SQLAlchemyError, OSError) as exc:
-        st.error(f"Cannot read the store at `{url}`: {str(exc).splitlines()[0]}")
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        st.error(f"Cannot read the store at `{safe_url(url)}`: {redact(first)}")
         return None
 
 
@@ -78,7 +80,7 @@ def quiet_engine(url: str | None = None) -> Engine | None:
 def require_runs(engine: Engine) -> bool:
     if queries.count_runs(engine) == 0:
         st.info("The store has no runs yet.")
-        st.markdown(START_HINT.format(url=settings().db_url))
+        st.markdown(START_HINT.format(url=safe_url(settings().db_url)))
         return False
     return True
 

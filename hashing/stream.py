@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from hashing.errors import HashingError, ModelFormatError, NoFaceError
+from hashing.image_limits import check_image
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp"}
 _FACE_MARGIN = 0.1
@@ -129,12 +130,33 @@ def list_images(path: str | Path) -> list[Path]:
 
 
 def read_image(path: Path) -> np.ndarray | None:
-    """BGR uint8 image, or None when the file cannot be decoded."""
-    import cv2
+    """BGR uint8 image, or None when the file cannot be decoded.
 
+    The header is checked first (:func:`hashing.image_limits.check_image`): an image of more
+    pixels than the limit raises :class:`~hashing.image_limits.ImageTooLargeError` before any
+    pixel is decoded, and a file whose size nothing can vouch for is not handed to OpenCV.
+    """
+    if check_image(Path(path), str(path)) is None:
+        return None
     data = np.fromfile(str(path), dtype=np.uint8)
+    return decode_bgr(data)
+
+
+def decode_image_bytes(data: bytes, name: str = "the image") -> np.ndarray | None:
+    """BGR uint8 image of an encoded file's bytes (e.g. an upload), or None when it cannot be
+    decoded; too many pixels -> :class:`~hashing.image_limits.ImageTooLargeError`, undecoded."""
+    if not data or check_image(bytes(data), name) is None:
+        return None
+    return decode_bgr(np.frombuffer(data, np.uint8))
+
+
+def decode_bgr(data: np.ndarray) -> np.ndarray | None:
+    """OpenCV's decode of encoded bytes; call it only on bytes whose header passed
+    :func:`~hashing.image_limits.check_image` (as :func:`read_image` does)."""
     if data.size == 0:
         return None
+    import cv2
+
     return cv2.imdecode(data, cv2.IMREAD_COLOR)
 
 

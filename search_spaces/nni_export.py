@@ -26,7 +26,7 @@ from torch import nn
 
 from search_spaces import genotypes as gt
 from search_spaces.nni_import import ModelSpace, nni_mutable
-from search_spaces.registry import create_space
+from search_spaces.registry import AllowUserCode, create_space
 
 FORMAT = "nni-frozen-architecture"
 HUB_DARTS = "nni.nas.hub.pytorch:DARTS"
@@ -90,8 +90,13 @@ def to_nni_frozen(
     num_outputs: int,
     image_size: int,
     network_options: Mapping[str, Any] | None = None,
+    allow_user_code: AllowUserCode = False,
 ) -> dict[str, Any]:
-    """The export payload (see the module docstring); raises ``ValueError`` naming what does not fit."""
+    """The export payload (see the module docstring); raises ``ValueError`` naming what does not fit.
+
+    An ``nni:`` genotype imports the user's module only as ``allow_user_code`` allows
+    (:func:`search_spaces.registry.check_user_code`).
+    """
     space_name = str(genotype.get("space", ""))
     options = dict(network_options or {})
     if space_name == "darts":
@@ -102,7 +107,7 @@ def to_nni_frozen(
         }
         return {"format": FORMAT, "model_space": HUB_DARTS, "init_kwargs": init_kwargs,
                 "arch": darts_to_hub_arch(genotype)}
-    space = create_space(space_name)
+    space = create_space(space_name, allow_user_code=allow_user_code)
     g = space.validate_genotype(dict(genotype))
     if space_name.startswith("nni:"):
         init_kwargs = space.init_kwargs(  # type: ignore[attr-defined]
@@ -127,7 +132,7 @@ def to_nni_frozen(
     return {"format": FORMAT, "model_space": BRIDGE, "init_kwargs": init_kwargs, "arch": arch}
 
 
-def _model_space_class(target: str) -> type:
+def _model_space_class(target: str, allow_user_code: AllowUserCode) -> type:
     if target == BRIDGE:
         return AutomlModelSpace
     from search_spaces.nni_space import _import_target
@@ -138,17 +143,22 @@ def _model_space_class(target: str) -> type:
         if cls is None:
             raise ValueError(f"NNI has no model space '{target}'")
         return cls
-    return _import_target(target)
+    return _import_target(target, allow_user_code=allow_user_code)
 
 
-def instantiate(payload: Mapping[str, Any]) -> nn.Module:
-    """Build the network an export describes, through NNI's ``check_contains`` + ``freeze``."""
+def instantiate(payload: Mapping[str, Any], *, allow_user_code: AllowUserCode = False) -> nn.Module:
+    """Build the network an export describes, through NNI's ``check_contains`` + ``freeze``.
+
+    A payload is data: a ``model_space`` that is a user's module (not NNI's own, not
+    :class:`AutomlModelSpace`) is imported only as ``allow_user_code`` allows, the user's choice of
+    ``nni:<model_space>``.
+    """
     if payload.get("format") != FORMAT:
         raise ValueError(f"not an NNI frozen-architecture export (format {payload.get('format')!r})")
     for key in ("model_space", "init_kwargs", "arch"):
         if key not in payload:
             raise ValueError(f"NNI export lacks '{key}'")
-    cls = _model_space_class(str(payload["model_space"]))
+    cls = _model_space_class(str(payload["model_space"]), allow_user_code)
     space = cls(**dict(payload["init_kwargs"]))
     problem = space.check_contains(dict(payload["arch"]))
     if problem is not None:

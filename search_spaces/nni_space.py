@@ -45,6 +45,7 @@ from search_spaces.base import Decision, Genotype, SupernetMode
 from search_spaces.nni_import import ModelSpace
 from search_spaces.nni_import import nni_mutable as nm
 from search_spaces.ops import count_mflops, count_params
+from search_spaces.registry import AllowUserCode, check_user_code
 
 PREFIX = "nni:"
 SIZE_ARGUMENTS = ("in_channels", "num_outputs", "num_classes", "image_size", "init_channels", "layers")
@@ -52,8 +53,13 @@ _PROBE_SIZES = {"in_channels": 1, "num_outputs": 7, "image_size": 48}
 """Sizes used only to list a space's decisions before any data is known."""
 
 
-def _import_target(target: str) -> type:
-    """``module:Class`` (importable, the working directory included) or ``path/file.py:Class``."""
+def _import_target(target: str, *, allow_user_code: AllowUserCode = False) -> type:
+    """``module:Class`` (importable, the working directory included) or ``path/file.py:Class``.
+
+    Imports (runs) the user's module, so only as :func:`search_spaces.registry.check_user_code`
+    allows: ``allow_user_code`` is the user's explicit choice of ``nni:<target>``.
+    """
+    check_user_code(PREFIX + target, allow_user_code)
     module_name, sep, class_name = target.rpartition(":")
     if not sep or not module_name or not class_name:
         raise ValueError(f"NNI space '{target}' must be 'module:ClassName' or 'path/to/file.py:ClassName'")
@@ -198,11 +204,13 @@ class NNISupernet(nn.Module):
 class NNISpace:
     """Search space ``nni:<target>`` (see the module docstring)."""
 
-    def __init__(self, target: str, task: str | None = None, **unused: Any):
+    def __init__(
+        self, target: str, task: str | None = None, *, allow_user_code: AllowUserCode = False, **unused: Any
+    ):
         self.target = target[len(PREFIX):] if target.startswith(PREFIX) else target
         self.name = PREFIX + self.target
         self.task = task
-        self.cls = _import_target(self.target)
+        self.cls = _import_target(self.target, allow_user_code=allow_user_code)
         # Listed now, so that a space DDPNAS cannot search is refused when it is named.
         self._rows: list[_Row] = _rows_of(self.instantiate(_PROBE_SIZES))
 

@@ -30,7 +30,8 @@ import typer
 from rich.table import Table
 
 from automl.commands import bench_app
-from automl.commands.common import console, write_report
+from automl.commands.common import console, guard_genotype_space, write_report
+from automl.errors import UserError
 
 FACE_GENOTYPE: dict[str, Any] = {
     "space": "face",
@@ -114,8 +115,12 @@ def run_bench(
     init_control: bool = True,
     seed: int = 0,
     progress: Any = None,
+    allow_user_code: str | None = None,
 ) -> dict[str, Any]:
-    """Train the teacher, the occluded baseline (and control) and the distilled student; report."""
+    """Train the teacher, the occluded baseline (and control) and the distilled student; report.
+
+    ``allow_user_code``: the ``nni:`` space the user chose explicitly (``--space``); a genotype of
+    another user space is refused before anything is imported."""
     from automl.commands.train import DistillOptions, make_distillation
     from automl.data.augment import occlude as occlude_batch
     from automl.data.spec import load_data
@@ -143,7 +148,8 @@ def run_bench(
 
     def train(**hooks: Any) -> Any:
         return train_genotype(
-            genotype, data, task, cfg.train, device=device, seed=seed, augment_cfg=cfg.augment, **hooks
+            genotype, data, task, cfg.train, device=device, seed=seed, augment_cfg=cfg.augment,
+            allow_user_code=allow_user_code, **hooks
         )
 
     rows = []
@@ -223,8 +229,11 @@ def _table(report: dict[str, Any]) -> Table:
 @bench_app.command("face")
 def bench_face(
     occlude: Part = typer.Option(Part.lower, "--occlude", help="Half of the face hidden from the student."),
-    space: Space = typer.Option(
-        Space.face, "--space", help="Genotype used for every row (face trains fastest)."
+    space: str = typer.Option(
+        None,
+        "--space",
+        help="face (default) or darts: the built-in genotype used for every row (face trains fastest); "
+        "with --genotype, the genotype's space (required for a user's nni:module:Class space).",
     ),
     genotype_file: Path = typer.Option(None, "--genotype", help="JSON genotype (fer) instead of --space's."),
     epochs: int = typer.Option(8, "--epochs", min=1, help="Training epochs of every network."),
@@ -249,11 +258,16 @@ def bench_face(
     """Teacher vs occluded baseline vs distilled student on synthetic FER, same budget, one run."""
     from automl.commands.train import read_genotype_file
 
-    genotype = (
-        read_genotype_file(genotype_file)
-        if genotype_file
-        else (FACE_GENOTYPE if space == Space.face else DARTS_GENOTYPE)
-    )
+    allow_user_code = None
+    if genotype_file:
+        genotype = read_genotype_file(genotype_file)
+        allow_user_code = guard_genotype_space(genotype, space)
+    elif space in (None, Space.face.value, Space.darts.value):
+        genotype = DARTS_GENOTYPE if space == Space.darts.value else FACE_GENOTYPE
+    else:
+        raise UserError(
+            f"--space {space} has no built-in genotype (use face or darts, or pass --genotype FILE)"
+        )
     cfg = bench_config(
         image_size=image_size,
         n=n,
@@ -276,6 +290,7 @@ def bench_face(
             init_control=init_control,
             seed=seed,
             progress=lambda text: status.update(f"training: {text}"),
+            allow_user_code=allow_user_code,
         )
     report["wall_seconds"] = round(time.perf_counter() - t0, 1)
     console.print(_table(report))

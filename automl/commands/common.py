@@ -11,6 +11,8 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from automl.errors import UserError
+
 console = Console()
 err_console = Console(stderr=True)
 
@@ -25,6 +27,52 @@ def resolve_db_url(ctx: typer.Context | None, explicit: str | None = None) -> st
     if isinstance(obj, dict) and obj.get("db"):
         return obj["db"]
     return os.environ.get("AUTOML_DB") or DEFAULT_DB_URL
+
+
+SPACE_OPTION_HELP = (
+    "The genotype's search space. Required, and must match, to train a genotype of a user's NNI "
+    "space (nni:module:Class): a genotype is data and never names code to import by itself."
+)
+
+
+def allowed_space(space_option: str | None, stored_config: Any = None) -> str | None:
+    """The space the user chose explicitly, whose code a genotype may name (``nni:...``).
+
+    ``--space`` on the command line, else -- for a stored run -- the ``search.space`` of the run's
+    stored config (what the user passed to ``automl search --space``, which refuses an ``nni:``
+    space coming from anywhere else). Anything else is data and allows nothing.
+    """
+    if space_option:
+        return space_option
+    search = stored_config.get("search") if isinstance(stored_config, dict) else None
+    space = search.get("space") if isinstance(search, dict) else None
+    return space if isinstance(space, str) else None
+
+
+def check_space_option(genotype: Any, space_option: str | None) -> None:
+    """``--space`` names the genotype's space: a different one is a mistake, reported before work."""
+    have = genotype.get("space") if isinstance(genotype, dict) else None
+    if space_option and have != space_option:
+        raise UserError(f"--space {space_option} does not match the genotype's space '{have}'")
+
+
+def guard_genotype_space(genotype: Any, space_option: str | None, stored_config: Any = None) -> str | None:
+    """Check a genotype read from data against the user's explicit choice, before any work.
+
+    Returns the space to pass on as ``allow_user_code`` (:func:`allowed_space`); a genotype naming a
+    user's NNI space (``nni:...``) that the user did not choose is a one-line :class:`UserError`
+    (:func:`search_spaces.registry.check_user_code`; nothing of the user's is imported).
+    """
+    from search_spaces.registry import UserCodeRefusedError, check_user_code
+
+    check_space_option(genotype, space_option)
+    allow = allowed_space(space_option, stored_config)
+    name = genotype.get("space") if isinstance(genotype, dict) else None
+    try:
+        check_user_code(name, allow)
+    except UserCodeRefusedError as exc:
+        raise UserError(str(exc)) from None
+    return allow
 
 
 def print_json(payload: Any) -> None:

@@ -17,6 +17,7 @@ import typer
 
 from automl.commands.common import console, resolve_db_url
 from automl.errors import UserError
+from automl.redact import safe_url
 
 APP_PATH = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 
@@ -91,7 +92,7 @@ def dashboard(
         )
     db_url = resolve_db_url(ctx)
     cmd = streamlit_command(_app_path(), host=host, port=port)
-    console.print(f"dashboard on [bold]http://{host}:{port}[/] (store {db_url}); Ctrl+C stops it")
+    console.print(f"dashboard on [bold]http://{host}:{port}[/] (store {safe_url(db_url)}); Ctrl+C stops it")
     proc = subprocess.Popen(cmd, env=dashboard_env(db_url, indexes, storage))
     # A SIGTERM to `automl dashboard` stops Streamlit too instead of orphaning it.
     previous = signal.signal(signal.SIGTERM, lambda *_: proc.terminate())

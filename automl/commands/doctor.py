@@ -10,6 +10,7 @@ from rich.table import Table
 
 from automl.commands.common import console, print_json, resolve_db_url
 from automl.errors import UserError
+from automl.redact import redact, safe_url
 
 
 def _version(module: str) -> str:
@@ -53,7 +54,7 @@ def collect(db_url: str) -> dict[str, object]:
         info["faiss_gpus"] = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
     except Exception:  # noqa: BLE001
         info["faiss_gpus"] = 0
-    info["db_url"] = db_url
+    info["db_url"] = safe_url(db_url)  # never its password, reachable or not
     try:
         from automl.store import open_store
 
@@ -63,7 +64,7 @@ def collect(db_url: str) -> dict[str, object]:
         store.close()
     except UserError as exc:
         info["db_reachable"] = False
-        info["db_error"] = str(exc)
+        info["db_error"] = redact(exc)
     return info
 
 

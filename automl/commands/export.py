@@ -14,7 +14,14 @@ from typing import Any
 
 import typer
 
-from automl.commands.common import console, print_json, resolve_db_url
+from automl.commands.common import (
+    allowed_space,
+    check_space_option,
+    console,
+    guard_genotype_space,
+    print_json,
+    resolve_db_url,
+)
 from automl.errors import UserError
 from automl.export import DEFAULT_FILENAMES, EXPORT_FORMATS, check_format
 
@@ -39,13 +46,19 @@ def weights_checkpoint(store: Any, run_id: int) -> dict[str, Any]:
     return ckpt
 
 
-def export_run(store: Any, run_id: int, fmt: str, out: Path | None = None) -> Any:
-    """Export run ``run_id`` in ``fmt``; returns :class:`automl.export.ExportInfo`."""
+def export_run(
+    store: Any, run_id: int, fmt: str, out: Path | None = None, *, space: str | None = None
+) -> Any:
+    """Export run ``run_id`` in ``fmt``; returns :class:`automl.export.ExportInfo`.
+
+    A genotype of a user's NNI space is rebuilt only when ``space`` (``--space``) or the run's
+    stored config names that space (:func:`automl.commands.common.allowed_space`)."""
     from automl.checkpoint import sha256_file
     from automl.export import export_checkpoint, export_genotype
 
     check_format(fmt)
     run = store.get_run(run_id)
+    allow = allowed_space(space, run.get("config"))  # what rebuilding an nni: genotype needs
     default_name = DEFAULT_FILENAMES[fmt]
     if run["kind"] == "train":
         ckpt = weights_checkpoint(store, run_id)
@@ -55,9 +68,13 @@ def export_run(store: Any, run_id: int, fmt: str, out: Path | None = None) -> An
                 "(sha256 mismatch): it was modified; retrain with `automl train`"
             )
         target = Path(out) if out is not None else store.run_dir(run_id) / default_name
-        info = export_checkpoint(ckpt["path"], fmt, target)
+        info = export_checkpoint(ckpt["path"], fmt, target, allow_user_code=allow)
     else:
         arch = store.final_architecture(run_id)
+        if fmt == "nni":  # rebuilds the network: an nni: genotype imports the user's module
+            guard_genotype_space(arch["genotype"], space, run.get("config"))
+        else:
+            check_space_option(arch["genotype"], space)
         if fmt not in ("json", "nni"):
             trained = _trained_children(store, run_id)
             hint = (
@@ -81,7 +98,9 @@ def export_run(store: Any, run_id: int, fmt: str, out: Path | None = None) -> An
         }
         target = Path(out) if out is not None else store.run_dir(run_id) / default_name
         sizes, options = _search_sizes(run)
-        info = export_genotype(arch["genotype"], fmt, target, meta, sizes=sizes, network_options=options)
+        info = export_genotype(
+            arch["genotype"], fmt, target, meta, sizes=sizes, network_options=options, allow_user_code=allow
+        )
     store.add_checkpoint(run_id, info.path, sha256=info.sha256, kind=fmt)
     return info
 
@@ -118,6 +137,12 @@ def export_command(
         help="Output file (default in the run's directory: model.pt, model.onnx, genotype.json, "
         "nni_arch.json).",
     ),
+    space: str = typer.Option(
+        None,
+        "--space",
+        help="The run's search space; needed to export a user's NNI space (nni:module:Class) from a "
+        "run whose stored config does not name it.",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Export a trained network (TorchScript / ONNX) or a genotype (JSON) as a standalone file."""
@@ -125,7 +150,7 @@ def export_command(
 
     check_format(fmt)
     store = open_store(resolve_db_url(ctx))
-    info = export_run(store, run_id, fmt, out)
+    info = export_run(store, run_id, fmt, out, space=space)
     payload = {
         "run_id": run_id,
         "format": info.format,

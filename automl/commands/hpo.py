@@ -17,8 +17,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from automl.commands.common import (
+    SPACE_OPTION_HELP,
     console,
     err_console,
+    guard_genotype_space,
     print_json,
     print_signal_warnings,
     resolve_db_url,
@@ -156,6 +158,7 @@ def hpo_command(
     heartbeat: int = typer.Option(
         None, "--heartbeat", min=0, help="RDB heartbeat seconds (0: off); stale trials are re-run."
     ),
+    space: str = typer.Option(None, "--space", help=SPACE_OPTION_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Tune lr, weight decay, batch size, epochs, drop-path and width of an architecture's training."""
@@ -179,9 +182,12 @@ def hpo_command(
     store = open_store(store_url)
 
     genotype, search_run_id, stored = resolve_target(store, target)
+    allow_user_code = guard_genotype_space(genotype, space, stored)
     overrides = option_overrides(data=data, seed=seed, device=device, epochs=epochs, cpu_threads=cpu_threads)
+    if space:  # recorded with the hpo run and every trial's train run: the user's explicit choice
+        overrides["search"]["space"] = space
     cfg = resolve_config(stored, preset_name=preset_name, config_file=config_file, overrides=overrides)
-    _check_target(genotype, cfg)
+    _check_target(genotype, cfg, allow_user_code)
 
     g_hash = genotype_hash(genotype)
     source = f"run{search_run_id}" if search_run_id is not None else g_hash[:10]
@@ -224,6 +230,7 @@ def hpo_command(
         cpu_threads=cfg.search.cpu_threads,
         search_run_id=search_run_id,
         architecture_id=architecture_id,
+        allow_user_code=allow_user_code,
     )
     view = _ProgressView(trials)
     if not json_out:
@@ -266,12 +273,14 @@ def hpo_command(
     print_signal_warnings(summary.get("signal"), f"hpo run {hpo_run_id}")
 
 
-def _check_target(genotype: dict[str, Any], cfg: Any) -> None:
+def _check_target(genotype: dict[str, Any], cfg: Any, allow_user_code: str | None = None) -> None:
     """Fail fast (exit 2) on a genotype the space rejects, before any worker starts."""
-    from search_spaces import create_space
+    from search_spaces import UserCodeRefusedError, create_space
 
     try:
-        create_space(genotype["space"]).validate_genotype(genotype)
+        create_space(genotype["space"], allow_user_code=allow_user_code).validate_genotype(genotype)
+    except UserCodeRefusedError as exc:
+        raise UserError(str(exc)) from None
     except (ValueError, KeyError, TypeError) as exc:
         raise UserError(f"the genotype is not valid for its space: {exc}") from None
     from automl.data.spec import parse_spec
@@ -294,8 +303,6 @@ def _architecture_id(store: Any, run_id: int | None, g_hash: str) -> int | None:
 
 
 def _safe(url: str) -> str:
-    if url.startswith("journal:"):
-        return url
-    from sqlalchemy.engine import make_url
+    from automl.redact import safe_url
 
-    return make_url(url).render_as_string(hide_password=True)
+    return safe_url(url)

@@ -176,12 +176,14 @@ def _safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
+    from automl.redact import safe_url
     from automl.store.engine import normalize_url
 
     try:
-        return make_url(normalize_url(url)).render_as_string(hide_password=True)
+        make_url(normalize_url(url))
     except ArgumentError:
         return "(invalid URL)"
+    return safe_url(normalize_url(url))
 
 
 def _record_index(ctx: typer.Context, root: Path, index: Any, details: dict[str, Any]) -> int:
@@ -194,6 +196,7 @@ def _record_index(ctx: typer.Context, root: Path, index: Any, details: dict[str,
     from sqlalchemy.exc import SQLAlchemyError
 
     from automl.commands.common import resolve_db_url
+    from automl.redact import redact
     from automl.store import open_store
 
     st = index.stats()
@@ -220,7 +223,7 @@ def _record_index(ctx: typer.Context, root: Path, index: Any, details: dict[str,
         store = open_store(url)
         return store.add_index(root, sha256=sha, bits=index.n_bits, size=len(index), extra=extra)
     except (UserError, SQLAlchemyError, OSError) as exc:
-        why = " ".join(str(getattr(exc, "orig", None) or exc).split()) or type(exc).__name__
+        why = redact(" ".join(str(getattr(exc, "orig", None) or exc).split()) or type(exc).__name__)
         shown = _safe_url(url)
         where = "" if shown in why else f" {shown}"
         raise UserError(

@@ -7,6 +7,7 @@ from rich.table import Table
 
 from automl.commands.common import console, print_json, print_signal_warnings, resolve_db_url
 from automl.learning_checks import SIGNAL_KEY, signal_flag
+from automl.redact import redact
 from automl.store import open_store
 
 runs_app = typer.Typer(help="List and inspect runs in the store.", no_args_is_help=True)
@@ -103,7 +104,7 @@ def show_run(
         f"data={report['data']} seed={report['seed']}"
     )
     if report.get("error"):
-        console.print(f"[red]error:[/] {report['error']}")
+        console.print(f"[red]error:[/] {redact(report['error'])}")
     signal = (report.get("summary") or {}).get(SIGNAL_KEY)
     if isinstance(signal, dict):
         checked = ", ".join(signal.get("checks") or []) or "-"

@@ -66,7 +66,11 @@ def build_config(
     device: str | None = None,
     seed: int | None = None,
 ) -> Config:
-    """Preset, then ``--config``, then the command-line options (the same layering everywhere)."""
+    """Preset, then ``--config``, then the command-line options (the same layering everywhere).
+
+    A user's NNI space (``nni:...``) must come from ``space`` (``--space``): a config file naming
+    one is refused, so a search run's stored ``search.space`` is always the user's explicit choice.
+    """
     search: dict[str, Any] = {}
     for key, value in (
         ("space", space),
@@ -80,6 +84,13 @@ def build_config(
         if value is not None:
             search[key] = value
     cfg = load_config(preset, config_file, {"search": search} if search else None)
+    if cfg.search.space.startswith("nni:") and cfg.search.space != space:
+        # A config file is data: only --space may name a user's module to import (and run).
+        raise UserError(
+            f"{config_file or 'the preset'} sets search.space = '{cfg.search.space}', which names user "
+            f"code to import; automl runs it only when you choose it yourself: pass --space "
+            f"{cfg.search.space} to allow it"
+        )
     if task is None and data is not None:
         cfg.search.task = task_of_data(cfg.search.data)  # type: ignore[assignment]
     elif task is not None and data is None and task_of_data(cfg.search.data) != task:

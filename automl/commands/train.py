@@ -42,8 +42,10 @@ from rich.progress import (
 from rich.table import Table
 
 from automl.commands.common import (
+    SPACE_OPTION_HELP,
     console,
     err_console,
+    guard_genotype_space,
     print_json,
     print_signal_warnings,
     resolve_db_url,
@@ -261,12 +263,14 @@ def _check_fits(path: Path, meta: dict[str, Any], data: Any, role: str) -> None:
         )
 
 
-def load_teacher(store: Any, teacher: str, data: Any) -> tuple[Any, dict[str, Any]]:
+def load_teacher(
+    store: Any, teacher: str, data: Any, *, allow_user_code: str | None = None
+) -> tuple[Any, dict[str, Any]]:
     """The teacher network (eval mode) and a description of it; it must fit ``data``."""
     from automl.export import model_from_checkpoint
 
     path, run_id = checkpoint_path(store, teacher)
-    model, meta = model_from_checkpoint(path)
+    model, meta = model_from_checkpoint(path, allow_user_code=allow_user_code)
     _check_fits(path, meta, data, "teacher")
     if meta.get("occlude") not in (None, "none"):
         raise UserError(
@@ -285,12 +289,14 @@ def load_teacher(store: Any, teacher: str, data: Any) -> tuple[Any, dict[str, An
     return model, info
 
 
-def load_partner(store: Any, spec: str, data: Any, occlude: str) -> tuple[Any, dict[str, Any]]:
+def load_partner(
+    store: Any, spec: str, data: Any, occlude: str, *, allow_user_code: str | None = None
+) -> tuple[Any, dict[str, Any]]:
     """The second student of ``--concat-with``: a network trained on the same occluded faces."""
     from automl.export import model_from_checkpoint
 
     path, run_id = checkpoint_path(store, spec, "--concat-with")
-    model, meta = model_from_checkpoint(path)
+    model, meta = model_from_checkpoint(path, allow_user_code=allow_user_code)
     _check_fits(path, meta, data, "--concat-with student")
     if meta.get("occlude") != occlude:
         raise UserError(
@@ -369,7 +375,9 @@ def _has_attention(model: Any) -> bool:
     return callable(maps) and maps() is not None
 
 
-def check_attention_head(genotype: dict[str, Any], data: Any, train_cfg: Any) -> None:
+def check_attention_head(
+    genotype: dict[str, Any], data: Any, train_cfg: Any, *, allow_user_code: str | None = None
+) -> None:
     """Fail before training when the network has no per-AU attention maps to save."""
     import torch
 
@@ -381,6 +389,7 @@ def check_attention_head(genotype: dict[str, Any], data: Any, train_cfg: Any) ->
         num_outputs=data.num_outputs,
         image_size=data.image_size,
         options=network_options(train_cfg),
+        allow_user_code=allow_user_code,
     )
     if callable(getattr(model, "attention_maps", None)):
         model.eval()
@@ -506,6 +515,7 @@ def train_command(
         None, "--preset", help="quick|paper (default: the run's stored config, or quick for a file)."
     ),
     config_file: Path = typer.Option(None, "--config", help="TOML file layered over the preset."),
+    space: str = typer.Option(None, "--space", help=SPACE_OPTION_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Train a searched architecture from scratch, evaluate it, store the checkpoint."""
@@ -527,12 +537,16 @@ def train_command(
         )
     store = open_store(resolve_db_url(ctx))
     genotype, parent_id, stored = resolve_target(store, target)
+    allow_user_code = guard_genotype_space(genotype, space, stored)
     overrides = option_overrides(data=data, seed=seed, device=device, epochs=epochs, cpu_threads=cpu_threads)
+    if space:  # recorded, so that retraining this run later is the same explicit choice
+        overrides["search"]["space"] = space
     cfg = resolve_config(stored, preset_name=preset_name, config_file=config_file, overrides=overrides)
     result, run_id, checkpoint, task = run_training(
         store,
         genotype,
         cfg,
+        allow_user_code=allow_user_code,
         parent_run_id=parent_id,
         occlude=occlude,
         out_dir=out,
@@ -585,8 +599,13 @@ def run_training(
     distill: DistillOptions | None = None,
     save_attention: Path | None = None,
     concat_with: str | None = None,
+    allow_user_code: str | None = None,
 ) -> tuple[Any, int, Path, Any]:
     """Load the data, train ``genotype`` as a new ``train`` run; returns (result, run id, ckpt, task).
+
+    ``allow_user_code``: the space the user chose explicitly (``--space``, or the parent run's
+    stored config): a genotype of a user's NNI space (``nni:...``) is built only when it is that
+    space (:func:`search_spaces.registry.check_user_code`).
 
     With ``distill`` (needs ``occlude``) the student is distilled from the teacher; with
     ``save_attention`` the attention maps of a few test faces are written there after training;
@@ -611,6 +630,7 @@ def run_training(
             distill=distill,
             save_attention=save_attention,
             concat_with=concat_with,
+            allow_user_code=allow_user_code,
         )
 
 
@@ -627,6 +647,7 @@ def _run_training(
     distill: DistillOptions | None,
     save_attention: Path | None,
     concat_with: str | None,
+    allow_user_code: str | None,
 ) -> tuple[Any, int, Path, Any]:
     from automl.checkpoint import save_checkpoint
     from automl.data.augment import occlude as occlude_batch
@@ -634,11 +655,14 @@ def _run_training(
     from automl.data.tasks import make_task
     from automl.store.recorder import StoreRecorder
     from automl.train import resolve_device, train_genotype
-    from search_spaces import create_space
+    from search_spaces import UserCodeRefusedError, create_space
 
     # Fail on bad input before a run is created: genotype, device, data.
     try:
-        genotype = create_space(genotype["space"]).validate_genotype(genotype)
+        space = create_space(genotype["space"], allow_user_code=allow_user_code)
+        genotype = space.validate_genotype(genotype)
+    except UserCodeRefusedError as exc:  # before anything of the user's module is imported
+        raise UserError(str(exc)) from None
     except ValueError as exc:
         raise UserError(f"invalid genotype: {exc}") from None
     device = resolve_device(cfg.search.device)
@@ -660,13 +684,13 @@ def _run_training(
             return occlude_batch(x, occlude)
 
     if save_attention is not None:
-        check_attention_head(genotype, data, cfg.train)
+        check_attention_head(genotype, data, cfg.train, allow_user_code=allow_user_code)
     distillation = None
     extra_meta: dict[str, Any] = {"occlude": occlude}
     if distill is not None:
         if occlude == "none":
             raise UserError("distillation trains a student on occluded faces: pass --occlude lower or upper")
-        teacher, teacher_info = load_teacher(store, distill.teacher, data)
+        teacher, teacher_info = load_teacher(store, distill.teacher, data, allow_user_code=allow_user_code)
         distillation = make_distillation(teacher, occlude, distill, seed=seed)
         distillation.settings.update(teacher_info)
         transform = distillation.transform
@@ -675,7 +699,9 @@ def _run_training(
     if concat_with is not None:
         if distillation is None:
             raise UserError("--concat-with joins two distilled students: add --distill-from TEACHER")
-        partner, partner_info = load_partner(store, concat_with, data, occlude)
+        partner, partner_info = load_partner(
+            store, concat_with, data, occlude, allow_user_code=allow_user_code
+        )
 
     run_id = store.create_run(
         kind="train",
@@ -719,6 +745,7 @@ def _run_training(
                 prepare_model=distillation.prepare_model if distillation else None,
                 extra_meta={**extra_meta, "run_id": run_id, "parent_run_id": parent_run_id},
                 augment_cfg=cfg.augment,
+                allow_user_code=allow_user_code,
             )
         checkpoint = result.checkpoint
         assert checkpoint is not None

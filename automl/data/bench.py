@@ -61,16 +61,16 @@ def render_rate(n: int, size: int, channels: int, repeats: int = 2, seed: int = 
 
 
 def augment_rate(n: int, size: int, channels: int, repeats: int = 3) -> list[dict[str, Any]]:
-    """Images per second through :class:`Augment` (default policy) vs plain :func:`to_float`."""
+    """Images per second through :class:`Augment` (every transform on) vs plain :func:`to_float`."""
     from automl.data.augment import Augment, to_float
 
     x = torch.randint(0, 256, (n, channels, size, size), dtype=torch.uint8)
-    aug = Augment.default()
+    aug = Augment.full(size)
     g = torch.Generator().manual_seed(0)
     rows = []
     for name, fn in (
         ("to_float (no augmentation)", lambda: to_float(x)),
-        ("Augment.default()", lambda: aug(x, generator=g)),
+        ("Augment.full()", lambda: aug(x, generator=g)),
     ):
         wall, cpu = _best_of(fn, repeats)
         rows.append(_row(f"{name} {size}x{size}x{channels}", n, wall, cpu))

@@ -49,12 +49,22 @@ def to_array(
 
 
 def decode_file(path: str, size: int, channels: int, box=None) -> np.ndarray | None:
-    """Decode one file; ``None`` when it is missing, truncated or not an image."""
+    """Decode one file; ``None`` when it is missing, truncated or not an image.
+
+    Its header is checked first (:func:`hashing.image_limits.open_image`): an image of more pixels
+    than the limit (40 megapixels, ``$AUTOML_MAX_IMAGE_PIXELS``) is a :class:`UserError` naming
+    the file, before any pixel is decoded.
+    """
+    from hashing.errors import HashingError  # lazy: the hashing package imports scipy
+    from hashing.image_limits import open_image
+
     try:
-        with Image.open(path) as img:
+        with open_image(path, str(path)) as img:
             img.draft("L" if channels == 1 else "RGB", (size, size))  # JPEG: decode at reduced scale
             img.load()
             return to_array(img, size, channels, box)
+    except HashingError as exc:  # ImageTooLargeError, or a malformed $AUTOML_MAX_IMAGE_PIXELS
+        raise UserError(str(exc)) from None
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
         return None
 

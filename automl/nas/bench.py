@@ -357,7 +357,10 @@ def retrain(
     random architectures alike, so that their metrics compare."""
     from automl.train import train_genotype
 
-    result = train_genotype(genotype, data, task, cfg.train, device=device, seed=seed, epochs=epochs)
+    result = train_genotype(
+        genotype, data, task, cfg.train, device=device, seed=seed, epochs=epochs,
+        allow_user_code=cfg.search.space,  # the space this bench searched, the user's --space
+    )
     return float(result.metrics[task.primary_metric]), int(result.params)
 
 

@@ -67,7 +67,9 @@ def build_space(cfg: Config, task: str) -> SearchSpace:
     else:  # chain spaces (mobilenet, face) fix their number of searchable layers at creation
         options["layers"] = cfg.supernet.layers
     try:
-        return create_space(cfg.search.space, **options)
+        # The config's space is what the caller chose to search (``automl search`` refuses an
+        # nni: space that did not come from --space or a stored search run's config).
+        return create_space(cfg.search.space, allow_user_code=cfg.search.space, **options)
     except ModuleNotFoundError as exc:
         raise UserError(f"search space '{cfg.search.space}' is not available in this build ({exc})") from None
     except ValueError as exc:  # e.g. too few layers for the space's stages

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
 from automl.errors import UserError
+from automl.redact import safe_url
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 
@@ -42,13 +43,14 @@ def make_engine(url: str, *, readonly: bool = False) -> Engine:
         parsed = make_url(url)
     except ArgumentError:
         raise UserError(
-            f"invalid database URL '{url}' (expected e.g. sqlite:///automl.db or postgresql://user@host/db)"
+            f"invalid database URL '{safe_url(url)}' (expected e.g. sqlite:///automl.db or "
+            "postgresql://user@host/db)"
         ) from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         path = sqlite_path(url)
         if path is not None and not path.parent.exists():
-            raise UserError(f"cannot open the store {url}: directory {path.parent} does not exist")
+            raise UserError(f"cannot open the store {safe_url(url)}: directory {path.parent} does not exist")
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         _configure_sqlite(engine, readonly=readonly)
         return engine

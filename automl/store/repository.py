@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from automl.errors import UserError
+from automl.redact import redact, safe_url
 from automl.store import migrations_api
 from automl.store.engine import make_engine, normalize_url, sqlite_path
 from automl.store.models import Architecture, Checkpoint, Distribution, Epoch, IndexRecord, Run, utcnow
@@ -103,9 +104,7 @@ class Store:
 
     @property
     def safe_url(self) -> str:
-        from sqlalchemy.engine import make_url
-
-        return make_url(self.url).render_as_string(hide_password=True)
+        return safe_url(self.url)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -189,7 +188,7 @@ class Store:
             if state in ("completed", "failed", "interrupted"):
                 run.finished_at = now
             if error is not None:
-                run.error = error
+                run.error = redact(error)  # an error may quote a URL: never store its password
 
     def set_summary(self, run_id: int, summary: dict[str, Any]) -> None:
         with self._tx() as s:

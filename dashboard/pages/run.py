@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from automl.redact import redact
 from dashboard import charts, genotype_graph, queries, ui
 from dashboard.settings import LIVE_REFRESH_SECONDS
 
@@ -36,7 +37,7 @@ st.caption(
     f"created {run['created_at']:%Y-%m-%d %H:%M:%S}"
 )
 if run["state"] == "failed":
-    st.error(f"This run failed: {run.get('error') or 'no message recorded'}")
+    st.error(f"This run failed: {redact(run.get('error') or 'no message recorded')}")  # older rows too
 elif run["state"] == "interrupted":
     st.warning(
         "This run was interrupted; `automl search --resume "

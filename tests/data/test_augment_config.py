@@ -27,16 +27,27 @@ def _digits_folder(root: Path, n_per_class: int = 6) -> Path:
 
 
 def test_padding_and_cutout_scale_with_the_image_side():
-    section = AugmentSection()
+    section = AugmentSection(crop_fraction=0.125, cutout_fraction=0.25)
     sizes = {size: build_augment(section, image_size=size) for size in (8, 16, 32, 48)}
     assert {s: (a.crop_padding, a.cutout) for s, a in sizes.items()} == {
         8: (1, 2),
         16: (2, 4),
-        32: (4, 8),  # the old fixed 4 px / 8 px: unchanged for 32 px faces
+        32: (4, 8),  # the old fixed 4 px / 8 px at 32 px
         48: (6, 12),
     }
     assert scaled_pixels(0.0, 48) == 0 and scaled_pixels(0.01, 16) == 1  # on means at least 1 px
-    assert Augment.default().settings() == build_augment(section, image_size=32).settings()
+    assert Augment.full(16).settings() == {
+        "crop_padding": 2, "flip": True, "rotate_deg": 10.0, "brightness": 0.2, "contrast": 0.2, "cutout": 4
+    }  # fmt: skip
+
+
+def test_the_default_is_flips_only_where_the_data_allows_them():
+    faces = build_augment(AugmentSection(), image_size=32, hflip_ok=True)
+    assert faces.settings() == {
+        "crop_padding": 0, "flip": True, "rotate_deg": 0.0, "brightness": 0.0, "contrast": 0.0, "cutout": 0
+    }  # fmt: skip
+    assert not build_augment(AugmentSection(), image_size=16, hflip_ok=False).active
+    assert Augment.default().settings() == faces.settings()
 
 
 def test_flip_auto_follows_the_data_set_and_true_false_override_it():
@@ -66,7 +77,8 @@ def test_every_knob_is_honoured_and_all_off_is_inactive():
 
 
 def test_the_search_uses_only_crop_and_flip():
-    aug = build_augment(AugmentSection(), image_size=32, hflip_ok=True, purpose="search")
+    section = AugmentSection(crop_fraction=0.125, rotate_deg=10, cutout_fraction=0.25)
+    aug = build_augment(section, image_size=32, hflip_ok=True, purpose="search")
     assert aug.settings() == {
         "crop_padding": 4, "flip": True, "rotate_deg": 0.0, "brightness": 0.0, "contrast": 0.0, "cutout": 0
     }  # fmt: skip
@@ -74,10 +86,11 @@ def test_the_search_uses_only_crop_and_flip():
 
 def test_augment_for_reads_the_switches_and_the_data(tmp_path):
     data = load_data(f"folder:{_digits_folder(tmp_path / 'digits')}", image_size=16, channels=1)
-    cfg = Config()
+    cfg = validate_config({"augment": {"crop_fraction": 0.125, "cutout_fraction": 0.25}})
     train_aug = augment_for(cfg, data)
     assert train_aug is not None and not train_aug.flip and train_aug.crop_padding == 2
-    assert augment_for(cfg, data, purpose="search").settings()["cutout"] == 0
+    assert train_aug.cutout == 4 and augment_for(cfg, data, purpose="search").settings()["cutout"] == 0
+    assert not augment_for(Config(), data).active  # the default on a folder: nothing
     off = validate_config({"train": {"augment": False}, "data": {"augment": False}})
     assert augment_for(off, data) is None and augment_for(off, data, purpose="search") is None
     flipped = validate_config({"augment": {"flip": True}})
@@ -129,7 +142,8 @@ def test_train_genotype_records_the_augmentation_it_used(tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        result = train_genotype(genotype, data, make_task(data), tiny, device="cpu")
+        cropped = AugmentSection(crop_fraction=0.125)
+        result = train_genotype(genotype, data, make_task(data), tiny, device="cpu", augment_cfg=cropped)
         custom = train_genotype(
             genotype, data, make_task(data), tiny, device="cpu",
             augment_cfg=AugmentSection(flip=True, cutout_fraction=0.5),

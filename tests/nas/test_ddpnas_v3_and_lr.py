@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from automl.config import load_config
 from automl.errors import UserError
@@ -25,35 +24,12 @@ from automl.nas.search import SearchLoop, dry_run_plan
 from search_spaces.genotypes import validate_genotype
 from search_spaces.ops import PRIMITIVES
 from search_spaces.registry import create_space
+from tests.nas.tiny import tiny_config
 
 # The DARTS op order: max_pool, avg_pool, skip, sep3, sep5, dil3, dil5, none.
 PARAM_FREE = [0, 1, 2, 7]
 CONVS = [3, 4, 5, 6]
 DARTS_GROUPS = [0 if j in PARAM_FREE else 1 for j in range(8)]
-
-TINY = {
-    "search": {"device": "cpu", "space": "darts", "steps_per_epoch": "pass"},
-    "data": {"image_size": 8, "n": 40, "batch_size": 64},
-    "supernet": {"init_channels": 2, "layers": 3, "nodes": 1},
-    "ddpnas": {"pruning_step": 1},
-    "train": {"init_channels": 4, "layers": 3},
-}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-def tiny_config(**sections):
-    over = {k: dict(v) for k, v in TINY.items()}
-    for name, values in sections.items():
-        over.setdefault(name, {}).update(values)
-    return load_config("quick", overrides=over)
-
 
 def authors_lr_trajectory(round_lengths, every, lr=0.1, decay=0.1, min_lr=1e-4, first_index=0):
     """The lr at the start of each *search* epoch under the authors' rule (lines 177-196 of

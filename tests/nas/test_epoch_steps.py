@@ -4,34 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import torch
 
-from automl.config import load_config
 from automl.nas.recorder import MemoryRecorder
 from automl.nas.search import SearchLoop, dry_run_plan, epoch_steps
+from tests.nas.tiny import TINY, tiny_config
 
-TINY = {
-    "search": {"device": "cpu", "space": "darts"},
+SMALL = {
+    **TINY,
     "data": {"image_size": 8, "n": 60, "batch_size": 8, "val_fraction": 0.2},
-    "supernet": {"init_channels": 2, "layers": 3, "nodes": 1},
-    "ddpnas": {"pruning_step": 1},
-    "train": {"init_channels": 4, "layers": 3},
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def config(**search):
-    over = {k: dict(v) for k, v in TINY.items()}
-    over["search"].update(search)
-    return load_config("quick", overrides=over)
+    return tiny_config(SMALL, search=search)
 
 
 def test_epoch_steps_follow_the_config_and_the_ddpnas_scale():
@@ -51,7 +37,7 @@ def test_epochs_scale_no_longer_leaves_ddpnas_unchanged():
     assert full["search_epochs"] == quarter["search_epochs"] == 35  # 8+7+...+2 at pruning_step 1
     assert (full["steps_per_epoch"], quarter["steps_per_epoch"]) == (40, 10)
     darts = dry_run_plan(config(strategy="darts", epochs_scale=0.5))
-    assert darts["search_epochs"] == 6  # the quick preset's 13 DARTS epochs, halved
+    assert darts["search_epochs"] == round(3 * 0.5)  # TINY's 3 DARTS epochs, halved
 
 
 def _count_steps(loop: SearchLoop) -> list[int]:

@@ -13,30 +13,11 @@ from automl.nas.recorder import MemoryRecorder
 from automl.nas.search import STATE_FILE, LrSchedule, SearchLoop, dry_run_plan
 from automl.nas.strategy import LrPlan
 from search_spaces.genotypes import validate_genotype
-
-TINY = {
-    "search": {"device": "cpu", "space": "darts", "steps_per_epoch": "pass"},
-    "data": {"image_size": 8, "n": 40, "batch_size": 64},
-    "supernet": {"init_channels": 2, "layers": 3, "nodes": 1},
-    "ddpnas": {"pruning_step": 1},
-    "darts": {"epochs": 3},
-    "random": {"epochs": 3, "candidates": 3},
-    "train": {"init_channels": 4, "layers": 3},
-}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+from tests.nas.tiny import tiny_config as _tiny
 
 
 def tiny_config(**search):
-    over = {k: dict(v) for k, v in TINY.items()}
-    over["search"].update(search)
-    return load_config("quick", overrides=over)
+    return _tiny(search=search)
 
 
 def test_ddpnas_search_records_every_epoch_and_update(tmp_path: Path):

@@ -9,10 +9,12 @@ import torch
 from search_spaces.registry import create_space
 
 SPACE = "nni:user_nni_space:TinyFaceSpace"
+# These tests choose the user's module themselves, hence ``allow_user_code=True`` (a space name read
+# from data is refused: tests/commands/test_genotype_user_code.py).
 
 
 def test_decisions_map_every_nni_choice_to_a_row(nni_space_module):
-    space = create_space(SPACE, task="fer")
+    space = create_space(SPACE, task="fer", allow_user_code=True)
     assert space.name == SPACE
     got = [(d.name, d.candidates) for d in space.decisions()]
     assert got == [
@@ -23,12 +25,12 @@ def test_decisions_map_every_nni_choice_to_a_row(nni_space_module):
 
 
 def test_file_path_target_loads_the_same_space(nni_space_module):
-    space = create_space(f"nni:{nni_space_module}:TinyFaceSpace")
+    space = create_space(f"nni:{nni_space_module}:TinyFaceSpace", allow_user_code=True)
     assert [d.name for d in space.decisions()] == ["block1", "block2", "skip"]
 
 
 def test_single_path_runs_and_trains_only_the_sampled_candidates(nni_space_module):
-    space = create_space(SPACE)
+    space = create_space(SPACE, allow_user_code=True)
     torch.manual_seed(0)
     net = space.supernet(in_channels=1, num_outputs=7, image_size=16)
     assert net.arch_parameters() == []
@@ -50,7 +52,7 @@ def test_single_path_runs_and_trains_only_the_sampled_candidates(nni_space_modul
 
 
 def test_mixed_mode_exposes_alphas_and_derives_a_frozen_network(nni_space_module):
-    space = create_space(SPACE)
+    space = create_space(SPACE, allow_user_code=True)
     torch.manual_seed(0)
     net = space.supernet(in_channels=1, num_outputs=7, image_size=16, mode="mixed")
     alphas = net.arch_parameters()
@@ -74,7 +76,7 @@ def test_mixed_mode_exposes_alphas_and_derives_a_frozen_network(nni_space_module
 
 
 def test_bad_genotypes_name_the_problem(nni_space_module):
-    space = create_space(SPACE)
+    space = create_space(SPACE, allow_user_code=True)
     good = {"space": SPACE, "arch": {"block1": "conv3", "block2": 1, "skip": [0, 2]}}
     assert space.validate_genotype(good) == good
     cases = [
@@ -100,9 +102,9 @@ def test_unusable_targets_are_value_errors(nni_space_module, tmp_path):
     ]
     for target, message in cases:
         with pytest.raises(ValueError, match=message):
-            create_space(target)
+            create_space(target, allow_user_code=True)
     with pytest.raises(ValueError, match="'dropout' is a Numerical"):
-        create_space("nni:user_nni_space:WithDropout")
+        create_space("nni:user_nni_space:WithDropout", allow_user_code=True)
 
 
 def test_nni_darts_space_matches_our_darts_decisions(nni_installed):
