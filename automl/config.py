@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -44,7 +44,7 @@ class SearchSection(_Section):
         description="DARTS / random WS: multiplies their epoch budgets. DDPNAS: multiplies the length of "
         "an epoch (optimiser steps), because its epoch count follows from the ops and pruning_step.",
     )
-    steps_per_epoch: Annotated[int, Field(ge=1)] | Literal["pass"] = Field(
+    steps_per_epoch: int | Literal["pass"] = Field(
         "pass",
         description="Optimiser steps in one search epoch, or \"pass\": one pass over the train split "
         "(the authors' epoch). A fixed step count keeps a small data set from making epochs too short "
@@ -64,6 +64,13 @@ class SearchSection(_Section):
         "thread, and 2 threads on a busy 2-core machine can be many times slower (automl.threads).",
     )
 
+
+    @field_validator("steps_per_epoch", mode="before")
+    @classmethod
+    def _steps_value(cls, value: Any) -> Any:
+        if value == "pass" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            return value
+        raise ValueError(f'use a positive number of optimiser steps or "pass" (one pass), not {value!r}')
 
     @field_validator("space")
     @classmethod

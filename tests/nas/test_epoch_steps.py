@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from automl.nas.recorder import MemoryRecorder
@@ -88,3 +89,12 @@ def test_a_batch_larger_than_the_split_trains_on_the_whole_split_each_step():
     order, bs = loop._epoch_order()
     assert bs == n and order.numel() == 2 * n
     assert sorted(order[:n].tolist()) == list(range(n))
+
+
+@pytest.mark.parametrize("bad", [0, -3, "x", True, 2.5])
+def test_a_bad_epoch_length_is_one_line_naming_the_key(bad):
+    from automl.config import load_config
+    from automl.errors import UserError
+
+    with pytest.raises(UserError, match=r"'search.steps_per_epoch'.*optimiser steps or \"pass\""):
+        load_config("quick", overrides={"search": {"steps_per_epoch": bad}})
