@@ -10,6 +10,7 @@ import torch
 from automl.errors import UserError
 from automl.store import open_store
 from automl.threads import apply_cpu_threads, check_threads, cpu_threads, worker_threads
+from tests.commands.test_hpo_cli import TINY_TOML as HPO_CLI_TOML
 
 GENOTYPE = {
     "space": "face",
@@ -106,20 +107,7 @@ def test_train_rejects_a_bad_thread_count_in_the_config(cli, db_url, tmp_path):
     assert res.code == 2 and "search.cpu_threads" in res.err
 
 
-HPO_TOML = """
-[search]
-data = "synth:fer"
-device = "cpu"
-[data]
-n = 200
-image_size = 16
-[train]
-epochs = 1
-init_channels = 4
-layers = 2
-augment = false
-amp = false
-"""
+HPO_TOML = HPO_CLI_TOML  # test_hpo_cli's one-epoch tiny network on 200 synthetic faces
 
 
 @pytest.mark.parametrize("workers", [1, 2])

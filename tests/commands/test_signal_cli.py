@@ -21,35 +21,13 @@ import torch
 
 from automl.learning_checks import check_classifier
 from automl.store import open_store
+from tests.commands.test_hpo_cli import TINY_GENOTYPE, TINY_TOML
 from tests.tiny_embedder import write_tiny_embedder
 
-CELL = [["skip_connect", 0], ["max_pool_3x3", 1]] * 4
-TINY_GENOTYPE = {
-    "space": "darts",
-    "nodes": 4,
-    "normal": CELL,
-    "normal_concat": [2, 3, 4, 5],
-    "reduce": CELL,
-    "reduce_concat": [2, 3, 4, 5],
-}
-# 200 synthetic 16x16 faces, a 2-cell network of width 4, one epoch at lr 1e-6: nothing learned.
-NOTHING_TOML = """
-[search]
-data = "synth:fer"
-device = "cpu"
-
-[data]
-n = 200
-image_size = 16
-
-[train]
-epochs = 1
-lr = 1e-6
-init_channels = 4
-layers = 2
-augment = false
-amp = false
-"""
+# test_hpo_cli's 200 synthetic 16x16 faces and 2-cell width-4 network, one epoch at lr 1e-6:
+# nothing learned.
+NOTHING_TOML = TINY_TOML.replace("epochs = 1\n", "epochs = 1\nlr = 1e-6\n")
+assert "lr = 1e-6" in NOTHING_TOML
 SEARCH_TOML = """
 [search]
 space = "darts"
