@@ -287,6 +287,9 @@ def register(app: typer.Typer) -> None:
         max_params: float = typer.Option(None, "--max-params", help="Parameter budget in millions."),
         nproc: int = typer.Option(1, "--nproc", min=1, help="Data-parallel processes (torch.distributed: "
                                   "gloo on CPU, NCCL on GPUs; one GPU per process)."),
+        cpu_threads: int = typer.Option(
+            None, "--cpu-threads", min=1, help="torch threads on CPU (default: search.cpu_threads)."
+        ),
     ) -> None:
         """Search an architecture (default: DDPNAS on synth:fer, quick preset)."""
         db_url = resolve_db_url(ctx, db)
@@ -324,6 +327,8 @@ def register(app: typer.Typer) -> None:
                                                     "max_params": max_params}},
                     "command line",
                 )
+        if cpu_threads is not None:
+            cfg.search.cpu_threads = cpu_threads
         if dry_run:
             from automl.nas.search import dry_run_plan
 

@@ -57,6 +57,9 @@ def test_dry_run_prints_config_and_plan(cli):
     assert payload["plan"]["space"] == "face"
     assert payload["plan"]["search_epochs"] == payload["plan"]["pruning_step"] * 27
     assert payload["plan"]["steps_per_epoch"] == 40
+    assert payload["config"]["search"]["cpu_threads"] == 1
+    threads = json.loads(cli("search", "--cpu-threads", "2", "--dry-run").out)
+    assert threads["config"]["search"]["cpu_threads"] == 2
     paper = json.loads(cli("search", "--preset", "paper", "--dry-run").out)
     assert paper["plan"]["search_epochs"] == 105 and paper["plan"]["space"] == "darts"
     assert paper["plan"]["steps_per_epoch"] == "pass"  # the authors' epoch: one pass
