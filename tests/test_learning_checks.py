@@ -13,6 +13,7 @@ from scipy import stats
 from torch import nn
 
 from automl import learning_checks as lc
+from tests.test_train import _bright_half_data
 
 RNG = np.random.default_rng(0)
 FER7 = ["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"]
@@ -247,25 +248,14 @@ class _TinyNet(nn.Module):
         return self.classifier(self.features(x).flatten(1))
 
 
-def _bright_half(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Class = which half of an 8x8 image is bright: learnable in a few steps."""
-    g = torch.Generator().manual_seed(seed)
-    y = torch.randint(0, 3, (n,), generator=g)
-    x = torch.randint(0, 60, (n, 1, 8, 8), generator=g)
-    x[y == 0, :, :, :4] += 180
-    x[y == 1, :, :, 4:] += 180
-    x[y == 2, :, :4, :] += 180
-    return x.clamp(0, 255).to(torch.uint8), y
-
-
 @pytest.mark.parametrize("shuffled", [False, True])
 def test_fit_judges_the_test_split_with_the_classifiers_input_as_embedding(shuffled):
     from automl.config import TrainSection
     from automl.data.tasks import make_task
     from automl.train import fit, split_signal
 
-    x, y = _bright_half(240, seed=0)
-    xt, yt = _bright_half(120, seed=1)
+    x, y = _bright_half_data(240, seed=0)
+    xt, yt = _bright_half_data(120, seed=1)
     if shuffled:  # labels that no image predicts: nothing can be learned
         g = torch.Generator().manual_seed(2)
         y, yt = y[torch.randperm(240, generator=g)], yt[torch.randperm(120, generator=g)]
