@@ -23,10 +23,11 @@ import typer
 from rich.table import Table
 
 from automl.commands import bench_app
-from automl.commands.common import console, write_report
-from automl.commands.search import DeviceName, Preset, build_config
+from automl.commands.common import check_report_out, console, write_report
+from automl.commands.options import DeviceName, Preset, StrategyName
 from automl.errors import UserError
-from automl.nas.bench import STRATEGIES, run_nas_bench
+
+STRATEGIES = tuple(s.value for s in StrategyName)  # automl.nas.bench.STRATEGIES, without numpy
 
 
 def _num(value: float | None, fmt: str = ".3f") -> str:
@@ -217,7 +218,10 @@ def bench_nas(
 ) -> None:
     """DDPNAS vs DARTS vs random WS: search time, retrained accuracy against random architectures,
     prune ties and supernet ranking (Kendall tau), over seeds."""
-    cfg = build_config(
+    from automl.nas.bench import run_nas_bench
+    from automl.nas.job import search_config
+
+    cfg = search_config(
         preset=preset.value,
         config_file=config,
         space=space,
@@ -229,6 +233,7 @@ def bench_nas(
     if with_nni and cfg.search.space != "darts":
         raise UserError("--with-nni compares NNI's strategies on the darts space: add --space darts")
     names = [s.strip() for s in strategies.split(",") if s.strip()]
+    check_report_out(out)  # an unwritable --out fails now, not after the benchmark
     with console.status("bench nas...") as status:
         report = run_nas_bench(
             cfg,

@@ -180,12 +180,11 @@ def _rng_restore(snap: dict[str, Any]) -> None:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """Write to a temporary file beside ``path`` and rename it in: a kill never leaves half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """``torch.save`` through :func:`automl.atomic.atomic_write`: a kill never leaves half a file."""
+    from automl.atomic import atomic_write
+
+    with atomic_write(path) as fh:
+        torch.save(obj, fh)
 
 
 def _plain(value: Any) -> Any:
@@ -304,8 +303,12 @@ class SearchLoop:
         device: str | torch.device | None = None,
         progress: Progress | None = None,
         deterministic: bool | None = None,
+        owner: dict[str, Any] | None = None,
     ):
         self.cfg = cfg
+        # Which run of which store the state file belongs to (``{"run_id", "store_id"}``): two
+        # stores in one folder, or a copied run folder, must never resume each other's weights.
+        self.owner = dict(owner) if owner else None
         self.recorder = recorder
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.progress = progress
@@ -551,9 +554,23 @@ class SearchLoop:
             if self._train_cursor is None
             else [self._train_cursor[0].cpu(), self._train_cursor[1]],
             "extra": extra or {},
+            "owner": self.owner,
         }
         self.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_torch_save(state, self.state_path)
+
+    def attach(
+        self, recorder: SearchRecorder, run_dir: str | Path | None, owner: dict[str, Any] | None
+    ) -> None:
+        """Where this loop reports and checkpoints, given once its run exists (the loop is built
+        first, so that bad data or a bad space fails before any run is stored)."""
+        self.recorder = recorder
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.owner = dict(owner) if owner else None
+
+    def has_state(self) -> bool:
+        """Whether ``run_dir`` holds a state file to resume from."""
+        return self.state_path is not None and self.state_path.is_file()
 
     def load_state(self) -> bool:
         """Restore the last completed epoch from ``run_dir``; False when there is no checkpoint."""
@@ -567,6 +584,13 @@ class SearchLoop:
         if state.get("version") != STATE_VERSION:
             raise UserError(
                 f"search checkpoint {path} has version {state.get('version')}, expected {STATE_VERSION}"
+            )
+        found = state.get("owner")
+        if self.owner is not None and found is not None and found != self.owner:
+            raise UserError(
+                f"the search state {path} belongs to run {found.get('run_id')} of store "
+                f"{found.get('store_id')}, not to run {self.owner.get('run_id')} of store "
+                f"{self.owner.get('store_id')}; refusing to continue from another run's weights"
             )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])

@@ -45,9 +45,25 @@ class Run(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Written every few seconds by the process that owns a running run (automl.store.lifecycle):
+    # a reader tells a live run from one whose process is gone by its age.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
     epochs: Mapped[list[Epoch]] = relationship(back_populates="run", cascade="all, delete-orphan")
+
+
+class StoreMeta(Base):
+    """Facts about the store itself; ``store_id`` (a random UUID, made once) keys its artifacts.
+
+    Two stores in one folder (``a.db`` and ``b.db``) both have a run 1: their artifact folders
+    and resume states must never be the same files.
+    """
+
+    __tablename__ = "automl_meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255))
 
 
 class Epoch(Base):

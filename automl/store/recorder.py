@@ -1,7 +1,9 @@
 """A :class:`~automl.nas.recorder.SearchRecorder` that writes to the store.
 
 Each call is one transaction, so a search killed at any moment leaves whole epochs and whole
-distribution snapshots, never half of one.
+distribution snapshots, never half of one. The run's *state* (running, completed, failed,
+interrupted) is not the recorder's business: :mod:`automl.store.lifecycle` owns it, so a
+recorder writes what the search found and the lifecycle writes how the run ended.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ class StoreRecorder:
 
     def on_start(self, plan: dict[str, Any]) -> None:
         self.store.set_summary(self.run_id, {"plan": plan})
-        self.store.set_state(self.run_id, "running")
 
     def on_epoch(self, epoch: int, record: dict[str, Any]) -> None:
         self.store.record_epoch(self.run_id, epoch, record)
@@ -32,7 +33,6 @@ class StoreRecorder:
 
     def on_resume(self, last_completed_epoch: int) -> None:
         self.store.truncate_after(self.run_id, last_completed_epoch)
-        self.store.set_state(self.run_id, "running")
 
     def on_finish(self, genotype: dict[str, Any], summary: dict[str, Any]) -> None:
         cost = summary.get("cost", {}) if isinstance(summary.get("cost"), dict) else {}
@@ -47,7 +47,6 @@ class StoreRecorder:
         for name, variant in (summary.get("variants") or {}).items():
             self.store.add_architecture(self.run_id, variant, role=str(name)[:32])
         self.store.set_summary(self.run_id, {k: v for k, v in summary.items() if k != "variants"})
-        self.store.set_state(self.run_id, "completed")
 
     def on_fail(self, message: str) -> None:
-        self.store.set_state(self.run_id, "failed", error=message)
+        """Nothing to write: the run lifecycle records the failure and its error text."""

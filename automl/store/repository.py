@@ -11,9 +11,9 @@ import json
 import os
 import socket
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -23,9 +23,19 @@ from automl.errors import UserError
 from automl.redact import redact, safe_url
 from automl.store import migrations_api
 from automl.store.engine import make_engine, normalize_url, sqlite_path
-from automl.store.models import Architecture, Checkpoint, Distribution, Epoch, IndexRecord, Run, utcnow
+from automl.store.models import (
+    Architecture,
+    Checkpoint,
+    Distribution,
+    Epoch,
+    IndexRecord,
+    Run,
+    StoreMeta,
+    utcnow,
+)
 
-RUN_STATES = ("created", "running", "completed", "failed", "interrupted")
+RUN_STATES = ("created", "running", "completed", "failed", "interrupted", "pruned")
+FINISHED_STATES = ("completed", "failed", "interrupted", "pruned")
 EPOCH_FIELDS = (
     "phase",
     "round",
@@ -37,6 +47,9 @@ EPOCH_FIELDS = (
     "lr",
     "wall_time",
 )
+
+if TYPE_CHECKING:
+    from automl.store.lifecycle import RunHandle
 
 
 def genotype_hash(genotype: dict[str, Any]) -> str:
@@ -103,6 +116,23 @@ class Store:
             raise UserError(f"cannot reach the store at {self.safe_url}: {_first_line(exc)}") from None
 
     @property
+    def store_id(self) -> str:
+        """This store's random id (made by the schema migration): it keys the runs' artifact folders."""
+        if getattr(self, "_store_id", None) is None:
+            with self._read() as s:
+                row = s.get(StoreMeta, "store_id")
+            if row is None:
+                raise UserError(
+                    f"the store at {self.safe_url} has no store id; open it once with write access"
+                )
+            self._store_id = row.value
+        return self._store_id
+
+    def artifacts_dir_for(self, run_id: int) -> Path:
+        """``<artifacts root>/runs/<store id>/<run id>``: two stores in one folder never share files."""
+        return self.artifacts_root / "runs" / self.store_id[:12] / str(run_id)
+
+    @property
     def safe_url(self) -> str:
         return safe_url(self.url)
 
@@ -134,6 +164,9 @@ class Store:
         data: str | None = None,
         parent_run_id: int | None = None,
     ) -> int:
+        # The store id keys the artifact folder: read (and cache) it before the write transaction,
+        # since a read inside it would wait on SQLite's single writer -- this very transaction.
+        _ = self.store_id
         with self._tx() as s:
             run = Run(
                 kind=kind,
@@ -151,10 +184,43 @@ class Store:
             )
             s.add(run)
             s.flush()
-            run.artifact_dir = str(self.artifacts_root / "runs" / str(run.id))
+            run.artifact_dir = str(self.artifacts_dir_for(run.id))
             run_id = run.id
-        Path(self.artifacts_root / "runs" / str(run_id)).mkdir(parents=True, exist_ok=True)
+        self.artifacts_dir_for(run_id).mkdir(parents=True, exist_ok=True)
         return run_id
+
+    def run(
+        self, *, kind: str, config: dict[str, Any] | None = None, resume: int | None = None, **kwargs: Any
+    ) -> AbstractContextManager[RunHandle]:
+        """``with store.run(kind=..., config=...) as run:`` -- :func:`automl.store.lifecycle.tracked_run`."""
+        from automl.store.lifecycle import tracked_run
+
+        return tracked_run(self, kind=kind, config=config, resume=resume, **kwargs)
+
+    def claim_run(self, run_id: int, *, check: Any = None) -> str:
+        """Make this process the run's owner (state running, host, pid, heartbeat) in one locked step.
+
+        ``check(row)`` runs on the freshly locked row first and may raise to refuse the claim, so
+        that two processes resuming one run at the same moment cannot both take it. Returns the
+        claim's time (ISO 8601).
+        """
+        with self._tx() as s:
+            run = self._get(s, run_id, lock=True)
+            if check is not None:
+                check(_row(run))
+            now = utcnow()
+            run.state, run.error = "running", None
+            run.started_at = run.started_at or now
+            run.finished_at = None
+            run.heartbeat_at = now
+            run.host, run.pid = socket.gethostname(), os.getpid()
+        return now.isoformat()
+
+    def heartbeat(self, run_id: int) -> None:
+        """The owner's periodic sign of life (:mod:`automl.store.liveness`)."""
+        with self._tx() as s:
+            run = self._get(s, run_id)
+            run.heartbeat_at = utcnow()
 
     def _get(self, s: Session, run_id: int, *, lock: bool = False) -> Run:
         # ``lock``: read-modify-write of the run row (summary merge, state change) must not lose a
@@ -171,7 +237,7 @@ class Store:
 
     def run_dir(self, run_id: int) -> Path:
         run = self.get_run(run_id)
-        path = Path(run["artifact_dir"] or self.artifacts_root / "runs" / str(run_id))
+        path = Path(run["artifact_dir"] or self.artifacts_dir_for(run_id))
         path.mkdir(parents=True, exist_ok=True)
         return path
 
@@ -185,7 +251,7 @@ class Store:
             if state == "running":
                 run.started_at = run.started_at or now
                 run.host, run.pid, run.error = socket.gethostname(), os.getpid(), None
-            if state in ("completed", "failed", "interrupted"):
+            if state in FINISHED_STATES:
                 run.finished_at = now
             if error is not None:
                 run.error = redact(error)  # an error may quote a URL: never store its password

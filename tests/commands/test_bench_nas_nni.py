@@ -14,11 +14,11 @@ from tests.commands.test_search_bench_nas import TINY  # the same tiny run as th
 
 
 def _tiny_cfg(tmp_path: Path):
-    from automl.commands.search import build_config
+    from automl.nas.job import search_config
 
     path = tmp_path / "tiny.toml"
     path.write_text(TINY)
-    return build_config(config_file=path)
+    return search_config(config_file=path)
 
 
 def test_bench_nas_with_nni_runs_five_strategies(cli, tmp_path: Path, nni_installed: None):

@@ -80,6 +80,7 @@ def _seed_ddpnas(store, rng: np.random.Generator) -> tuple[int, int, int, dict]:
         "candidates": [list(d.candidates) for d in decisions],
     }
     rec.on_start(plan)
+    store.claim_run(run_id)
     quality = rng.normal(size=(len(decisions), len(decisions[0].candidates)))
     epoch = 0
     for sample in dist.warmup_samples():
@@ -146,6 +147,7 @@ def _seed_ddpnas(store, rng: np.random.Generator) -> tuple[int, int, int, dict]:
             "cost": {"params": 2.9e6, "mflops": 512.5, "latency_ms": 7.25},
         },
     )
+    store.set_state(run_id, "completed")
     return run_id, n_updates, epoch, genotype
 
 
@@ -155,6 +157,7 @@ def _seed_other_runs(store) -> tuple[int, int, int]:
     )
     rec = StoreRecorder(store, running)
     rec.on_start({"strategy": "random", "search_epochs": 50})
+    store.claim_run(running)
     for e in range(6):
         rec.on_epoch(
             e,

@@ -181,6 +181,7 @@ def test_live_run_shows_new_epochs_on_the_next_refresh(tmp_path: Path, monkeypat
     run_id = store.create_run(kind="search", config={}, space="darts", task="fer", strategy="ddpnas")
     rec = StoreRecorder(store, run_id)
     rec.on_start({"search_epochs": 10})
+    store.claim_run(run_id)  # running, owned by this (live) process, fresh heartbeat
     rec.on_epoch(0, {"phase": "warmup", "train_loss": 2.0, "val_loss": 2.1, "val_metric": 0.2})
     monkeypatch.setenv("AUTOML_DB", url)
     at = AppTest.from_file(APP, default_timeout=30)
