@@ -1,4 +1,4 @@
-"""Teacher-student distillation for expression recognition under occlusion (seed 003:
+"""Teacher-student distillation for expression recognition under occlusion (docs/algorithms.md;
 Georgescu & Ionescu, "Teacher-Student Training and Triplet Loss for Facial Expression Recognition
 under Occlusion").
 

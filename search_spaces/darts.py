@@ -194,7 +194,7 @@ class DartsNetwork(nn.Module):
 
 
 class DartsSpace:
-    """The DARTS space (DESIGN.md section 5) behind the :class:`SearchSpace` protocol."""
+    """The DARTS space (docs/algorithms.md, search spaces) behind the :class:`SearchSpace` protocol."""
 
     name = "darts"
 

@@ -1,4 +1,4 @@
-"""Occlusion distillation (seed 003): soft targets, triplet loss, the training-loop glue."""
+"""Occlusion distillation (docs/algorithms.md): soft targets, triplet loss, the training-loop glue."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """DDPNAS: train one sampled path per epoch, update the distribution every ``pruning_step`` rounds,
-prune each decision's worst op, stop at one op per decision (DESIGN.md section 5).
+prune each decision's worst op, stop at one op per decision (docs/algorithms.md, DDPNAS).
 
 The authors' lr rule (``one_shot_search.py``): warm-up runs in its own loop (lines 164-172, every
 op of every edge once per warm-up epoch, lr never touched) and the search loop then counts its

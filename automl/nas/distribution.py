@@ -1,6 +1,6 @@
 """The DDPNAS categorical distribution: sample, record, update, prune (pure numpy, no torch).
 
-Faithful to the first author's ``Category_DDPNAS.py`` (DESIGN.md section 5):
+Faithful to the first author's ``Category_DDPNAS.py`` (docs/algorithms.md, DDPNAS):
 
 * ``theta`` is a (decisions x candidates) matrix; each row starts uniform.
 * A *round* lasts as many epochs as a decision has surviving candidates. Each epoch draws, for
