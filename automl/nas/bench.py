@@ -44,8 +44,9 @@ from typing import Any
 import numpy as np
 
 from automl.config import Config
+from automl.nas.strategies import BUILTIN_STRATEGIES, strategy_names
 
-STRATEGIES = ("ddpnas", "darts", "random")
+STRATEGIES = BUILTIN_STRATEGIES  # the registry of automl.nas.strategies
 
 # Per-strategy figures summarised over seeds (mean, std) in ``aggregate``.
 SUMMARY_FIELDS = (
@@ -510,9 +511,9 @@ def run_nas_bench(
     from automl.errors import UserError
     from automl.nas.search import load_search_data, resolve_device
 
-    unknown = [s for s in strategies if s not in STRATEGIES]
+    unknown = [s for s in strategies if s not in strategy_names()]
     if unknown or not strategies:
-        raise UserError(f"unknown strategies {unknown} (choose from {', '.join(STRATEGIES)})")
+        raise UserError(f"unknown strategies {unknown} (choose from {', '.join(strategy_names())})")
     if isinstance(seeds, int):
         seed_list = [cfg.search.seed + i for i in range(seeds)]
     else:

@@ -23,7 +23,9 @@ from automl.progress import ProgressCallback, ProgressEvent, emit
 
 if TYPE_CHECKING:
     from automl.data import FaceData
+    from automl.nas.strategy import Strategy
     from automl.store import Store
+    from search_spaces.base import SearchSpace
 
 AU_KINDS = ("bp4d", "disfa")
 
@@ -171,11 +173,14 @@ def search_job(
     resume: int | None = None,
     data: FaceData | None = None,
     progress: ProgressCallback | None = None,
+    space: SearchSpace | None = None,
+    strategy: Strategy | str | None = None,
 ) -> SearchResult:
     """Run (or with ``resume``, continue) the search ``cfg`` describes and record it in ``store``.
 
     ``data`` replaces ``cfg.search.data`` with an in-memory :class:`~automl.data.FaceData` (your own
-    tensors). Raises :class:`~automl.errors.UserError` for bad input and
+    tensors); ``space`` / ``strategy`` objects replace the ones the config names (a resume rebuilds
+    from the stored config, so resumable runs use registered names). Raises :class:`~automl.errors.UserError` for bad input and
     :class:`~automl.store.lifecycle.RunInterrupted` / ``KeyboardInterrupt`` when stopped (the run is
     then ``interrupted`` and resumable).
     """
@@ -190,32 +195,35 @@ def search_job(
         if distributed.env_world_size() > 1:  # one rank of a multi-process launch (torchrun)
             ctx = distributed.init_from_env(resolve_device(cfg.search.device).type)
         try:
+            parts = {"data": data, "space": space, "strategy": strategy}
             if ctx is not None and not ctx.is_main:
-                return _follower_rank(cfg, ctx, resume, data)
-            return _main_rank(cfg, as_store(store), resume, data, progress, ctx)
+                return _follower_rank(cfg, ctx, resume, parts)
+            return _main_rank(cfg, as_store(store), resume, parts, progress, ctx)
         finally:
             if ctx is not None:
                 distributed.shutdown()
 
 
-def _build_loop(cfg: Config, recorder: Any, run_dir: Path | None, data: Any, progress: Any, ctx: Any,
-                owner: dict[str, Any] | None) -> Any:
+def _build_loop(cfg: Config, parts: dict[str, Any], progress: Any, ctx: Any) -> Any:
+    """The loop, built before any run row exists; :meth:`SearchLoop.attach` gives it the run."""
     from automl.nas import distributed
+    from automl.nas.recorder import MemoryRecorder
     from automl.nas.search import SearchLoop
 
-    kwargs = {"run_dir": run_dir, "data": data, "progress": progress, "owner": owner}
+    recorder = MemoryRecorder()
+    kwargs = {"progress": progress, **parts}
     if ctx is None:
         return SearchLoop(cfg, recorder, **kwargs)
     return distributed.distributed_loop_class()(cfg, recorder, ctx=ctx, **kwargs)
 
 
-def _follower_rank(cfg: Config, ctx: Any, resume: int | None, data: Any) -> SearchResult:
+def _follower_rank(cfg: Config, ctx: Any, resume: int | None, parts: dict[str, Any]) -> SearchResult:
     from automl.nas import distributed
     from automl.nas.recorder import MemoryRecorder
 
     # Built in the same order as on rank 0 (loop first, then the broadcast); only rank 0 writes
     # the store, and the others learn the run id, directory and owner from it.
-    loop = _build_loop(cfg, MemoryRecorder(), None, data, None, ctx, None)
+    loop = _build_loop(cfg, parts, None, ctx)
     run_id, run_dir, owner = distributed.broadcast_object(None)  # type: ignore[misc]
     loop.attach(MemoryRecorder(), run_dir, owner)
     outcome = loop.run(resume=resume is not None)
@@ -224,15 +232,14 @@ def _follower_rank(cfg: Config, ctx: Any, resume: int | None, data: Any) -> Sear
                         rank=ctx.rank, epoch_times=list(outcome.epoch_times))
 
 
-def _main_rank(cfg: Config, store: Store | None, resume: int | None, data: Any,
+def _main_rank(cfg: Config, store: Store | None, resume: int | None, parts: dict[str, Any],
                progress: ProgressCallback | None, ctx: Any) -> SearchResult:
     from automl.nas import distributed
-    from automl.nas.recorder import MemoryRecorder
 
     if store is None:  # nothing persisted: no run row, no resume state
         if ctx is not None:
             distributed.broadcast_object((None, None, None))
-        loop = _build_loop(cfg, MemoryRecorder(), None, data, _loop_progress(progress, "search"), ctx, None)
+        loop = _build_loop(cfg, parts, _loop_progress(progress, "search"), ctx)
         outcome = loop.run()
         assert outcome is not None
         return SearchResult(None, outcome.genotype, outcome.summary, outcome.epochs, outcome.wall_time,
@@ -245,9 +252,11 @@ def _main_rank(cfg: Config, store: Store | None, resume: int | None, data: Any,
 
         check_resumable(store.get_run(resume), "search")
     # Built before the run row exists: bad data, a bad space or a missing GPU stores nothing.
-    loop = _build_loop(cfg, MemoryRecorder(), None, data, None, ctx, None)
+    loop = _build_loop(cfg, parts, None, ctx)
+    space_name = getattr(parts.get("space"), "name", None) or s.space  # an object of your own: its name
+    strategy_name = getattr(parts.get("strategy"), "name", None) or s.strategy
     with store.run(kind="search", config=cfg.model_dump(mode="json"), resume=resume, seed=s.seed,
-                   space=s.space, task=s.task, strategy=s.strategy, data=s.data) as run:
+                   space=space_name, task=s.task, strategy=strategy_name, data=s.data) as run:
         owner = {"run_id": run.id, "store_id": store.store_id}
         if ctx is not None:
             distributed.broadcast_object((run.id, str(run.dir), owner))

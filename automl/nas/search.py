@@ -34,10 +34,9 @@ from automl.config import Config
 from automl.data import FaceData, load_data, make_task, to_float
 from automl.data.augment import augment_for
 from automl.errors import UserError
-from automl.nas.darts import DartsStrategy
-from automl.nas.ddpnas import DDPNASStrategy
-from automl.nas.random_ws import RandomWSStrategy
 from automl.nas.recorder import SearchRecorder
+from automl.nas.strategies import create_strategy
+from automl.nas.strategies import scaled_epochs as _scaled
 from automl.nas.strategy import LrPlan, Strategy, StrategyResult
 from automl.threads import apply_cpu_threads
 from search_spaces.base import SearchSpace
@@ -76,44 +75,9 @@ def build_space(cfg: Config, task: str) -> SearchSpace:
         raise UserError(f"cannot build the '{cfg.search.space}' space: {exc}") from None
 
 
-def _scaled(n: int, scale: float) -> int:
-    return max(1, int(round(n * scale)))
-
-
 def build_strategy(cfg: Config, space: SearchSpace) -> Strategy:
-    """The configured strategy; ``search.epochs_scale`` multiplies DARTS' and random WS' epoch
-    budgets. DDPNAS' epoch count is fixed by the ops per decision and ``pruning_step`` (every op is
-    trained once per round), so for DDPNAS the scale lengthens or shortens each epoch instead
-    (:func:`epoch_steps`): scaling the rounds would round 0.25 x 1 back up to 1 and do nothing."""
-    s = cfg.search.epochs_scale
-    name = cfg.search.strategy
-    if name == "ddpnas":
-        d = cfg.ddpnas
-        return DDPNASStrategy(
-            space,
-            pruning_step=d.pruning_step,
-            warmup_epochs=d.warmup_epochs,
-            update_rule=d.update_rule,
-            temperature=d.temperature,
-            momentum_gamma=d.momentum_gamma,
-            skip_caps=d.skip_caps,
-            seed=cfg.search.seed,
-        )
-    if name == "darts":
-        d = cfg.darts
-        return DartsStrategy(
-            space,
-            epochs=_scaled(d.epochs, s),
-            arch_lr=d.arch_lr,
-            arch_weight_decay=d.arch_weight_decay,
-            skip_caps=cfg.ddpnas.skip_caps,
-        )
-    if name == "random":
-        r = cfg.random
-        return RandomWSStrategy(
-            space, epochs=_scaled(r.epochs, s), candidates=r.candidates, seed=cfg.search.seed
-        )
-    raise UserError(f"unknown strategy '{name}' (choose ddpnas, darts or random)")
+    """The configured strategy (:func:`automl.nas.strategies.create_strategy`)."""
+    return create_strategy(cfg.search.strategy, space, cfg)
 
 
 def epoch_steps(cfg: Config, n_train: int) -> int | None:
@@ -304,7 +268,11 @@ class SearchLoop:
         progress: Progress | None = None,
         deterministic: bool | None = None,
         owner: dict[str, Any] | None = None,
+        space: SearchSpace | None = None,
+        strategy: Strategy | str | None = None,
     ):
+        """``space`` / ``strategy``: objects (or a registered strategy name) used instead of the
+        ones ``cfg.search`` names -- a space of your own, a strategy built with custom settings."""
         self.cfg = cfg
         # Which run of which store the state file belongs to (``{"run_id", "store_id"}``): two
         # stores in one folder, or a copied run folder, must never resume each other's weights.
@@ -326,8 +294,11 @@ class SearchLoop:
             )
         self.task = make_task(raw)
         self.data = split_data(raw, cfg.data.val_fraction, cfg.search.seed, self.device)
-        self.space = build_space(cfg, raw.task)
-        self.strategy = build_strategy(cfg, self.space)
+        if strategy is not None and not isinstance(strategy, str):
+            space = space or strategy.space
+        self.space = space if space is not None else build_space(cfg, raw.task)
+        chosen = strategy if strategy is not None else cfg.search.strategy
+        self.strategy = create_strategy(chosen, self.space, cfg)
         self.budget = self._budget()
         if self.budget is not None:
             self.strategy.set_budget(self.budget)
