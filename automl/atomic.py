@@ -98,9 +98,10 @@ def atomic_write(path: str | Path, mode: str = "wb", *, encoding: str | None = N
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_write mode must be 'wb' or 'w', not {mode!r}")
     path = Path(path)
-    if path.is_dir():
-        raise ArtifactWriteError(f"cannot write {path}: it is a directory; give a file name")
     try:
+        # inside the try: a parent without search permission makes even is_dir() raise EACCES
+        if path.is_dir():
+            raise ArtifactWriteError(f"cannot write {path}: it is a directory; give a file name")
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     except OSError as exc:
@@ -144,9 +145,10 @@ def check_writable(path: str | Path) -> Path:
     Creates the parent directory if needed and creates-then-removes a probe temp file there.
     """
     path = Path(path)
-    if path.is_dir():
-        raise ArtifactWriteError(f"cannot write {path}: it is a directory; give a file name")
     try:
+        # inside the try: a parent without search permission makes even is_dir() raise EACCES
+        if path.is_dir():
+            raise ArtifactWriteError(f"cannot write {path}: it is a directory; give a file name")
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     except OSError as exc:

@@ -10,17 +10,16 @@ Layout for ``model.safetensors``:
 * ``model.safetensors.json`` -- the sidecar: genotype, space, in_channels, image_size,
   num_outputs, class_names, task, metrics, network options, and the sha256 of the weights file.
 
-Both files are written to a temporary name in the same directory and then ``os.replace``-d, so a
-crash leaves either the old pair or the new one. The weights go first, the sidecar (which names
-their hash) last: a sidecar never describes weights that are not complete on disk.
+Both files are written with :func:`automl.atomic.atomic_write` (temp file beside the target,
+fsync, umask-respecting mode, rename), so a crash leaves either the old pair or the new one.
+The weights go first, the sidecar (which names their hash) last: a sidecar never describes
+weights that are not complete on disk.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
 
+from automl.atomic import atomic_write_bytes
 from automl.errors import UserError
 
 META_KEY = "automl"
@@ -56,22 +56,6 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to a temp file in ``path``'s directory, fsync, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
@@ -88,6 +72,7 @@ def to_json(payload: Any) -> str:
 
 
 def atomic_write_json(path: str | Path, payload: Any) -> None:
+    """Replace ``path`` with :func:`to_json` of ``payload`` via :func:`automl.atomic.atomic_write`."""
     atomic_write_bytes(path, (to_json(payload) + "\n").encode("utf-8"))
 
 

@@ -5,7 +5,7 @@ an error naming the key, not a silently ignored setting that wastes a GPU-day. T
 is stored with every run (``Config.model_dump()``), so a run can be reproduced from the store.
 
 Presets: ``quick`` finishes a search in minutes on a 2-core CPU; ``paper`` is the authors'
-CIFAR-10 setting (DESIGN.md section 5). A ``--config FILE`` is layered on top of the preset and
+CIFAR-10 setting (docs/algorithms.md, DDPNAS). A ``--config FILE`` is layered on top of the preset and
 command-line options on top of both.
 """
 
@@ -25,6 +25,8 @@ class _Section(BaseModel):
 
 
 BUILTIN_SPACES = ("darts", "mobilenet", "face")
+SEED_MAX = 2**32 - 1
+"""The largest seed: numpy's legacy RNG takes 32 bits, and the store keeps the seed as an integer."""
 
 
 class SearchSection(_Section):
@@ -35,12 +37,16 @@ class SearchSection(_Section):
     )
     task: Literal["fer", "au"] = "fer"
     data: str = "synth:fer"
-    strategy: Literal["ddpnas", "darts", "random"] = "ddpnas"
-    seed: int = 0
+    strategy: str = "ddpnas"  # a name in the registry of automl.nas.strategies
+    seed: int = Field(
+        0,
+        description="Seeds the RNGs (numpy, torch) and is stored with the run: 0 to 2**32-1 (SEED_MAX).",
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     epochs_scale: float = Field(
         1.0,
         gt=0,
+        allow_inf_nan=False,
         description="DARTS / random WS: multiplies their epoch budgets. DDPNAS: multiplies the length of "
         "an epoch (optimiser steps), because its epoch count follows from the ops and pruning_step.",
     )
@@ -65,12 +71,28 @@ class SearchSection(_Section):
     )
 
 
+    @field_validator("seed")
+    @classmethod
+    def _seed_range(cls, value: int) -> int:
+        if not 0 <= value <= SEED_MAX:
+            raise ValueError(f"the seed must be between 0 and 2**32-1 ({SEED_MAX}), not {value}")
+        return value
+
     @field_validator("steps_per_epoch", mode="before")
     @classmethod
     def _steps_value(cls, value: Any) -> Any:
         if value == "pass" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
             return value
         raise ValueError(f'use a positive number of optimiser steps or "pass" (one pass), not {value!r}')
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, value: str) -> str:
+        from automl.nas.strategies import strategy_names  # cheap: no torch until a factory runs
+
+        if value not in strategy_names():
+            raise ValueError(f"unknown strategy '{value}' (choose one of: {', '.join(strategy_names())})")
+        return value
 
     @field_validator("space")
     @classmethod
@@ -235,7 +257,8 @@ def _validation_message(exc: ValidationError, source: str) -> str:
     if err["type"] == "extra_forbidden":
         hint = "check the spelling; `automl search --dry-run` prints every valid key"
         return f"{source}: unknown key '{key}' ({hint})"
-    return f"{source}: bad value for '{key}': {err['msg']}"
+    msg = err["msg"].removeprefix("Value error, ")  # pydantic's prefix for a validator's ValueError
+    return f"{source}: bad value for '{key}': {msg}"
 
 
 def validate_config(raw: dict[str, Any], source: str = "config") -> Config:
@@ -257,8 +280,18 @@ def load_config(
     overrides: dict[str, Any] | None = None,
 ) -> Config:
     """Preset, then the TOML file, then command-line overrides (nested dicts), validated once."""
-    raw = preset(preset_name)
-    source = f"preset '{preset_name}'"
+    return layer_config(preset(preset_name), f"preset '{preset_name}'", config_file, overrides)
+
+
+def layer_config(
+    base: dict[str, Any],
+    source: str,
+    config_file: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Config:
+    """``base`` (a preset, or a run's stored config, named ``source`` in errors), then the TOML
+    ``config_file``, then ``overrides`` (nested dicts), validated once: the one layering path."""
+    raw = dict(base)
     if config_file is not None:
         raw = _deep_merge(raw, _read_toml(Path(config_file)))
         source = str(config_file)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from automl.atomic import atomic_write, atomic_write_bytes, check_writable
 from automl.checkpoint import (
     atomic_write_json,
     load_checkpoint,
@@ -44,12 +44,9 @@ from automl.checkpoint import (
     to_json,
 )
 from automl.errors import UserError
+from automl.export_formats import DEFAULT_FILENAMES, EXPORT_FORMATS, check_format  # noqa: F401 (re-exported)
 from automl.train import build_network, split_output
 
-EXPORT_FORMATS = ("torchscript", "onnx", "json", "nni")
-DEFAULT_FILENAMES = {
-    "torchscript": "model.pt", "onnx": "model.onnx", "json": "genotype.json", "nni": "nni_arch.json"
-}
 CLASSIFIER_NAMES = ("classifier", "fc", "head", "linear")
 SIDECAR_KEYS = ("in_channels", "image_size", "num_outputs", "task", "class_names", "genotype", "space")
 
@@ -173,11 +170,11 @@ def _sidecar_meta(meta: dict[str, Any], embedding_dim: int | None, fmt: str) -> 
     return out
 
 
-def _tmp_path(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
+def check_export_target(out: str | Path, fmt: str) -> None:
+    """Fail before any tracing when ``out`` (or its sidecar) could not be written."""
+    check_writable(out)
+    if fmt in ("torchscript", "onnx"):
+        check_writable(sidecar_path(out))
 
 
 def export_torchscript(model: nn.Module, meta: dict[str, Any], out: str | Path) -> ExportInfo:
@@ -203,15 +200,10 @@ def export_torchscript(model: nn.Module, meta: dict[str, Any], out: str | Path) 
                 )
         embedding_dim = int(wrapper.embed(example).shape[1])
     side = _sidecar_meta(meta, embedding_dim, "torchscript")
-    tmp = _tmp_path(out)
-    try:
-        with warnings.catch_warnings():  # TorchScript is deprecated upstream but is the contract here
-            warnings.simplefilter("ignore", DeprecationWarning)
-            torch.jit.save(traced, str(tmp), _extra_files={"automl.json": to_json(side)})
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_write(out) as fh, warnings.catch_warnings():
+        # TorchScript is deprecated upstream but is the contract here
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(traced, fh, _extra_files={"automl.json": to_json(side)})
     digest = sha256_file(out)
     side["sha256"] = digest
     side["file"] = out.name
@@ -271,8 +263,9 @@ def export_onnx(
     c, s = int(meta["in_channels"]), int(meta["image_size"])
     pair = _LogitsAndEmbedding(inference_model(model, in_channels=c, image_size=s)).eval()
     example = _example_input(2, c, s)
-    tmp = _tmp_path(out)
-    try:
+    # The exporters want a path; a scratch copy is verified, then written atomically to ``out``.
+    with tempfile.TemporaryDirectory(prefix="automl-onnx-") as scratch:
+        tmp = Path(scratch) / "model.onnx"
         _onnx_export(pair, example, tmp, opset=opset, dynamo=dynamo)
         probe = _example_input(5, c, s, seed=2)
         session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
@@ -283,10 +276,7 @@ def export_onnx(
             if not torch.allclose(torch.from_numpy(got), want, rtol=1e-3, atol=1e-4):
                 raise RuntimeError(f"onnxruntime {name} differ from PyTorch's; the ONNX export is wrong")
         embedding_dim = int(got_embed.shape[1])
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        atomic_write_bytes(out, tmp.read_bytes())
     side = _sidecar_meta(meta, embedding_dim, "onnx")
     digest = sha256_file(out)
     side.update(
@@ -403,6 +393,7 @@ def export_checkpoint(
 ) -> ExportInfo:
     """Export a trained checkpoint in ``fmt`` (one of :data:`EXPORT_FORMATS`) to ``out``."""
     check_format(fmt)
+    check_export_target(out, fmt)
     if fmt == "nni":
         meta = _export_meta(path)
         sizes = _network_description(meta, path)
@@ -425,6 +416,7 @@ def export_genotype(
 ) -> ExportInfo:
     """Export an untrained genotype: ``json``, or ``nni`` (which needs the network ``sizes``)."""
     check_format(fmt)
+    check_export_target(out, fmt)
     if fmt == "nni":
         if sizes is None:
             raise UserError("cannot export as NNI: the run does not record its input size and outputs")
@@ -436,11 +428,6 @@ def export_genotype(
             "(`automl train RUN_ID`) and export the train run, or use --format json"
         )
     return export_json(genotype, meta, out)
-
-
-def check_format(fmt: str) -> None:
-    if fmt not in EXPORT_FORMATS:
-        raise UserError(f"unknown export format '{fmt}' (choose one of: {', '.join(EXPORT_FORMATS)})")
 
 
 def read_sidecar(path: str | Path) -> dict[str, Any]:

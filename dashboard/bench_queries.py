@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine, case, insert, select
 
+from automl.atomic import ArtifactWriteError, atomic_write_text, check_writable
 from automl.store import open_store
 from automl.store.models import Epoch, Run
 from automl.store.repository import Store
@@ -99,6 +100,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--page-size", type=int, default=50)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
+    if args.out:
+        try:
+            check_writable(args.out)  # before the timing, not after it
+        except ArtifactWriteError as exc:
+            parser.error(str(exc))
     with tempfile.TemporaryDirectory() as tmp:
         url = build_store(Path(tmp) / "bench.db", args.runs, args.epochs)
         store = Store(url, readonly=True)
@@ -130,7 +136,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result = {"runs": args.runs, "epochs_per_run": args.epochs, "page_size": args.page_size, "sorts": rows,
               "count_ms": count_ms, "pandas_all_ms": pandas_ms}  # fmt: skip
     if args.out:
-        args.out.write_text(json.dumps(result, indent=2))
+        atomic_write_text(args.out, json.dumps(result, indent=2))
     return result
 
 

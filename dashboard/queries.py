@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Engine, bindparam, case, func, inspect, select, text
 from sqlalchemy.sql.elements import ColumnElement
 
+from automl.store.liveness import DEAD, STALE, last_sign_of_life, run_liveness, shown_state
 from automl.store.models import Architecture, Checkpoint, Distribution, Epoch, IndexRecord, Run
 
 RUN_COLUMNS = ("kind", "state", "space", "task", "strategy")
@@ -175,14 +176,30 @@ def list_runs(
             Run.created_at,
             Run.started_at,
             Run.finished_at,
+            Run.heartbeat_at,
+            Run.updated_at,
+            Run.pid,
             Run.error,
             epochs.label("epochs"),
             best.label("best_val_metric"),
             wall.label("wall_s"),
             Run.summary["signal"].label("signal"),  # automl.learning_checks' verdict, or None
         ).where(Run.id.in_(ids))
-        by_id = {row.id: dict(row._mapping) for row in conn.execute(details)}
+        by_id = {row.id: with_liveness(dict(row._mapping)) for row in conn.execute(details)}
     return [by_id[i] for i in ids if i in by_id]
+
+
+def with_liveness(row: dict[str, Any]) -> dict[str, Any]:
+    """Add ``liveness`` (live / stale / dead, None when finished: :mod:`automl.store.liveness`)
+    and ``shown_state``; a run whose process is gone stops its wall time at its last sign of life
+    instead of counting up to now."""
+    row["liveness"] = run_liveness(row)
+    row["shown_state"] = shown_state(row)
+    if row["liveness"] in (STALE, DEAD) and row.get("started_at") is not None:
+        seen = last_sign_of_life(row)
+        if seen is not None and "wall_s" in row:
+            row["wall_s"] = max(0.0, (seen - row["started_at"]).total_seconds())
+    return row
 
 
 def recent_run_choices(engine: Engine, limit: int = 500) -> list[tuple[int, str]]:
@@ -208,7 +225,7 @@ def recent_run_choices(engine: Engine, limit: int = 500) -> list[tuple[int, str]
 def get_run(engine: Engine, run_id: int) -> dict[str, Any] | None:
     with engine.connect() as conn:
         row = conn.execute(select(Run.__table__).where(Run.id == int(run_id))).first()
-    return dict(row._mapping) if row is not None else None
+    return with_liveness(dict(row._mapping)) if row is not None else None
 
 
 def run_epochs(engine: Engine, run_id: int, *, with_samples: bool = True) -> list[dict[str, Any]]:

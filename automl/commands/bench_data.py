@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from automl.commands import bench_app
-from automl.commands.common import console, write_report
+from automl.commands.common import check_report_out, console, write_report
 from automl.errors import UserError
 
 
@@ -27,6 +27,7 @@ def bench_data(
 
     if n < 64:
         raise UserError(f"--n must be at least 64, not {n}")
+    check_report_out(out)  # an unwritable --out fails now, not after the benchmark
     with console.status("benchmarking") as status:
         res = data_benchmark(n=n, quick=quick, seed=seed, progress=lambda s: status.update(s))
     res["machine"] = {

@@ -18,7 +18,7 @@ import typer
 from rich.table import Table
 
 from automl.commands import bench_app
-from automl.commands.common import console, err_console, write_report
+from automl.commands.common import check_report_out, console, err_console, write_report
 from automl.errors import UserError
 
 
@@ -56,6 +56,7 @@ def bench_hash(
 
     bit_list = _ints(bits, "--bits")
     names = tuple(d.strip() for d in datasets.split(",") if d.strip())
+    check_report_out(out)  # an unwritable --out fails now, not after the benchmark
     try:
         with console.status("running") as status:
             res = hash_benchmark(names, bit_list, seed=seed, progress=lambda s: status.update(s))
@@ -130,6 +131,7 @@ def bench_index(
 
     if n < k + 1 or bits % 8 or queries < 1 or numpy_queries < 1:
         raise UserError("need --n > k, --bits a multiple of 8, and positive query counts")
+    check_report_out(out)  # an unwritable --out fails now, not after the benchmark
     try:
         with console.status("running") as status:
             res = index_benchmark(

@@ -39,43 +39,32 @@ SPACE_OPTION_HELP = (
 )
 
 
-def allowed_space(space_option: str | None, stored_config: Any = None) -> str | None:
-    """The space the user chose explicitly, whose code a genotype may name (``nni:...``).
+@contextmanager
+def option_hints(flags: dict[str, str] | None = None) -> Iterator[None]:
+    """Library errors in the command line's words: a space mismatch names ``--space``, and an
+    :class:`~automl.genotype_source.InputError` is prefixed with the option (``flags``: argument
+    name -> option) that set the argument it is about."""
+    from automl.genotype_source import InputError, SpaceMismatchError
 
-    ``--space`` on the command line, else -- for a stored run -- the ``search.space`` of the run's
-    stored config (what the user passed to ``automl search --space``, which refuses an ``nni:``
-    space coming from anywhere else). Anything else is data and allows nothing.
-    """
-    if space_option:
-        return space_option
-    search = stored_config.get("search") if isinstance(stored_config, dict) else None
-    space = search.get("space") if isinstance(search, dict) else None
-    return space if isinstance(space, str) else None
-
-
-def check_space_option(genotype: Any, space_option: str | None) -> None:
-    """``--space`` names the genotype's space: a different one is a mistake, reported before work."""
-    have = genotype.get("space") if isinstance(genotype, dict) else None
-    if space_option and have != space_option:
-        raise UserError(f"--space {space_option} does not match the genotype's space '{have}'")
+    try:
+        yield
+    except SpaceMismatchError as exc:
+        raise UserError(
+            f"--space {exc.requested} does not match the genotype's space '{exc.genotype_space}'"
+        ) from None
+    except InputError as exc:
+        flag = (flags or {}).get(exc.argument)
+        if flag is None:
+            raise
+        raise UserError(f"{flag}: {exc}") from None
 
 
 def guard_genotype_space(genotype: Any, space_option: str | None, stored_config: Any = None) -> str | None:
-    """Check a genotype read from data against the user's explicit choice, before any work.
+    """:func:`automl.genotype_source.guard_genotype_space` for a ``--space`` option (errors name it)."""
+    from automl.genotype_source import guard_genotype_space as guard
 
-    Returns the space to pass on as ``allow_user_code`` (:func:`allowed_space`); a genotype naming a
-    user's NNI space (``nni:...``) that the user did not choose is a one-line :class:`UserError`
-    (:func:`search_spaces.registry.check_user_code`; nothing of the user's is imported).
-    """
-    from search_spaces.registry import UserCodeRefusedError, check_user_code
-
-    check_space_option(genotype, space_option)
-    allow = allowed_space(space_option, stored_config)
-    name = genotype.get("space") if isinstance(genotype, dict) else None
-    try:
-        check_user_code(name, allow)
-    except UserCodeRefusedError as exc:
-        raise UserError(str(exc)) from None
+    with option_hints():
+        allow = guard(genotype, space_option, stored_config)
     return allow
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -30,14 +31,16 @@ def synth(
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed writes the same files."),
 ) -> None:
     """Write synthetic faces in the exact layout of a real data set (readers then run on it)."""
+    from automl.atomic import check_writable
     from automl.data.synthface.writer import FORMATS, write_format
 
     if fmt not in FORMATS:
         raise UserError(f"unknown --format {fmt!r}: use one of {', '.join(FORMATS)}")
     if n < 10:
         raise UserError(f"--n must be at least 10, not {n}")
-    if out.exists() and not out.is_dir():
+    if os.path.exists(out) and not os.path.isdir(out):  # os.path: False, not EACCES, for no access
         raise UserError(f"--out {out} exists and is not a directory")
+    check_writable(out / "SYNTHETIC.txt")  # a read-only or unreachable --out fails before rendering
     with console.status(f"rendering {n} synthetic faces as {fmt}"):
         info = write_format(fmt, out, n=n, seed=seed)
     console.print(
@@ -53,7 +56,7 @@ def preview(
         "synth:fer", "--data", help="Data spec KIND:PATH (e.g. synth:fer, rafdb:/data/raf)."
     ),
     out: Path = typer.Option(Path("grid.png"), "--out", help="Image file to write (png/jpg)."),
-    n: int = typer.Option(64, "--n", help="Faces in the grid."),
+    n: int = typer.Option(64, "--n", help="Faces in the grid: 1 to 10,000."),
     split: str = typer.Option("train", "--split", help="train | test"),
     size: int = typer.Option(None, "--size", help="Resize faces to this many pixels."),
     channels: int = typer.Option(None, "--channels", help="1 (grey) or 3 (RGB)."),
@@ -61,11 +64,14 @@ def preview(
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Write a labelled grid of faces from any data spec."""
+    from automl.atomic import check_writable
     from automl.data import load_data
-    from automl.data.preview import save_grid
+    from automl.data.preview import check_grid_faces, save_grid
 
     if split not in ("train", "test"):
         raise UserError(f"--split must be train or test, not {split!r}")
+    check_grid_faces(n)  # before the data is loaded (n sets how much synthetic data is rendered)
+    check_writable(out)  # before loading the data
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         d = load_data(

@@ -4,8 +4,8 @@ Decoding tens of thousands of JPEGs takes minutes; a cached ``.npy`` opens insta
 paged in lazily by ``np.load(mmap_mode=...)``, so a 100k-frame BP4D set need not fit in RAM. The
 cache lives in ``.automl_cache/`` beside the data when that is writable, else in ``$AUTOML_CACHE``
 (default ``~/.cache/automl``). The key hashes the source files' names, sizes and mtimes and the
-requested size/channels, so edited data is re-decoded. Files are written under a temporary name
-and renamed into place, so a killed process never leaves a half-written cache behind.
+requested size/channels, so edited data is re-decoded. Files are written with
+:func:`automl.atomic.atomic_write`, so a killed process never leaves a half-written cache behind.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
+
+from automl.atomic import atomic_write
 
 CACHE_VERSION = 1
 
@@ -57,16 +58,20 @@ def cache_key(parts: dict, files: Iterable[str | os.PathLike] = ()) -> str:
 
 
 def save_atomic(path: Path, array: np.ndarray) -> None:
-    """``np.save`` to a temp file in the same directory, then ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """``np.save`` through :func:`automl.atomic.atomic_write`."""
+    with atomic_write(path) as fh:
+        np.save(fh, array, allow_pickle=False)
+
+
+_NPY_HEADER_BYTES = 256  # fixed, so the header can be rewritten in place with a smaller shape
+
+
+def _npy_header(shape: tuple[int, ...]) -> bytes:
+    """A ``.npy`` version 1.0 header for C-ordered uint8 ``shape``, padded to a fixed length."""
+    text = repr({"descr": "|u1", "fortran_order": False, "shape": tuple(shape)})
+    prefix = np.lib.format.magic(1, 0)
+    body = text.ljust(_NPY_HEADER_BYTES - len(prefix) - 2 - 1) + "\n"
+    return prefix + len(body).to_bytes(2, "little") + body.encode("latin1")
 
 
 def open_mmap(path: Path) -> np.ndarray:
@@ -90,28 +95,22 @@ def build_images(
     ok_path = path.with_suffix(".ok.npy")
     if path.exists() and ok_path.exists():
         return open_mmap(path), np.load(ok_path, allow_pickle=False)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, *shape))
+    with atomic_write(path) as fh:
+        # The rows are decoded straight into the temporary file, mapped behind a .npy header.
+        fh.write(_npy_header((n, *shape)))
+        fh.flush()
+        out = np.memmap(fh, dtype=np.uint8, mode="r+", offset=_NPY_HEADER_BYTES, shape=(n, *shape))
         ok = fill(out)
-        if not ok.all():
-            good = np.flatnonzero(ok)
-            fd2, tmp2 = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-            os.close(fd2)
-            compact = np.lib.format.open_memmap(tmp2, mode="w+", dtype=np.uint8, shape=(len(good), *shape))
+        good = np.flatnonzero(ok)
+        if len(good) < n:
+            # Compact in place: row good[j] >= j, so copying in ascending order never reads a row
+            # that an earlier chunk overwrote. Then shrink the file and its header's shape.
             for s in range(0, len(good), 4096):
-                compact[s : s + 4096] = out[good[s : s + 4096]]
-            compact.flush()
-            del out, compact
-            os.replace(tmp2, tmp)
-        else:
-            out.flush()
-            del out
+                out[s : s + len(good[s : s + 4096])] = out[good[s : s + 4096]]
+        out.flush()
+        del out
+        fh.seek(0)
+        fh.write(_npy_header((len(good), *shape)))
+        fh.truncate(_NPY_HEADER_BYTES + len(good) * int(np.prod(shape, dtype=np.int64)))
         save_atomic(ok_path, ok)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return open_mmap(path), ok

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from automl.atomic import atomic_write, check_writable
 from automl.data.facedata import FaceData
+from automl.errors import UserError
 
 
 def label_text(data: FaceData, y) -> str:
@@ -24,10 +25,22 @@ def label_text(data: FaceData, y) -> str:
     return data.class_names[int(arr)]
 
 
+MAX_GRID_FACES = 10_000
+"""The most faces one grid shows (100 x 100 tiles of 96 px: a 9600 px wide image)."""
+
+
+def check_grid_faces(n: int) -> int:
+    """``n`` when a grid can show that many faces (1..MAX_GRID_FACES), else a :class:`UserError`."""
+    if not 1 <= n <= MAX_GRID_FACES:
+        raise UserError(f"a preview grid shows 1 to {MAX_GRID_FACES:,} faces, not {n:,}")
+    return n
+
+
 def make_grid(
     data: FaceData, n: int = 64, split: str = "train", tile: int = 96, seed: int = 0
 ) -> Image.Image:
     """Up to ``n`` random faces of ``split`` as a grid of ``tile``-pixel tiles with captions."""
+    check_grid_faces(n)
     x, y = (data.train_x, data.train_y) if split == "train" else (data.test_x, data.test_y)
     count = min(n, len(x))
     idx = (
@@ -53,17 +66,9 @@ def make_grid(
 
 
 def save_grid(data: FaceData, out: str | os.PathLike, **kwargs) -> Path:
-    """Write the grid atomically (temp file + rename); the format follows the suffix."""
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the grid with :func:`automl.atomic.atomic_write`; the format follows the suffix."""
+    path = check_writable(out)
     img = make_grid(data, **kwargs)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        img.save(tmp, format=(path.suffix.lstrip(".") or "png").upper().replace("JPG", "JPEG"))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path) as fh:
+        img.save(fh, format=(path.suffix.lstrip(".") or "png").upper().replace("JPG", "JPEG"))
     return path

@@ -40,8 +40,16 @@ if run["state"] == "failed":
     st.error(f"This run failed: {redact(run.get('error') or 'no message recorded')}")  # older rows too
 elif run["state"] == "interrupted":
     st.warning(
-        "This run was interrupted; `automl search --resume "
-        f"{run['id']}` continues it from its last checkpoint."
+        f"This run was interrupted ({redact(run.get('error') or 'no reason recorded')}); "
+        + (f"`automl search --resume {run['id']}` continues it from its last checkpoint."
+           if run["kind"] == "search" else "run its command again to redo it.")
+    )
+elif run["liveness"] in ("stale", "dead"):
+    gone = "has exited" if run["liveness"] == "dead" else "has sent no heartbeat for over a minute"
+    st.warning(
+        f"This run is marked {run['state']} but is not running: its process (pid {run.get('pid')} on "
+        f"{run.get('host')}) {gone}. It was killed without recording its end"
+        + (f"; `automl search --resume {run['id']}` continues it." if run["kind"] == "search" else ".")
     )
 ui.signal_banner(summary.get("signal"), f"{run['kind']} run #{run['id']}")
 if run["kind"] == "hpo" and summary.get("study"):
@@ -56,7 +64,7 @@ if run.get("parent_run_id"):
 
 live = st.toggle(
     "Live",
-    value=run["state"] in ("running", "created"),
+    value=run["liveness"] == "live",  # a dead or stale run has nothing new to show
     key="live",
     help=f"Re-read the store every {LIVE_REFRESH_SECONDS:g} s while the run is going.",
 )
@@ -72,7 +80,7 @@ def live_panel() -> None:
     best = rows[0]["best_val_metric"] if rows else None
     total_epochs = plan.get("total_epochs") or plan.get("epochs") or plan.get("search_epochs")
     m = st.columns(5)
-    m[0].metric("State", current["state"])
+    m[0].metric("State", current.get("shown_state") or current["state"])
     m[1].metric("Epochs", f"{len(epochs)}" + (f" / {total_epochs}" if isinstance(total_epochs, int) else ""))
     m[2].metric("Best val metric", ui.fmt_number(best))
     last_val = next((e["val_loss"] for e in reversed(epochs) if e.get("val_loss") is not None), None)

@@ -54,7 +54,7 @@ table = pd.DataFrame(
         "id": [r["id"] for r in rows],
         "open": [f"run?run={r['id']}" for r in rows],
         "kind": [r["kind"] for r in rows],
-        "state": [r["state"] for r in rows],
+        "state": [r["shown_state"] for r in rows],  # "running (dead)" once its process is gone
         "space": [r["space"] for r in rows],
         "task": [r["task"] for r in rows],
         "strategy": [r["strategy"] for r in rows],

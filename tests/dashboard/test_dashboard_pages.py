@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from automl.store import open_store
+
 APP = "../../dashboard/app.py"  # AppTest resolves it relative to this file
 
 
@@ -165,6 +167,7 @@ def test_run_page_variants_failed_and_running_runs(page, seeded) -> None:
     assert any("no 'pixels' column" in e.value for e in at.error)
     assert any("no distribution" in i.value for i in at.info)
 
+    open_store(seeded.url).heartbeat(seeded.running_run)  # the seeding may be minutes old
     at = page("pages/run.py", run=str(seeded.running_run))
     assert at.toggle(key="live").value is True  # running runs follow live by default
     assert {m.label: m.value for m in at.metric}["Epochs"] == "6 / 50"
@@ -369,3 +372,32 @@ def test_hpo_reads_a_journal_storage_without_writing(tmp_path: Path, monkeypatch
     at.switch_page("pages/hpo.py").run()
     assert any("No Optuna journal" in i.value for i in at.info)
     assert not (tmp_path / "missing.journal").exists()
+
+
+def test_a_killed_run_shows_as_dead_and_stops_following(tmp_path: Path, monkeypatch) -> None:
+    import subprocess
+    import sys
+
+    from automl.store.recorder import StoreRecorder
+
+    url = f"sqlite:///{tmp_path / 'dead.db'}"
+    store = open_store(url)
+    run_id = store.create_run(kind="search", config={}, space="darts", task="fer", strategy="ddpnas")
+    StoreRecorder(store, run_id).on_start({"search_epochs": 10})
+    store.claim_run(run_id)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    with store.engine.begin() as conn:  # as if that process had owned the run and died by SIGKILL
+        conn.exec_driver_sql(f"UPDATE automl_runs SET pid = {gone.pid} WHERE id = {run_id}")
+    monkeypatch.setenv("AUTOML_DB", url)
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.run()
+    at.switch_page("pages/runs.py").run()
+    assert "running (dead)" in list(at.dataframe[0].value["state"])
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.query_params["run"] = str(run_id)
+    at.run()
+    at.switch_page("pages/run.py").run()
+    assert at.toggle(key="live").value is False
+    assert any("is not running" in w.value and "has exited" in w.value for w in at.warning)
+    assert {m.label: m.value for m in at.metric}["State"] == "running (dead)"

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from automl.atomic import atomic_write, atomic_write_text, check_writable
 from automl.data.folds import BP4D_FOLDS, DISFA_FOLDS
 from automl.data.readers.affectnet import AFFECTNET_HEADER
 from automl.data.readers.fer2013 import FERPLUS_HEADER
@@ -37,23 +37,17 @@ DISFA_FILE_AUS = (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w", newline="") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    atomic_write_text(path, text)
 
 
 def _save_image(path: Path, chw: np.ndarray, fmt: str = "JPEG") -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     arr = chw[0] if chw.shape[0] == 1 else chw.transpose(1, 2, 0)
     img = Image.fromarray(arr)
-    tmp = path.with_name(path.name + ".tmp")
-    if fmt == "JPEG":
-        img.save(tmp, format="JPEG", quality=92)
-    else:
-        img.save(tmp, format=fmt)
-    os.replace(tmp, path)
+    with atomic_write(path) as fh:
+        if fmt == "JPEG":
+            img.save(fh, format="JPEG", quality=92)
+        else:
+            img.save(fh, format=fmt)
 
 
 def _note(out: Path, fmt: str, n: int, seed: int) -> None:
@@ -210,7 +204,8 @@ def write_bp4d(out: Path, n: int, seed: int, frames: int = 12) -> dict:
     coded) and frames img/<subject>/<task>/<frame>.jpg. One onset-apex-offset clip per task."""
     n_clips = max(3, -(-n // frames))
     subjects = _subjects_over_folds(BP4D_FOLDS, min(41, max(3, n_clips // 2)))
-    s = synth_clips(n_clips, frames, size=112, channels=3, seed=seed, n_subjects=len(subjects))
+    # cover=3: the first three subjects are one of each CV fold, so even 3 clips make a readable set
+    s = synth_clips(n_clips, frames, size=112, channels=3, seed=seed, n_subjects=len(subjects), cover=3)
     rng = np.random.default_rng(seed + 3)
     peak = s.intensity.max(axis=1)
     task_no: dict[str, int] = {}
@@ -239,7 +234,8 @@ def write_disfa(out: Path, n: int, seed: int, frames: int = 12) -> dict:
     img/SNxxx/<frame>.jpg (DISFA ships videos; frames are what users extract from them)."""
     n_clips = max(3, -(-n // frames))
     subjects = _subjects_over_folds(DISFA_FOLDS, min(27, max(3, n_clips // 2)))
-    s = synth_clips(n_clips, frames, size=112, channels=3, seed=seed, n_subjects=len(subjects))
+    # cover=3: the first three subjects are one of each CV fold, so even 3 clips make a readable set
+    s = synth_clips(n_clips, frames, size=112, channels=3, seed=seed, n_subjects=len(subjects), cover=3)
     inten = s.au_intensity(DISFA_FILE_AUS)
     per_subject: dict[str, list[int]] = {}
     for c in range(n_clips):
@@ -280,7 +276,7 @@ def write_format(fmt: str, out: str | os.PathLike, n: int = 2000, seed: int = 0)
     if fmt not in WRITERS:
         raise ValueError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
     root = Path(out)
-    root.mkdir(parents=True, exist_ok=True)
+    check_writable(root / "SYNTHETIC.txt")  # creates ``root``; unwritable -> ArtifactWriteError
     info = WRITERS[fmt](root, int(n), int(seed))
     _note(root, fmt, int(n), int(seed))
     return {"format": fmt, "out": str(root), **info}
