@@ -29,6 +29,21 @@ SEED_MAX = 2**32 - 1
 """The largest seed: numpy's legacy RNG takes 32 bits, and the store keeps the seed as an integer."""
 
 
+def seed_problem(seed: int) -> str | None:
+    """Why ``seed`` cannot seed the RNGs or be stored (None when it can)."""
+    if not 0 <= seed <= SEED_MAX:
+        return f"the seed must be between 0 and 2**32-1 ({SEED_MAX}), not {seed}"
+    return None
+
+
+def check_seed(seed: int) -> int:
+    """``seed`` when it is in 0..SEED_MAX, else a one-line :class:`UserError`."""
+    problem = seed_problem(int(seed))
+    if problem:
+        raise UserError(problem)
+    return seed
+
+
 class SearchSection(_Section):
     """What to search, on what, with which strategy."""
 
@@ -74,8 +89,9 @@ class SearchSection(_Section):
     @field_validator("seed")
     @classmethod
     def _seed_range(cls, value: int) -> int:
-        if not 0 <= value <= SEED_MAX:
-            raise ValueError(f"the seed must be between 0 and 2**32-1 ({SEED_MAX}), not {value}")
+        problem = seed_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("steps_per_epoch", mode="before")

@@ -1,128 +1,41 @@
 """``automl export RUN_ID --format torchscript|onnx|json|nni [--out PATH]``.
 
-For a ``train`` run the latest weights checkpoint is rebuilt into its network and exported; the
-exported file is registered with the run (``store.add_checkpoint(kind=FORMAT)``) so the hashing
-side and the dashboard can find it. For a search (or any other) run only the untrained genotype
-can be exported, as JSON or as an NNI frozen architecture; TorchScript and ONNX need trained
-weights, and the error says how to get them.
+Parses, calls :func:`automl.export_job.export_run` and prints. A train run's weights export in
+every format; a search (or other) run has only its untrained genotype (json, nni), and the error
+for a weights format names the command that gets weights.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import typer
 
-from automl.commands.common import (
-    allowed_space,
-    check_space_option,
-    console,
-    guard_genotype_space,
-    print_json,
-    resolve_db_url,
-)
+from automl.commands.common import console, option_hints, print_json, resolve_db_url
 from automl.errors import UserError
-from automl.export import DEFAULT_FILENAMES, EXPORT_FORMATS, check_format
+from automl.export_formats import EXPORT_FORMATS, check_format
+
+if TYPE_CHECKING:
+    from automl.export_job import NoTrainedWeightsError
 
 
 def register(app: typer.Typer) -> None:
     app.command("export")(export_command)
 
 
-def weights_checkpoint(store: Any, run_id: int) -> dict[str, Any]:
-    """The latest ``weights`` checkpoint of a train run, its file present and unchanged."""
-    ckpts = [c for c in store.list_checkpoints(run_id) if c["kind"] == "weights"]
-    if not ckpts:
-        state = store.get_run(run_id)["state"]
-        raise UserError(
-            f"train run {run_id} has no checkpoint (state: {state}); train again with `automl train`"
-        )
-    ckpt = ckpts[-1]
-    if not Path(ckpt["path"]).is_file():
-        raise UserError(
-            f"checkpoint of run {run_id} is missing on disk: {ckpt['path']} (was the run directory moved?)"
-        )
-    return ckpt
-
-
-def export_run(
-    store: Any, run_id: int, fmt: str, out: Path | None = None, *, space: str | None = None
-) -> Any:
-    """Export run ``run_id`` in ``fmt``; returns :class:`automl.export.ExportInfo`.
-
-    A genotype of a user's NNI space is rebuilt only when ``space`` (``--space``) or the run's
-    stored config names that space (:func:`automl.commands.common.allowed_space`)."""
-    from automl.checkpoint import sha256_file
-    from automl.export import export_checkpoint, export_genotype
-
-    check_format(fmt)
-    run = store.get_run(run_id)
-    allow = allowed_space(space, run.get("config"))  # what rebuilding an nni: genotype needs
-    default_name = DEFAULT_FILENAMES[fmt]
-    if run["kind"] == "train":
-        ckpt = weights_checkpoint(store, run_id)
-        if sha256_file(ckpt["path"]) != ckpt["sha256"]:
-            raise UserError(
-                f"checkpoint {ckpt['path']} of run {run_id} differs from the one the store recorded "
-                "(sha256 mismatch): it was modified; retrain with `automl train`"
-            )
-        target = Path(out) if out is not None else store.run_dir(run_id) / default_name
-        info = export_checkpoint(ckpt["path"], fmt, target, allow_user_code=allow)
-    else:
-        arch = store.final_architecture(run_id)
-        if fmt == "nni":  # rebuilds the network: an nni: genotype imports the user's module
-            guard_genotype_space(arch["genotype"], space, run.get("config"))
-        else:
-            check_space_option(arch["genotype"], space)
-        if fmt not in ("json", "nni"):
-            trained = _trained_children(store, run_id)
-            hint = (
-                f"export its train run instead: `automl export {trained[0]} --format {fmt}`"
-                if trained
-                else f"train it first with `automl train {run_id}`, then export that train run"
-            )
-            raise UserError(
-                f"run {run_id} is a {run['kind']} run without trained weights, so it cannot be exported "
-                f"as {fmt}; {hint} (or use --format json)"
-            )
-        meta = {
-            "run_id": run_id,
-            "run_kind": run["kind"],
-            "task": run.get("task"),
-            "data": run.get("data"),
-            "strategy": run.get("strategy"),
-            "params": arch.get("params"),
-            "mflops": arch.get("mflops"),
-            "trained": False,
-        }
-        target = Path(out) if out is not None else store.run_dir(run_id) / default_name
-        sizes, options = _search_sizes(run)
-        info = export_genotype(
-            arch["genotype"], fmt, target, meta, sizes=sizes, network_options=options, allow_user_code=allow
-        )
-    store.add_checkpoint(run_id, info.path, sha256=info.sha256, kind=fmt)
-    return info
-
-
-def _search_sizes(run: dict[str, Any]) -> tuple[dict[str, int] | None, dict[str, Any]]:
-    """Input/output sizes a search run recorded in its plan, and its config's final-training size."""
-    from automl.config import TrainSection
-    from automl.export import NETWORK_SIZES
-    from automl.train import network_options
-
-    plan = (run.get("summary") or {}).get("plan") or {}
-    sizes = None
-    if all(k in plan for k in NETWORK_SIZES):
-        sizes = {k: int(plan[k]) for k in NETWORK_SIZES}
-    train = TrainSection(**((run.get("config") or {}).get("train") or {}))
-    return sizes, network_options(train)
-
-
-def _trained_children(store: Any, run_id: int) -> list[int]:
-    """Completed train runs whose parent is ``run_id`` (newest first)."""
-    runs = store.list_runs(kind="train", state="completed", limit=1000)
-    return [r["id"] for r in runs if r.get("parent_run_id") == run_id]
+def _weights_hint(exc: NoTrainedWeightsError) -> UserError:
+    """The library's error with the command that gets (or exports) trained weights."""
+    run_id, fmt, trained = exc.run_id, exc.fmt, exc.trained_runs
+    hint = (
+        f"export its train run instead: `automl export {trained[0]} --format {fmt}`"
+        if trained
+        else f"train it first with `automl train {run_id}`, then export that train run"
+    )
+    return UserError(
+        f"run {run_id} is a {exc.kind} run without trained weights, so it cannot be exported as {fmt}; "
+        f"{hint} (or use --format json)"
+    )
 
 
 def export_command(
@@ -146,21 +59,16 @@ def export_command(
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Export a trained network (TorchScript / ONNX) or a genotype (JSON) as a standalone file."""
-    from automl.store import open_store
+    from automl.export_job import NoTrainedWeightsError, export_run, export_summary
 
     check_format(fmt)
-    store = open_store(resolve_db_url(ctx))
-    info = export_run(store, run_id, fmt, out, space=space)
-    payload = {
-        "run_id": run_id,
-        "format": info.format,
-        "path": str(info.path),
-        "sha256": info.sha256,
-        "sidecar": str(info.sidecar) if info.sidecar else None,
-        "embedding_dim": info.meta.get("embedding_dim"),
-    }
+    try:
+        with option_hints():
+            info = export_run(resolve_db_url(ctx), run_id, fmt, out, space=space)
+    except NoTrainedWeightsError as exc:
+        raise _weights_hint(exc) from None
     if json_out:
-        print_json(payload)
+        print_json(export_summary(run_id, info))
         return
     console.print(f"[bold green]exported[/] run {run_id} as {info.format}: {info.path}")
     if info.sidecar:

@@ -46,7 +46,7 @@ def test_export_a_train_run_in_every_format(cli, db_url, tmp_path):
     x = torch.rand(2, 1, 16, 16)
     with torch.no_grad():
         assert torch.allclose(torch.jit.load(str(path))(x), model(x), atol=1e-5)
-    assert json.loads((tmp_path / "runs" / str(run_id) / "model.pt.json").read_text())["task"] == "fer"
+    assert json.loads((store.run_dir(run_id) / "model.pt.json").read_text())["task"] == "fer"
 
     res = cli("--db", db_url, "export", str(run_id), "--format", "onnx", "--out", tmp_path / "m.onnx")
     assert res.code == 0, res.err and (tmp_path / "m.onnx").is_file()
@@ -56,7 +56,7 @@ def test_export_a_train_run_in_every_format(cli, db_url, tmp_path):
     kinds = [c["kind"] for c in store.list_checkpoints(run_id)]
     assert kinds == ["weights", "torchscript", "onnx", "json"]
     # the JSON export trains again (round trip through `automl train`'s file reader)
-    from automl.commands.train import read_genotype_file
+    from automl.genotype_source import read_genotype_file
 
     assert read_genotype_file(tmp_path / "g.json")["normal"] == GENOTYPE["normal"]
 
