@@ -24,10 +24,12 @@ from automl.config import _deep_merge as deep_merge
 
 if TYPE_CHECKING:
     from automl.data import FaceData
+    from automl.export import ExportInfo
     from automl.nas.job import SearchResult
     from automl.nas.strategy import Strategy
     from automl.progress import ProgressCallback
     from automl.store import Store
+    from automl.train_job import TrainJobResult
     from search_spaces.base import SearchSpace
 
 
@@ -94,3 +96,45 @@ def search(
         space=None if isinstance(space, str) else space,
         strategy=None if isinstance(strategy, str) else strategy,
     )
+
+
+def train(
+    target: dict[str, Any] | str | int | Path,
+    data: FaceData | str | None = None,
+    *,
+    config: Config | dict[str, Any] | str | Path | None = None,
+    preset: str = "quick",
+    store: Store | str | None = None,
+    progress: ProgressCallback | None = None,
+    out: str | Path | None = None,
+    **options: Any,
+) -> TrainJobResult:
+    """Train ``target`` (a genotype dict such as ``search(...).genotype``, a genotype JSON file,
+    or a search run id of ``store``) from scratch; returns a
+    :class:`~automl.train_job.TrainJobResult` (``.model``, ``.metrics``, ``.checkpoint``, ``.signal``).
+
+    ``data``: a :class:`~automl.data.FaceData` or a ``KIND:PATH`` spec; ``options`` are ``[train]``
+    keys (epochs, lr, init_channels...); without a store the checkpoint goes to ``out``.
+    """
+    from automl.train_job import train_job
+
+    sections: dict[str, dict[str, Any]] = {"train": dict(options)}
+    in_memory = data is not None and not isinstance(data, str)
+    if isinstance(data, str):
+        sections["search"] = {"data": data}
+    elif in_memory:
+        sections["search"] = {"task": data.task}  # type: ignore[union-attr]
+    cfg = resolve_config(config, preset=preset, **sections)
+    frame = data if in_memory else None
+    return train_job(target, store, config=cfg, data=frame, progress=progress, out=out)  # type: ignore[arg-type]
+
+
+def export(
+    run_id: int, fmt: str = "torchscript", *, store: Store | str, out: str | Path | None = None
+) -> ExportInfo:
+    """Export run ``run_id`` of ``store`` in ``fmt`` (one of
+    :data:`automl.export_formats.EXPORT_FORMATS`); returns where it went and what it holds
+    (:class:`~automl.export.ExportInfo`)."""
+    from automl.export_job import export_run
+
+    return export_run(store, run_id, fmt, out)

@@ -95,3 +95,15 @@ def test_resume_without_state_restarts_and_says_so(tmp_path) -> None:
     summary = store.get_run(run.id)["summary"]
     assert len(summary["restarts"]) == 1 and "starts again from epoch 0" in summary["restarts"][0]["reason"]
     assert result.run_id == run.id and store.get_run(run.id)["state"] == "completed"
+
+
+def test_search_then_train_then_export_from_python(faces, tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'chain.db'}"
+    found = automl.search(faces, space="darts", config=TINY, store=url)
+    trained = automl.train(found.run_id, faces, config=TINY, store=url, epochs=1, init_channels=4, layers=3)
+    store = open_store(url)
+    run = store.get_run(trained.run_id)
+    assert run["kind"] == "train" and run["state"] == "completed" and run["parent_run_id"] == found.run_id
+    assert trained.checkpoint.is_file() and "accuracy" in trained.metrics
+    info = automl.export(trained.run_id, "json", store=url, out=tmp_path / "g.json")
+    assert info.path.is_file()
