@@ -146,6 +146,7 @@ def build_network(
     is that space, the user's explicit choice (:func:`search_spaces.registry.check_user_code`).
     """
     from search_spaces import UserCodeRefusedError, create_space
+    from search_spaces.registry import SpaceUnavailableError
 
     if not isinstance(genotype, dict) or "space" not in genotype:
         raise UserError('the genotype must be a JSON object with a \'space\' key (e.g. "space": "darts")')
@@ -157,7 +158,7 @@ def build_network(
         )
     except UserError:
         raise
-    except UserCodeRefusedError as exc:
+    except (UserCodeRefusedError, SpaceUnavailableError) as exc:
         raise UserError(str(exc)) from None
     except (ValueError, KeyError, TypeError) as exc:
         raise UserError(f"cannot build the network from the genotype: {exc}") from None

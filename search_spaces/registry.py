@@ -38,6 +38,12 @@ class UserCodeRefusedError(UnknownSpaceError):
     code to import (``nni:...``) without the user having chosen that space explicitly."""
 
 
+class SpaceUnavailableError(UnknownSpaceError, ModuleNotFoundError):
+    """A known kind of space whose optional dependency is not installed (``nni:...`` without NNI).
+
+    A ``ValueError`` like every bad space name, and still the ``ModuleNotFoundError`` it was."""
+
+
 def is_user_code(name: object) -> bool:
     """Whether space ``name`` is a user's module (``nni:...``), i.e. code that would be imported."""
     return isinstance(name, str) and name.startswith(NNI_PREFIX)
@@ -69,7 +75,10 @@ def create_space(name: str, *, allow_user_code: AllowUserCode = False, **options
     """
     if is_user_code(name):
         check_user_code(name, allow_user_code)
-        from search_spaces.nni_space import NNISpace  # needs the optional 'nni' extra
+        try:
+            from search_spaces.nni_space import NNISpace  # needs the optional 'nni' extra
+        except ModuleNotFoundError as exc:
+            raise SpaceUnavailableError(f"search space '{name}' needs NNI, which is missing: {exc}") from None
 
         return NNISpace(name, task=options.get("task"), allow_user_code=True)
     try:

@@ -32,12 +32,14 @@ def synth(
 ) -> None:
     """Write synthetic faces in the exact layout of a real data set (readers then run on it)."""
     from automl.atomic import check_writable
+    from automl.config import check_seed
     from automl.data.synthface.writer import FORMATS, write_format
 
     if fmt not in FORMATS:
         raise UserError(f"unknown --format {fmt!r}: use one of {', '.join(FORMATS)}")
     if n < 10:
         raise UserError(f"--n must be at least 10, not {n}")
+    check_seed(seed)  # before --out is created
     if os.path.exists(out) and not os.path.isdir(out):  # os.path: False, not EACCES, for no access
         raise UserError(f"--out {out} exists and is not a directory")
     check_writable(out / "SYNTHETIC.txt")  # a read-only or unreachable --out fails before rendering

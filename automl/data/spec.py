@@ -77,5 +77,8 @@ def load_data(
         raise UserError(f"--fold must be 1, 2 or 3, not {fold}")
     if n is not None and int(n) < 1:
         raise UserError(f"n must be a positive number of samples, not {n}")
+    from automl.config import check_seed
+
+    check_seed(seed)  # numpy's RNGs take 0..2**32-1
     opts = LoadOptions(image_size, channels, fold, n, seed)
     return _loaders()[kind](path, opts)

@@ -9,6 +9,7 @@ URLs are routed to psycopg 3.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from sqlalchemy import create_engine, event
@@ -51,8 +52,11 @@ def make_engine(url: str, *, readonly: bool = False) -> Engine:
         path = sqlite_path(url)
         if path is not None and not path.parent.exists():
             raise UserError(f"cannot open the store {safe_url(url)}: directory {path.parent} does not exist")
+        if path is not None:
+            _check_sqlite_file(path, url)
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         _configure_sqlite(engine, readonly=readonly)
+        _report_readonly(engine, url)
         return engine
     try:
         return create_engine(url, pool_pre_ping=True)
@@ -61,6 +65,44 @@ def make_engine(url: str, *, readonly: bool = False) -> Engine:
             f"no database driver for {backend} ({exc.name} missing): install the extra, "
             "e.g. pip install 'face-automl[postgres]'"
         ) from None
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+"""The first 16 bytes of every SQLite 3 database file."""
+
+
+def _check_sqlite_file(path: Path, url: str) -> None:
+    """Refuse a store path that cannot be a SQLite database (a folder, a PNG, a text file) before
+    SQLite fails on it with a traceback. A missing or empty file is a new store; an unreadable one
+    is left to SQLite, which says why."""
+    if not path.parent.is_dir():
+        raise UserError(f"cannot open the store {safe_url(url)}: {path.parent} is a file, not a directory")
+    if path.is_dir():
+        raise UserError(f"cannot open the store {safe_url(url)}: {path} is a directory, not a database file")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(SQLITE_HEADER))
+    except OSError:
+        return
+    if head and head != SQLITE_HEADER:
+        raise UserError(
+            f"cannot open the store {safe_url(url)}: {path} is not a SQLite database "
+            "(give the path of an automl store, or of a file that does not exist yet)"
+        )
+
+
+def _report_readonly(engine: Engine, url: str) -> None:
+    """A write to a database file the user cannot write (no write permission, ``chattr +i``) is one
+    line naming the store, raised by the statement that tried (its transaction rolls back)."""
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context) -> None:  # type: ignore[no-untyped-def]
+        error = context.original_exception
+        if isinstance(error, sqlite3.OperationalError) and "readonly database" in str(error):
+            raise UserError(
+                f"the store {safe_url(url)} is read-only ({error}): this command writes to it, so it "
+                "needs write access to the database file and its folder (or use another store)"
+            )
 
 
 def _configure_sqlite(engine: Engine, *, readonly: bool) -> None:

@@ -184,9 +184,16 @@ class Store:
             )
             s.add(run)
             s.flush()
-            run.artifact_dir = str(self.artifacts_dir_for(run.id))
+            folder = self.artifacts_dir_for(run.id)
+            run.artifact_dir = str(folder)
             run_id = run.id
-        self.artifacts_dir_for(run_id).mkdir(parents=True, exist_ok=True)
+            try:  # inside the transaction: a folder that cannot be made leaves no run row behind
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UserError(
+                    f"cannot create the run folder {folder}: {exc.strerror or exc}; make "
+                    f"{self.artifacts_root} writable or set AUTOML_HOME to a writable folder"
+                ) from None
         return run_id
 
     def run(

@@ -15,7 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from automl.data.facedata import FaceData
-from automl.data.readers.common import Manifest, build_facedata, require_dir, require_file
+from automl.data.readers.common import (
+    Manifest,
+    build_facedata,
+    finite,
+    require_dir,
+    require_file,
+    utf8_lines,
+)
 from automl.data.spec import LoadOptions
 from automl.errors import UserError
 
@@ -37,7 +44,7 @@ IMAGE_DIRS = ("Manually_Annotated_Images", "Manually_Annotated/Manually_Annotate
 def _rows(csv_path: Path, image_dir: Path, classes: int) -> tuple[list[str], list, list[int]]:
     paths, boxes, labels = [], [], []
     with open(csv_path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh)
+        reader = csv.reader(utf8_lines(fh, csv_path))
         header = next(reader, None)
         if header is None or [h.strip() for h in header] != AFFECTNET_HEADER:
             raise UserError(f"{csv_path}: header must be '{','.join(AFFECTNET_HEADER)}' (AffectNet CSV)")
@@ -50,9 +57,11 @@ def _rows(csv_path: Path, image_dir: Path, classes: int) -> tuple[list[str], lis
                 )
             try:
                 expr = int(row[6])
-                box = tuple(float(v) for v in row[1:5])
+                box = tuple(finite(v) for v in row[1:5])
             except ValueError:
-                raise UserError(f"{csv_path}:{lineno}: face box and expression must be numbers") from None
+                raise UserError(
+                    f"{csv_path}:{lineno}: face box and expression must be finite numbers"
+                ) from None
             if not 0 <= expr <= 10:
                 raise UserError(f"{csv_path}:{lineno}: expression {expr} is outside 0..10")
             if expr >= classes:  # None / Uncertain / No-Face (and Contempt in 7-class mode)

@@ -23,7 +23,7 @@ import numpy as np
 from automl.data.facedata import FaceData
 from automl.data.folds import BP4D_FOLDS, DISFA_FOLDS, assign_folds
 from automl.data.images import DataWarning
-from automl.data.readers.common import Manifest, build_facedata, require_dir
+from automl.data.readers.common import Manifest, build_facedata, finite, read_utf8, require_dir, utf8_lines
 from automl.data.spec import LoadOptions
 from automl.errors import UserError
 
@@ -99,8 +99,8 @@ def load_bp4d(path: str, opts: LoadOptions) -> FaceData:
             raise UserError(f"{f}: file name must be <subject>_<task>.csv like F001_T1.csv")
         subj, task = m.groups()
         frames = frame_files(img_root / subj / task)
-        with open(f, newline="") as fh:
-            reader = csv.reader(fh)
+        with open(f, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(utf8_lines(fh, f))
             header = next(reader, None) or []
             cols = _au_columns(header, f)
             idx = [cols[a] for a in BP4D_AUS]
@@ -108,8 +108,8 @@ def load_bp4d(path: str, opts: LoadOptions) -> FaceData:
                 if not row:
                     continue
                 try:
-                    frame = int(float(row[0]))
-                    vals = [int(float(row[j])) for j in idx]
+                    frame = int(finite(row[0]))
+                    vals = [int(finite(row[j])) for j in idx]
                 except (ValueError, IndexError):
                     raise UserError(f"{f}:{lineno}: frame and AU values must be integers") from None
                 if 9 in vals:
@@ -153,12 +153,12 @@ def load_disfa(path: str, opts: LoadOptions) -> FaceData:
                     f"(every subject needs {subj}_au<N>.txt for AUs 1,2,4,6,9,12,25,26)"
                 )
             table: dict[int, int] = {}
-            for lineno, line in enumerate(fp.read_text().splitlines(), start=1):
+            for lineno, line in enumerate(read_utf8(fp).splitlines(), start=1):
                 if not line.strip():
                     continue
                 parts = line.replace(" ", "").split(",")
                 try:
-                    table[int(parts[0])] = int(float(parts[1]))
+                    table[int(parts[0])] = int(finite(parts[1]))
                 except (ValueError, IndexError):
                     raise UserError(
                         f"{fp}:{lineno}: expected 'frame,intensity', got {line.strip()!r}"

@@ -9,7 +9,9 @@ fold (the two other folds) is one contiguous range.
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +54,38 @@ def require_file(path: Path, what: str, hint: str) -> Path:
     if not path.is_file():
         raise UserError(f"{what} not found: {path} ({hint})")
     return path
+
+
+def not_utf8(path: str | os.PathLike, exc: UnicodeDecodeError) -> UserError:
+    """The one-line error for a label file that is not UTF-8 text (e.g. saved as Latin-1)."""
+    byte = exc.object[exc.start : exc.start + 1].hex() if isinstance(exc.object, bytes) else "?"
+    return UserError(f"{path} must be UTF-8 text (found byte 0x{byte}, {exc.reason}): re-save it as UTF-8")
+
+
+def utf8_lines(fh: Iterable[str], path: str | os.PathLike) -> Iterator[str]:
+    """The lines of ``fh`` (a file opened as UTF-8): a byte that is not UTF-8 is a :class:`UserError`
+    naming ``path``, wherever in the file it is (text files decode chunk by chunk while read)."""
+    try:
+        yield from fh
+    except UnicodeDecodeError as exc:
+        raise not_utf8(path, exc) from None
+
+
+def read_utf8(path: Path) -> str:
+    """The text of a UTF-8 label file (a leading byte-order mark is dropped)."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise not_utf8(path, exc) from None
+
+
+def finite(text: str) -> float:
+    """``float(text)`` for a label value, refusing ``inf`` / ``nan`` and values beyond a double
+    (``1e400``) with ``ValueError``: they are no label, and ``int()`` of them overflows."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"not a finite number: {text!r}")
+    return value
 
 
 def subset(man: Manifest, n: int | None, seed: int) -> Manifest:

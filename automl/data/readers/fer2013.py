@@ -23,7 +23,7 @@ import torch
 from automl.data.cache import cache_dir, cache_key, open_mmap, save_atomic
 from automl.data.facedata import FaceData
 from automl.data.images import DataWarning
-from automl.data.readers.common import require_file
+from automl.data.readers.common import require_file, utf8_lines
 from automl.data.spec import LoadOptions
 from automl.errors import UserError
 
@@ -50,7 +50,7 @@ FERPLUS_CLASSES = ["Neutral", "Happiness", "Surprise", "Sadness", "Anger", "Disg
 def parse_fer2013(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(images uint8 (N,1,48,48), labels int64 (N,), usage str (N,))``, validated row by row."""
     with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh)
+        reader = csv.reader(utf8_lines(fh, path))
         header = next(reader, None)
         if header is None or [h.strip() for h in header] != FER2013_HEADER:
             raise UserError(
@@ -68,6 +68,8 @@ def parse_fer2013(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             try:
                 lab = int(row[0])
                 pix = np.array(row[1].split(), dtype=np.int64)
+            except OverflowError:  # a pixel beyond int64 (99999999999999999999)
+                raise UserError(f"{path}:{lineno}: pixel values must be 0..255") from None
             except ValueError:
                 raise UserError(f"{path}:{lineno}: emotion and pixels must be integers") from None
             if pix.size != 48 * 48:
@@ -166,7 +168,7 @@ def load_fer2013(path: str, opts: LoadOptions) -> FaceData:
 def parse_ferplus_votes(path: Path, n_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(votes int (N,10), has_image bool (N,), usage str (N,))`` in fer2013.csv row order."""
     with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh)
+        reader = csv.reader(utf8_lines(fh, path))
         header = next(reader, None)
         if header is None or [h.strip() for h in header] != FERPLUS_HEADER:
             raise UserError(f"{path}: header must be '{','.join(FERPLUS_HEADER)}' (FER+ fer2013new.csv)")

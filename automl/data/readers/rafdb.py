@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from automl.data.facedata import FaceData
-from automl.data.readers.common import Manifest, build_facedata, require_dir, require_file
+from automl.data.readers.common import Manifest, build_facedata, read_utf8, require_dir, require_file
 from automl.data.spec import LoadOptions
 from automl.errors import UserError
 
@@ -26,7 +26,7 @@ def load_rafdb(path: str, opts: LoadOptions) -> FaceData:
     )
     image_dir = root / "Image" / "aligned"
     paths, labels, test = [], [], []
-    for lineno, line in enumerate(labels_file.read_text().splitlines(), start=1):
+    for lineno, line in enumerate(read_utf8(labels_file).splitlines(), start=1):
         if not line.strip():
             continue
         parts = line.split()

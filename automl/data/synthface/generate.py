@@ -141,8 +141,13 @@ def synth_clips(
     seed: int = 0,
     n_subjects: int | None = None,
     classes: int = 7,
+    cover: int = 0,
 ) -> SynthSet:
     """Short onset-apex-offset clips: ``n_clips * frames`` faces, clip-major order.
+
+    ``cover``: the first ``cover`` subjects get at least one clip each (a clip of the subject with
+    the most clips is handed over when the random draw missed one), e.g. so that a few clips still
+    put a subject in every cross-validation fold. Draws that already cover them are unchanged.
 
     Each clip keeps one identity, a slowly drifting pose and one expression whose AU intensities
     follow :func:`sampling.clip_envelope`; the labels of every frame are that frame's intensities,
@@ -153,6 +158,11 @@ def synth_clips(
     s = n_subjects or n_subjects_for(n_clips * frames)
     ids = sampling.sample_identities(rng, s)
     clip_subject = rng.integers(0, s, n_clips)
+    for k in range(min(cover, s, n_clips)):
+        if not (clip_subject == k).any():
+            spare = np.bincount(clip_subject, minlength=s)
+            spare[:k] -= 1  # the subjects covered so far keep one clip each
+            clip_subject[np.flatnonzero(clip_subject == int(np.argmax(spare)))[-1]] = k
     clip_label = rng.integers(0, classes, n_clips).astype(np.int64)
     apex = sampling.prototype_intensities(rng, clip_label, names, strength=(0.6, 1.0), blend_prob=0.1)
     extra = sampling.random_au_intensities(rng, n_clips, np.full(len(AUS), 0.12, np.float32))

@@ -273,8 +273,11 @@ WRITERS: dict[str, Callable[[Path, int, int], dict]] = {
 
 def write_format(fmt: str, out: str | os.PathLike, n: int = 2000, seed: int = 0) -> dict:
     """Write ``n`` synthetic samples in format ``fmt`` under ``out``; returns a summary."""
+    from automl.config import check_seed
+
     if fmt not in WRITERS:
         raise ValueError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+    check_seed(seed)  # before anything is written
     root = Path(out)
     check_writable(root / "SYNTHETIC.txt")  # creates ``root``; unwritable -> ArtifactWriteError
     info = WRITERS[fmt](root, int(n), int(seed))
