@@ -1,8 +1,12 @@
 """Online hashing for face retrieval: BSODH and baselines, retrieval metrics, a FAISS binary index
 that follows hash updates, and the image -> face -> embedding -> code pipeline.
 
-This package never imports ``automl``: it runs wherever an exported model is shipped.
+Of ``automl`` this package imports only two standard-library helpers (``automl.errors`` and
+``automl.atomic``), never torch or the store: it runs wherever an exported model is shipped.
 ``HashIndex`` (which imports faiss) is loaded on first use.
+
+Hashers are created by name through one registry (:func:`create_hasher`, :mod:`hashing.registry`),
+which the benchmarks and saved indexes use too.
 """
 
 from typing import Any
@@ -10,7 +14,16 @@ from typing import Any
 from hashing.base import LinearEncoder, OnlineHasher
 from hashing.baselines import ITQ, LSH, OKH, OSH, AdaptHash, SketchHash
 from hashing.bsodh import BSODH
-from hashing.errors import HashingError, IndexFormatError, ModelFormatError, NoFaceError
+from hashing.errors import (
+    HashingError,
+    IndexConflictError,
+    IndexFormatError,
+    IndexLockedError,
+    ModelFormatError,
+    NoFaceError,
+    UnknownHasherError,
+)
+from hashing.registry import HasherSpec, create_hasher, hasher_names, register_hasher
 
 __all__ = [
     "BSODH",
@@ -20,13 +33,20 @@ __all__ = [
     "OSH",
     "AdaptHash",
     "HashIndex",
+    "HasherSpec",
     "HashingError",
+    "IndexConflictError",
     "IndexFormatError",
+    "IndexLockedError",
     "LinearEncoder",
     "ModelFormatError",
     "NoFaceError",
     "OnlineHasher",
     "SketchHash",
+    "UnknownHasherError",
+    "create_hasher",
+    "hasher_names",
+    "register_hasher",
 ]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -153,10 +154,23 @@ class OnlineHasher(ABC):
 
     Subclasses implement :meth:`_partial_fit` (one stream batch, already validated) and
     :meth:`_project` (real-valued projections whose signs are the bits).
+
+    Saving without pickles: :meth:`get_state` returns JSON-able parameters and plain arrays, and
+    :meth:`from_state` rebuilds the hasher from them. The generic version saves the constructor
+    arguments named in ``_hyper``, the fitted attributes named in ``_fitted`` (arrays, or numbers
+    stored as 0-d arrays), the stream counters and the random generator's state; a subclass with
+    other state (dicts, pending items) extends :meth:`_extra_arrays` / :meth:`_restore_extra`.
+
+    A hasher can back a :class:`~hashing.index.HashIndex` when its hash function is linear in
+    the features, i.e. when :meth:`export_encoder` returns a frozen
+    :class:`LinearEncoder` (``linear = True``).
     """
 
     n_bits: int
     supervised: bool = True
+    linear: bool = False  # export_encoder() works: the hasher can back a HashIndex
+    _hyper: tuple[str, ...] = ()  # constructor keyword arguments, saved by name
+    _fitted: tuple[str, ...] = ()  # fitted attributes saved as arrays
 
     def __init__(self, n_bits: int, seed: int = 0) -> None:
         if int(n_bits) < 1:
@@ -205,6 +219,79 @@ class OnlineHasher(ABC):
         for start in range(0, n, bs):
             self.partial_fit(X[start : start + bs], None if y_arr is None else y_arr[start : start + bs])
         return self
+
+    def initialize(self, X: object) -> OnlineHasher:
+        """Fix the feature width (and whatever the first data sets up) without learning, so that
+        items can be encoded before the first labelled batch arrives."""
+        X = check_features(X, self.n_features_)
+        if self.n_features_ is None:
+            self.n_features_ = X.shape[1]
+            self._init_params(X)
+        return self
+
+    def export_encoder(self) -> LinearEncoder:
+        """A frozen copy of the current hash function, for an index's snapshot."""
+        raise HashingError(
+            f"{type(self).__name__} cannot back an index: its hash function is not linear in the "
+            "features (pick BSODH, OSH, AdaptHash, SketchHash, LSH or ITQ)"
+        )
+
+    def _linear_encoder(self, W: np.ndarray | None, mean: np.ndarray | None = None) -> LinearEncoder:
+        if W is None or self.n_features_ is None:
+            raise HashingError(
+                f"{type(self).__name__} has no hash function yet: initialize or partial_fit first"
+            )
+        return LinearEncoder(np.array(W, np.float64), None if mean is None else np.array(mean), False)
+
+    # -- state without pickles ----------------------------------------------------------------
+    def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """JSON-able parameters + plain numeric arrays (for ``np.savez``; no pickles)."""
+        params: dict[str, Any] = {
+            "n_bits": self.n_bits,
+            "seed": self.seed,
+            **{name: getattr(self, name) for name in self._hyper},
+            "n_features": self.n_features_,
+            "n_labels": self.n_labels_,
+            "n_batches": self.n_batches_,
+            "n_seen": self.n_seen_,
+            "rng": self.rng_.bit_generator.state,
+        }
+        arrays = {
+            name: np.asarray(value)
+            for name in self._fitted
+            if (value := getattr(self, name, None)) is not None
+        }
+        arrays.update(self._extra_arrays())
+        return params, arrays
+
+    @classmethod
+    def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> OnlineHasher:
+        """Rebuild a hasher saved with :meth:`get_state`; bad state -> :class:`HashingError`."""
+        try:
+            obj = cls(int(params["n_bits"]), seed=params["seed"], **{k: params[k] for k in cls._hyper})
+            obj.n_features_ = None if params["n_features"] is None else int(params["n_features"])
+            obj.n_labels_ = None if params["n_labels"] is None else int(params["n_labels"])
+            obj.n_batches_ = int(params["n_batches"])
+            obj.n_seen_ = int(params["n_seen"])
+            obj.rng_.bit_generator.state = params["rng"]
+            for name in cls._fitted:
+                if name in arrays:
+                    value = np.asarray(arrays[name])
+                    setattr(obj, name, value.item() if value.ndim == 0 else value)
+            obj._restore_extra(arrays)
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, HashingError):
+                raise
+            raise HashingError(f"{cls.__name__} state is incomplete or corrupt ({exc})") from None
+        return obj
+
+    def _extra_arrays(self) -> dict[str, np.ndarray]:
+        """State beyond ``_fitted`` (for subclasses)."""
+        return {}
+
+    def _restore_extra(self, arrays: dict[str, np.ndarray]) -> None:
+        """Inverse of :meth:`_extra_arrays`."""
+        return None
 
     # -- for subclasses -----------------------------------------------------------------------
     @abstractmethod

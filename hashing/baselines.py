@@ -5,13 +5,18 @@ Every method consumes a stream batch in the order the framework's ``train_online
 OSH one item per step, OKH and AdaptHash consecutive pairs (an odd item waits for the next
 batch), SketchHash chunks of ``batch_size`` items. Inputs are used as given: the benchmark
 applies the framework's preprocessing (centre, then unit rows) to every method alike.
+
+Every method saves and restores its state without pickles (:meth:`OnlineHasher.get_state`), and
+those whose hash function is linear (all but OKH's kernel features) export a frozen
+:class:`~hashing.base.LinearEncoder`, so they can back a :class:`~hashing.index.HashIndex` as
+BSODH does. The registry of names is :mod:`hashing.registry`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from hashing.base import OnlineHasher, random_unit_columns
+from hashing.base import LinearEncoder, OnlineHasher, random_unit_columns
 from hashing.errors import HashingError
 
 
@@ -26,12 +31,17 @@ class LSH(OnlineHasher):
     """Random hyperplanes ``sgn(W^T x)`` with Gaussian unit columns; nothing is learned."""
 
     supervised = False
+    linear = True
+    _fitted = ("W_",)
 
     def _init_params(self, X: np.ndarray) -> None:
         self.W_ = random_unit_columns(self.rng_, X.shape[1], self.n_bits)
 
     def _partial_fit(self, X: np.ndarray, y: np.ndarray | None) -> None:
         return None
+
+    def export_encoder(self) -> LinearEncoder:
+        return self._linear_encoder(getattr(self, "W_", None))
 
     def _project(self, X: np.ndarray) -> np.ndarray:
         return X @ self.W_
@@ -42,11 +52,25 @@ class ITQ(OnlineHasher):
     refits PCA + the rotation on all data seen so far (what an offline method would have to do)."""
 
     supervised = False
+    linear = True
+    _hyper = ("n_iter",)
+    _fitted = ("mean_", "pca_", "R_")
 
     def __init__(self, n_bits: int, n_iter: int = 50, seed: int = 0) -> None:
         super().__init__(n_bits, seed)
         self.n_iter = n_iter
         self._seen: list[np.ndarray] = []
+
+    def export_encoder(self) -> LinearEncoder:
+        if not hasattr(self, "R_"):
+            raise HashingError("ITQ has not been fitted yet: partial_fit it on a first batch")
+        return self._linear_encoder(self.pca_ @ self.R_, self.mean_)
+
+    def _extra_arrays(self) -> dict[str, np.ndarray]:
+        return {"seen": np.concatenate(self._seen)} if self._seen else {}
+
+    def _restore_extra(self, arrays: dict[str, np.ndarray]) -> None:
+        self._seen = [np.asarray(arrays["seen"], np.float64)] if "seen" in arrays else []
 
     def _init_params(self, X: np.ndarray) -> None:
         if X.shape[1] < self.n_bits:
@@ -79,6 +103,10 @@ class OSH(OnlineHasher):
     first seen; W follows it with SGD per item, either the online-boosting exponential loss
     (``sgd_boost=True``, the framework default) or the per-bit hinge loss."""
 
+    linear = True
+    _hyper = ("stepsize", "sgd_boost")
+    _fitted = ("W_",)
+
     def __init__(self, n_bits: int, stepsize: float = 0.1, sgd_boost: bool = True, seed: int = 0) -> None:
         super().__init__(n_bits, seed)
         self.stepsize, self.sgd_boost = float(stepsize), bool(sgd_boost)
@@ -86,6 +114,22 @@ class OSH(OnlineHasher):
 
     def _init_params(self, X: np.ndarray) -> None:
         self.W_ = random_unit_columns(self.rng_, X.shape[1], self.n_bits)
+
+    def export_encoder(self) -> LinearEncoder:
+        return self._linear_encoder(getattr(self, "W_", None))
+
+    def _extra_arrays(self) -> dict[str, np.ndarray]:
+        keys = sorted(self.codewords_)
+        words = np.stack([self.codewords_[k] for k in keys]) if keys else np.zeros((0, self.n_bits))
+        return {"codeword_labels": np.asarray(keys, np.int64), "codewords": words}
+
+    def _restore_extra(self, arrays: dict[str, np.ndarray]) -> None:
+        labels, words = arrays.get("codeword_labels"), arrays.get("codewords")
+        if labels is None or words is None:
+            return
+        if words.shape != (len(labels), self.n_bits):
+            raise HashingError("OSH state: codewords and their labels disagree")
+        self.codewords_ = {int(k): np.array(w, np.float64) for k, w in zip(labels, words, strict=True)}
 
     def _new_codeword(self) -> np.ndarray:
         return self.rng_.integers(0, 2, self.n_bits).astype(np.float64) * 2 - 1
@@ -127,6 +171,15 @@ class _PairStream(OnlineHasher):
         super().__init__(n_bits, seed)
         self._pending: tuple[np.ndarray, np.ndarray] | None = None
 
+    def _extra_arrays(self) -> dict[str, np.ndarray]:
+        if self._pending is None:
+            return {}
+        return {"pending_x": self._pending[0], "pending_y": self._pending[1]}
+
+    def _restore_extra(self, arrays: dict[str, np.ndarray]) -> None:
+        if "pending_x" in arrays and "pending_y" in arrays:
+            self._pending = (np.asarray(arrays["pending_x"]), np.asarray(arrays["pending_y"]))
+
     def _partial_fit(self, X: np.ndarray, y: np.ndarray | None) -> None:
         assert y is not None
         if self._pending is not None:
@@ -149,6 +202,10 @@ class AdaptHash(_PairStream):
     ``loss`` bits with the largest projections among the offending ones, orthogonality
     regulariser ``beta``, unit columns after every step."""
 
+    linear = True
+    _hyper = ("alpha", "beta", "stepsize")
+    _fitted = ("W_",)
+
     def __init__(
         self, n_bits: int, alpha: float = 0.9, beta: float = 1e-2, stepsize: float = 1.0, seed: int = 0
     ) -> None:
@@ -157,6 +214,9 @@ class AdaptHash(_PairStream):
 
     def _init_params(self, X: np.ndarray) -> None:
         self.W_ = random_unit_columns(self.rng_, X.shape[1], self.n_bits)
+
+    def export_encoder(self) -> LinearEncoder:
+        return self._linear_encoder(getattr(self, "W_", None))
 
     def _update_pair(self, xi: np.ndarray, xj: np.ndarray, similar: bool) -> None:
         W, r = self.W_, self.n_bits
@@ -200,6 +260,9 @@ class OKH(_PairStream):
     paper; anchors and bandwidth come from the first stream batch (the framework uses the whole
     training set before streaming).
     """
+
+    _hyper = ("c", "alpha", "n_anchors")
+    _fitted = ("W_", "anchors_", "bandwidth_")
 
     def __init__(
         self, n_bits: int, c: float = 0.1, alpha: float = 0.2, n_anchors: int = 300, seed: int = 0
@@ -258,6 +321,9 @@ class SketchHash(OnlineHasher):
     projections = top-r right singular vectors of the sketch times a random rotation."""
 
     supervised = False
+    linear = True
+    _hyper = ("sketch_size", "batch_size")
+    _fitted = ("W_", "mean_", "sketch_", "count_", "sketch_size_", "_pending")
 
     def __init__(self, n_bits: int, sketch_size: int = 200, batch_size: int = 50, seed: int = 0) -> None:
         super().__init__(n_bits, seed)
@@ -330,5 +396,5 @@ class SketchHash(OnlineHasher):
     def _project(self, X: np.ndarray) -> np.ndarray:
         return (X - self.mean_) @ self.W_
 
-
-ONLINE_BASELINES = {"OKH": OKH, "OSH": OSH, "AdaptHash": AdaptHash, "SketchHash": SketchHash, "LSH": LSH}
+    def export_encoder(self) -> LinearEncoder:
+        return self._linear_encoder(getattr(self, "W_", None), getattr(self, "mean_", None))

@@ -24,9 +24,10 @@ import numpy as np
 
 from hashing import metrics
 from hashing.base import OnlineHasher, l2_rows
-from hashing.baselines import ITQ, LSH, OKH, OSH, AdaptHash, SketchHash
+from hashing.baselines import ITQ
 from hashing.bsodh import BSODH, PRESETS
 from hashing.errors import HashingError
+from hashing.registry import HasherSpec, create_hasher, hasher_names, hasher_spec
 
 
 # -- data -------------------------------------------------------------------------------------
@@ -73,18 +74,15 @@ def protocol_split(
 def make_methods(
     n_bits: int, d: int, seed: int, preset: str = "mnist"
 ) -> dict[str, Callable[[], OnlineHasher]]:
-    """BSODH (paper parameters for ``preset``) and the framework's baselines with its defaults."""
-    p = PRESETS[preset]
-    sketch = min(200, d - d % 2)
-    return {
-        "BSODH": lambda: BSODH(n_bits, center=False, normalize=False, seed=seed, **p),
-        "OKH": lambda: OKH(n_bits, c=0.1, alpha=0.2, seed=seed),
-        "OSH": lambda: OSH(n_bits, stepsize=0.1, sgd_boost=True, seed=seed),
-        "AdaptHash": lambda: AdaptHash(n_bits, alpha=0.9, beta=1e-2, stepsize=1.0, seed=seed),
-        "SketchHash": lambda: SketchHash(n_bits, sketch_size=sketch, batch_size=max(50, n_bits), seed=seed),
-        "LSH": lambda: LSH(n_bits, seed=seed),
-        "ITQ (offline)": lambda: ITQ(n_bits, seed=seed),
-    }
+    """Every registered hasher (:mod:`hashing.registry`: BSODH with the paper parameters for
+    ``preset``, the framework's baselines with its defaults), keyed by its table label."""
+
+    def factory(spec: HasherSpec) -> Callable[[], OnlineHasher]:
+        return lambda: create_hasher(
+            spec.name, n_bits=n_bits, seed=seed, **spec.bench_params(n_bits, d, preset)
+        )
+
+    return {spec.label: factory(spec) for spec in map(hasher_spec, hasher_names())}
 
 
 # -- retrieval benchmark ----------------------------------------------------------------------
@@ -247,6 +245,19 @@ def bsodh_stage_timing(
 
 
 # -- index benchmark --------------------------------------------------------------------------
+def check_index_benchmark(n: int, n_bits: int, dim: int, n_queries: int, k: int, numpy_queries: int) -> None:
+    """The bounds of :func:`index_benchmark`, checked before any memory is allocated."""
+    for name, value in (("n", n), ("dim", dim), ("n_queries", n_queries), ("numpy_queries", numpy_queries)):
+        if int(value) < 1:
+            raise HashingError(f"{name} must be at least 1 (got {value})", param=name)
+    if k < 1:
+        raise HashingError(f"k must be at least 1 (got {k}); ask for 1 or more neighbours", param="k")
+    if k >= n:
+        raise HashingError(f"k must be smaller than n (got k={k}, n={n}); lower k or raise n", param="k")
+    if n_bits < 8 or n_bits % 8:
+        raise HashingError(f"n_bits must be a positive multiple of 8 (got {n_bits})", param="n_bits")
+
+
 def index_benchmark(
     n: int = 1_000_000,
     n_bits: int = 64,
@@ -257,7 +268,12 @@ def index_benchmark(
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """QPS of HashIndex vs numpy popcount vs raw ``IndexBinaryFlat``; re-encode + refresh time."""
+    """QPS of HashIndex vs numpy popcount vs raw ``IndexBinaryFlat``; re-encode + refresh time.
+
+    Bounds (:class:`HashingError` naming the parameter): ``1 <= k < n``, ``n_bits`` a positive
+    multiple of 8, ``dim``, ``n_queries`` and ``numpy_queries`` at least 1.
+    """
+    check_index_benchmark(n, n_bits, dim, n_queries, k, numpy_queries)
     import faiss
 
     from hashing.index import HashIndex

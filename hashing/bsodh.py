@@ -31,7 +31,7 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse
 
-from hashing.base import LinearEncoder, OnlineHasher, check_features, l2_rows, random_unit_columns
+from hashing.base import LinearEncoder, OnlineHasher, l2_rows, random_unit_columns
 from hashing.errors import HashingError
 
 #: Parameters of the paper / the official script, per dataset.
@@ -77,6 +77,8 @@ class BSODH(OnlineHasher):
     unit length (``normalize``). ``dual=None`` picks the cheaper W-step form.
     """
 
+    linear = True
+
     def __init__(
         self,
         n_bits: int = 32,
@@ -111,15 +113,6 @@ class BSODH(OnlineHasher):
         self.W_ = random_unit_columns(self.rng_, X.shape[1], self.n_bits)
         if self.center and self.mean_ is None:
             self.mean_ = X.mean(axis=0)
-
-    def initialize(self, X: np.ndarray) -> BSODH:
-        """Fix the feature width (and the centring mean) from a sample without learning, so that
-        items can be encoded before the first labelled batch arrives."""
-        X = check_features(X, self.n_features_)
-        if self.n_features_ is None:
-            self.n_features_ = X.shape[1]
-            self._init_params(X)
-        return self
 
     def _prep(self, X: np.ndarray) -> np.ndarray:
         if self.center and self.mean_ is not None:

@@ -1,7 +1,8 @@
 """A FAISS binary index that follows an online hasher: raw embeddings, codes, metadata, refresh.
 
 The index keeps every item's raw embedding (float16, memory-mapped segments), its packed code,
-its id, source path and labels. Labelled additions update the hasher (BSODH); the codes of the
+its id, source path and labels. Labelled additions update the hasher (BSODH by default, or any
+registered hasher whose hash function is linear, see :mod:`hashing.registry`); the codes of the
 *whole* collection are then re-encoded, either after every update or every ``refresh_every``
 updates. Between refreshes, items and queries are encoded with the same frozen snapshot of the
 hash function (:class:`~hashing.base.LinearEncoder`), so results stay consistent; ``stats()``
@@ -10,14 +11,27 @@ reports how many updates the codes lag behind.
 Search uses ``faiss.IndexBinaryFlat`` (exact Hamming k-NN and radius search), rebuilt from the
 codes array, which is the source of truth; with a GPU build of faiss and a visible GPU, k-NN
 queries go to ``GpuIndexBinaryFlat`` (radius search stays on the CPU index, which the GPU index
-lacks).
+lacks). A k-NN query asking for more neighbours than the index holds gets every item:
+``k`` is clamped to the index size and the result says so (``SearchResult.clamped``), because
+an index grows and "more than there is" is not a mistake worth an error.
 
 On disk an index is a directory: immutable ``emb-*.npy`` embedding segments, generation-tagged
 arrays (codes, ids, labels, hasher state), ``sources.gN.json`` and ``manifest.json`` with bits,
-dims, counts and the size + sha256 of every file. Saving writes the new generation's files, then
-atomically replaces the manifest, then deletes files no manifest refers to; if anything fails
-before the manifest is replaced the new files are removed and the directory is unchanged.
-Loading reads only JSON and ``.npy``/``.npz`` with ``allow_pickle=False``.
+dims, counts, the hasher's registered name and the size + sha256 of every file. Loading reads
+only JSON and ``.npy``/``.npz`` with ``allow_pickle=False`` and never imports anything a manifest
+names: the hasher is looked up in the registry.
+
+Writers (:meth:`HashIndex.save`, and whoever wraps load -> change -> save in
+:meth:`HashIndex.locked`) hold the directory's exclusive lock (:mod:`hashing.locking`), so two
+writers never interleave; a second one waits (10 minutes by default) or fails with
+:class:`~hashing.errors.IndexLockedError` saying who holds it. Under the lock a writer first
+removes what a killed writer left behind (index files no manifest refers to, temporary files),
+then checks that the generation on disk is still the one it loaded -- otherwise it would drop
+the other writer's items -- and refuses with :class:`~hashing.errors.IndexConflictError`,
+writing nothing. Saving writes the new generation's files, then replaces the manifest atomically
+(:func:`automl.atomic.atomic_write_bytes`: unique temp name, fsync, umask-respecting mode), then
+deletes files no manifest refers to; if anything fails before the manifest is replaced the new
+files are removed and the directory is unchanged.
 """
 
 from __future__ import annotations
@@ -27,6 +41,8 @@ import json
 import os
 import re
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,14 +50,18 @@ from typing import Any
 import faiss
 import numpy as np
 
-from hashing.base import LinearEncoder, check_features, check_labels
-from hashing.bsodh import BSODH
-from hashing.errors import HashingError, IndexFormatError
+from automl.atomic import atomic_write_bytes, is_temp_name, remove_orphan_temps
+from hashing.base import LinearEncoder, OnlineHasher, check_features, check_labels
+from hashing.errors import HashingError, IndexConflictError, IndexFormatError, UnknownHasherError
+from hashing.locking import DEFAULT_LOCK_TIMEOUT, DirectoryLock, lock_files
+from hashing.registry import create_hasher, hasher_spec, registered_name
 
 FORMAT = "face-automl/hash-index"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+LEGACY_HASHER = "BSODH"  # manifests written before the registry only ever held BSODH
 _OWNED = re.compile(r"^(emb-[0-9a-f]+\.npy|(codes|ids|labels|hasher|encoder|sources)\.g\d+\.(npy|npz|json))$")
+_LOAD_ATTEMPTS = 5  # a reader racing a writer's commit re-reads the new manifest
 
 
 def _sha256(path: Path) -> str:
@@ -57,22 +77,101 @@ def gpu_available() -> bool:
     return hasattr(faiss, "GpuIndexBinaryFlat") and getattr(faiss, "get_num_gpus", lambda: 0)() > 0
 
 
+# -- argument bounds (shared with the command line, which maps ``param`` to its flag) -----------
+def _whole_number(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise HashingError(f"{name} must be a whole number, not {value!r}", param=name)
+    return int(value)
+
+
+def check_batch_size(batch_size: object) -> int:
+    """Items per stream batch (one hash update each): at least 1."""
+    n = _whole_number(batch_size, "batch_size")
+    if n < 1:
+        raise HashingError(
+            f"batch_size must be at least 1 (got {n}): it is how many items each hash update learns from",
+            param="batch_size",
+        )
+    return n
+
+
+def check_k(k: object) -> int:
+    """Neighbours per query: at least 1 (more than the index holds is clamped by the search)."""
+    n = _whole_number(k, "k")
+    if n < 1:
+        raise HashingError(f"k must be at least 1 (got {n}): ask for 1 or more neighbours", param="k")
+    return n
+
+
+def check_radius(radius: object) -> int:
+    """A Hamming radius: 0 (identical codes only) or more."""
+    n = _whole_number(radius, "radius")
+    if n < 0:
+        raise HashingError(f"radius must be 0 or more (got {n}): it is a Hamming distance", param="radius")
+    return n
+
+
 @dataclass
 class SearchResult:
-    """k-NN answer for a batch of queries: ids (-1 = no item) and Hamming distances, (nq, k)."""
+    """k-NN answer for a batch of queries: ids (-1 = no item) and Hamming distances, (nq, k').
+
+    ``k'`` is ``min(k_requested, len(index))``; ``clamped`` says the index held fewer items than
+    asked for (every item is then in the answer).
+    """
 
     ids: np.ndarray
     distances: np.ndarray
+    k_requested: int = 0
+
+    @property
+    def clamped(self) -> bool:
+        return self.ids.ndim == 2 and self.k_requested > self.ids.shape[1]
+
+
+@dataclass
+class Neighbours:
+    """One query's answer, ready to print: ``rows`` of rank, id, distance, source and label."""
+
+    rows: list[dict[str, Any]]
+    k: int | None  # the k asked for (None for a radius query)
+    radius: int | None
+    index_size: int
+
+    @property
+    def clamped(self) -> bool:
+        """k was more than the index holds: every item was returned."""
+        return self.k is not None and self.k > self.index_size
 
 
 class HashIndex:
-    """Online-hashed retrieval index over embeddings (see the module docstring)."""
+    """Online-hashed retrieval index over embeddings (see the module docstring).
 
-    def __init__(self, hasher: BSODH, dim: int, *, refresh_every: int = 1, device: str = "auto") -> None:
+    ``hasher``: an :class:`~hashing.base.OnlineHasher` instance or a registered name
+    (``"BSODH"``, ``"OSH"``, ...; ``hasher_params`` are then its parameters, e.g.
+    ``{"n_bits": 64, "preset": "cifar10"}``). BSODH centres and scales its inputs itself; the
+    baselines take embeddings as given, as in the benchmark protocol (unit-length rows suit them).
+    """
+
+    def __init__(
+        self,
+        hasher: OnlineHasher | str,
+        dim: int,
+        *,
+        hasher_params: dict[str, Any] | None = None,
+        refresh_every: int = 1,
+        device: str = "auto",
+    ) -> None:
+        hasher = create_hasher(hasher, **(hasher_params or {}))
+        if not hasher.linear:
+            hasher.export_encoder()  # raises the one-line "cannot back an index" error
         if hasher.n_bits % 8:
             raise HashingError(f"FAISS binary indexes need a multiple of 8 bits, got {hasher.n_bits}")
-        if refresh_every < 1:
-            raise HashingError(f"refresh_every must be >= 1, got {refresh_every}")
+        if (
+            isinstance(refresh_every, bool)
+            or not isinstance(refresh_every, (int, np.integer))
+            or refresh_every < 1
+        ):
+            raise HashingError(f"refresh_every must be >= 1, got {refresh_every}", param="refresh_every")
         if device not in ("auto", "cpu", "gpu"):
             raise HashingError(f"device must be auto, cpu or gpu, got {device!r}")
         if device == "gpu" and not gpu_available():
@@ -94,6 +193,8 @@ class HashIndex:
         self.updates_since_refresh = 0
         self.generation = 0
         self.extra: dict[str, Any] = {}  # free-form JSON metadata (e.g. the embedding model)
+        self.manifest_sha256: str | None = None  # of the manifest last loaded or saved
+        self._bases: dict[str, int] = {}  # directory -> generation this copy was loaded/saved as
         self._faiss: Any = None
         self._gpu: Any = None
 
@@ -107,6 +208,14 @@ class HashIndex:
         if self.labels is None:
             return None
         return 0 if self.labels.ndim == 1 else int(self.labels.shape[1])
+
+    @property
+    def hasher_name(self) -> str:
+        """The hasher's registered name (what the manifest stores), or its class name."""
+        try:
+            return registered_name(self.hasher)
+        except UnknownHasherError:
+            return type(self.hasher).__name__
 
     def embeddings(self) -> list[np.ndarray]:
         """The float16 embedding segments, in item order."""
@@ -122,8 +231,9 @@ class HashIndex:
         ids: object = None,
         learn: bool = True,
     ) -> np.ndarray:
-        """Add items; labelled batches update the hasher (``learn``), then codes are refreshed if
-        due. Returns the new ids. Nothing changes if validation fails."""
+        """Add items; labelled batches update the hasher (``learn``; an unsupervised hasher
+        learns from every batch), then codes are refreshed if due. Returns the new ids. Nothing
+        changes if validation fails."""
         X = check_features(embeddings, self.dim, what="embeddings")
         n = X.shape[0]
         X16 = X.astype(np.float16)
@@ -138,13 +248,14 @@ class HashIndex:
             y = check_labels(labels, n, width if width is not None else self.hasher.n_labels_)
         new_ids = self._new_ids(ids, n)
 
-        if self.encoder is None:  # first data: fix the width and centring mean, no learning
+        if self.encoder is None:  # first data: fix the width (and e.g. a centring mean)
             self.hasher.initialize(X)
-            self.encoder = self.hasher.export_encoder()
-        if y is not None and learn:
+        if learn and (y is not None or not self.hasher.supervised):
             self.hasher.partial_fit(X, y)
             self.n_updates += 1
             self.updates_since_refresh += 1
+        if self.encoder is None:
+            self.encoder = self.hasher.export_encoder()
 
         self._segments.append(X16)
         self._segment_files.append(None)
@@ -159,6 +270,49 @@ class HashIndex:
             self.codes = np.concatenate([self.codes, new_codes])
             self._rebuild_faiss()
         return new_ids
+
+    def add_batches(
+        self,
+        embeddings: object,
+        *,
+        labels: object = None,
+        sources: list[str] | None = None,
+        batch_size: int = 2000,
+        after_batch: Callable[[HashIndex], None] | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """Feed a stream in batches of ``batch_size`` (one hash update per labelled batch);
+        ``after_batch(index)`` runs after each (e.g. :class:`hashing.evaluation.StreamMapRecorder`)
+        and ``progress(n)`` reports the items added. Shapes are checked before the first batch."""
+        batch_size = check_batch_size(batch_size)
+        X = np.asarray(embeddings)
+        if X.ndim != 2 or X.shape[0] == 0:
+            raise HashingError(
+                f"embeddings must be a non-empty (n_items, {self.dim}) array, got shape {X.shape}"
+            )
+        n = X.shape[0]
+        if X.shape[1] != self.dim:
+            check_features(X[:1], self.dim, what="embeddings")  # the usual width message
+        if sources is not None and len(sources) != n:
+            raise HashingError(f"got {len(sources)} source paths for {n} embeddings")
+        y = None if labels is None else np.asarray(labels)
+        if y is not None and y.shape[:1] != (n,):
+            raise HashingError(f"got {y.shape[0] if y.ndim else 0} labels for {n} embeddings")
+        new: list[np.ndarray] = []
+        for s in range(0, n, batch_size):
+            part = slice(s, s + batch_size)
+            new.append(
+                self.add(
+                    X[part],
+                    labels=None if y is None else y[part],
+                    sources=None if sources is None else list(sources[part]),
+                )
+            )
+            if after_batch is not None:
+                after_batch(self)
+            if progress is not None:
+                progress(min(batch_size, n - s))
+        return np.concatenate(new)
 
     def _new_ids(self, ids: object, n: int) -> np.ndarray:
         if ids is None:
@@ -231,28 +385,29 @@ class HashIndex:
         return self.encoder.encode(X.astype(np.float16), validate=False)
 
     def search(self, embeddings: object, k: int = 10) -> SearchResult:
-        """k nearest items by Hamming distance (ties: lower position first, as FAISS returns them)."""
+        """k nearest items by Hamming distance (ties: lower position first, as FAISS returns them);
+        ``k`` above the index size is clamped to it (see :class:`SearchResult`)."""
+        k = check_k(k)
         return self.search_codes(self.encode_queries(embeddings), k)
 
     def search_codes(self, codes: np.ndarray, k: int = 10) -> SearchResult:
-        if k < 1:
-            raise HashingError(f"k must be >= 1, got {k}")
+        k = check_k(k)
         codes = np.ascontiguousarray(codes, dtype=np.uint8)
         if codes.ndim != 2 or codes.shape[1] != self.n_bits // 8:
             raise HashingError(f"query codes must be (n, {self.n_bits // 8}) uint8")
-        if len(self) == 0:
-            return SearchResult(
-                np.full((len(codes), k), -1, np.int64), np.full((len(codes), k), -1, np.int32)
-            )
-        index = self._gpu[1] if (self._gpu is not None and k <= 2048) else self._faiss
-        D, pos = index.search(codes, k)
+        k_eff = min(k, len(self))
+        if k_eff == 0:
+            return SearchResult(np.zeros((len(codes), 0), np.int64), np.zeros((len(codes), 0), np.int32), k)
+        index = self._gpu[1] if (self._gpu is not None and k_eff <= 2048) else self._faiss
+        D, pos = index.search(codes, k_eff)
         found = pos >= 0
         out = np.full(pos.shape, -1, np.int64)
         out[found] = self.ids[pos[found]]
-        return SearchResult(out, np.where(found, D, -1).astype(np.int32))
+        return SearchResult(out, np.where(found, D, -1).astype(np.int32), k)
 
     def range_search(self, embeddings: object, radius: int) -> list[SearchResult]:
         """All items within Hamming distance ``<= radius`` of each query, nearest first."""
+        radius = check_radius(radius)
         codes = self.encode_queries(embeddings)
         if len(self) == 0:
             return [SearchResult(np.zeros(0, np.int64), np.zeros(0, np.int32)) for _ in range(len(codes))]
@@ -264,6 +419,50 @@ class HashIndex:
             order = np.lexsort((p, d))
             out.append(SearchResult(self.ids[p[order]], d[order].astype(np.int32)))
         return out
+
+    def neighbours(self, embedding: object, *, k: int | None = None, radius: int | None = None) -> Neighbours:
+        """The items nearest one query embedding (``(D,)`` or ``(1, D)``): the ``k`` nearest
+        (default 10, clamped to the index size) or all within Hamming ``radius`` -- not both."""
+        if k is not None and radius is not None:
+            raise HashingError(
+                "give k or radius, not both: radius returns every item within it", param="k,radius"
+            )
+        query = np.asarray(embedding, dtype=np.float64).reshape(1, -1)
+        if radius is not None:
+            res = self.range_search(query, radius)[0]
+            ids, dists = res.ids, res.distances
+        else:
+            k = check_k(10 if k is None else k)
+            res = self.search(query, k)
+            keep = res.ids[0] >= 0
+            ids, dists = res.ids[0][keep], res.distances[0][keep]
+        pos = self.position_of(ids) if len(ids) else np.zeros(0, np.int64)
+        rows = [
+            {
+                "rank": r,
+                "id": int(i),
+                "distance": int(d),
+                "source": self.sources[p],
+                "label": self.label_of(p),
+            }
+            for r, (i, d, p) in enumerate(zip(ids, dists, pos, strict=True), start=1)
+        ]
+        return Neighbours(rows, k, None if radius is None else int(radius), len(self))
+
+    def label_of(self, position: int) -> Any:
+        """The label of the item at row ``position`` for display: its class name (or number), the
+        names of its active labels (multi-label), or None when unlabelled."""
+        if self.labels is None:
+            return None
+        names = list(self.extra.get("class_names") or [])
+        lab = self.labels[position]
+        if lab.ndim == 0:
+            v = int(lab)
+            return None if v < 0 else (names[v] if 0 <= v < len(names) else v)
+        if (lab < 0).any():
+            return None
+        names = list(self.extra.get("label_names") or names)
+        return [names[j] if j < len(names) else int(j) for j in np.flatnonzero(lab > 0)]
 
     def position_of(self, item_ids: np.ndarray) -> np.ndarray:
         """Row positions of ids (for metadata look-ups)."""
@@ -278,6 +477,7 @@ class HashIndex:
             "items": len(self),
             "bits": self.n_bits,
             "dim": self.dim,
+            "hasher": self.hasher_name,
             "labelled_items": labelled,
             "label_kind": {None: "none", 0: "classes"}.get(self.label_width, "multi-label"),
             "hash_updates": self.n_updates,
@@ -295,109 +495,160 @@ class HashIndex:
         }
 
     # -- persistence ----------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Atomically save to directory ``path`` (see the module docstring)."""
+    @staticmethod
+    def locked(
+        path: str | os.PathLike[str],
+        *,
+        timeout: float | None = DEFAULT_LOCK_TIMEOUT,
+        create: bool = False,
+        purpose: str | None = None,
+    ) -> Any:
+        """``with HashIndex.locked(path): load -> change -> save`` as one writer (see
+        :func:`lock_index`)."""
+        return lock_index(path, timeout=timeout, create=create, purpose=purpose)
+
+    def save(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
+        overwrite: bool = False,
+    ) -> Path:
+        """Save to directory ``path`` as its next generation, under the directory's writer lock
+        (taken here unless this thread holds it already; ``lock_timeout`` seconds of waiting,
+        None = forever). Refuses (:class:`IndexConflictError`, nothing written) when the index on
+        disk is not the generation this copy was loaded from -- another writer saved in between --
+        or, for a copy never loaded from ``path``, when ``path`` already holds an index (replace
+        it with ``overwrite=True``)."""
         root = Path(path)
         if root.exists() and not root.is_dir():
             raise HashingError(f"{root} exists and is not a directory")
-        old_manifest = None
-        if root.is_dir() and any(root.iterdir()):
-            try:
-                old_manifest = json.loads((root / MANIFEST).read_text())
-            except (OSError, ValueError):
-                raise HashingError(
-                    f"{root} is a non-empty directory that is not a saved index; pick a new path"
-                ) from None
-        root.mkdir(parents=True, exist_ok=True)
-        gen = max(self.generation, int(old_manifest.get("generation", 0)) if old_manifest else 0) + 1
-        written: list[Path] = []
-        try:
-            files: dict[str, dict[str, Any]] = {}
-
-            def record(name: str) -> None:
-                p = root / name
-                files[name] = {"bytes": p.stat().st_size, "sha256": _sha256(p)}
-
-            def write_npy(name: str, arr: np.ndarray) -> None:
-                written.append(root / name)
-                with open(root / name, "wb") as fh:
-                    np.save(fh, np.ascontiguousarray(arr), allow_pickle=False)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                record(name)
-
-            segments = []
-            new_files: list[str | None] = []
-            for seg, fname in zip(self._segments, self._segment_files, strict=True):
-                if (
-                    fname is None
-                    or not (root / fname).is_file()
-                    or old_manifest is None
-                    or fname not in old_manifest.get("files", {})
-                ):
-                    fname = f"emb-{uuid.uuid4().hex}.npy"
-                    write_npy(fname, seg)
-                else:
-                    files[fname] = old_manifest["files"][fname]
-                segments.append({"file": fname, "rows": int(seg.shape[0])})
-                new_files.append(fname)
-            write_npy(f"codes.g{gen}.npy", self.codes)
-            write_npy(f"ids.g{gen}.npy", self.ids)
-            if self.labels is not None:
-                write_npy(f"labels.g{gen}.npy", self.labels)
+        name = registered_name(self.hasher)  # an unregistered hasher could never be loaded back
+        _refuse_foreign_directory(root)
+        with DirectoryLock(root, timeout=lock_timeout, create=True, purpose="HashIndex.save"):
+            remove_orphans(root, new_index=True)
+            _refuse_foreign_directory(root)
+            old_manifest = _read_manifest_or_none(root)
+            on_disk = int(old_manifest["generation"]) if old_manifest else 0
+            self._check_generation(root, on_disk, overwrite)
+            gen = max(self.generation, on_disk) + 1
             params, arrays = self.hasher.get_state()
-            for fname, payload in (
-                (f"hasher.g{gen}.npz", arrays),
-                (f"encoder.g{gen}.npz", self._encoder_arrays()),
-            ):
-                written.append(root / fname)
-                with open(root / fname, "wb") as fh:
-                    np.savez(fh, **payload)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                record(fname)
-            name = f"sources.g{gen}.json"
+            files, segments, written = self._write_parts(root, gen, old_manifest, arrays)
+            manifest = self._manifest(gen, name, params, segments, files)
+            self._commit(root, manifest, written, on_disk)
+            # Committed: forget files no manifest refers to.
+            for p in root.iterdir():
+                if _OWNED.match(p.name) and p.name not in files:
+                    p.unlink(missing_ok=True)
+        self._segment_files = [seg["file"] for seg in segments]
+        self.generation = gen
+        self._bases[_key(root)] = gen
+        return root
+
+    def _check_generation(self, root: Path, on_disk: int, overwrite: bool) -> None:
+        expected = self._bases.get(_key(root), 0)
+        if on_disk == expected or overwrite:
+            return
+        if expected == 0:
+            raise IndexConflictError(
+                f"{root} already holds a saved index (generation {on_disk}); load it with "
+                "HashIndex.load to add to it, or save with overwrite=True to replace it"
+            )
+        raise IndexConflictError(
+            f"{root} changed since this copy was loaded (generation {expected} then, {on_disk} now: "
+            "another writer saved in between); nothing was written -- load it again and redo the change"
+        )
+
+    def _write_parts(
+        self, root: Path, gen: int, old_manifest: dict[str, Any] | None, hasher_arrays: dict[str, np.ndarray]
+    ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]], list[Path]]:
+        """The new generation's part files: (manifest ``files``, ``segments``, paths written).
+        A failure removes what it wrote, then re-raises."""
+        written: list[Path] = []
+        files: dict[str, dict[str, Any]] = {}
+        old_files = (old_manifest or {}).get("files", {})
+
+        def write(name: str, dump: Callable[[Any], None]) -> None:
             written.append(root / name)
-            (root / name).write_text(json.dumps(self.sources))
-            record(name)
-            manifest = {
-                "format": FORMAT,
-                "format_version": FORMAT_VERSION,
-                "generation": gen,
-                "bits": self.n_bits,
-                "dim": self.dim,
-                "count": len(self),
-                "labelled": self.labels is not None,
-                "label_width": self.label_width,
-                "next_id": self.next_id,
-                "n_updates": self.n_updates,
-                "updates_since_refresh": self.updates_since_refresh,
-                "refresh_every": self.refresh_every,
-                "device": self.device,
-                "encoder_normalize": bool(self.encoder.normalize) if self.encoder else True,
-                "hasher": params,
-                "segments": segments,
-                "extra": self.extra,
-                "files": files,
-            }
-            tmp = root / f".{MANIFEST}.{uuid.uuid4().hex}.tmp"
-            written.append(tmp)
-            with open(tmp, "w") as fh:
-                json.dump(manifest, fh, indent=1)
+            with open(root / name, "wb") as fh:
+                dump(fh)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp, root / MANIFEST)
+            files[name] = {"bytes": (root / name).stat().st_size, "sha256": _sha256(root / name)}
+
+        def npy(arr: np.ndarray) -> Callable[[Any], None]:
+            return lambda fh: np.save(fh, np.ascontiguousarray(arr), allow_pickle=False)
+
+        try:
+            segments = []
+            for seg, fname in zip(self._segments, self._segment_files, strict=True):
+                if fname is None or fname not in old_files or not (root / fname).is_file():
+                    fname = f"emb-{uuid.uuid4().hex}.npy"
+                    write(fname, npy(seg))
+                else:  # immutable and already saved here
+                    files[fname] = old_files[fname]
+                segments.append({"file": fname, "rows": int(seg.shape[0])})
+            write(f"codes.g{gen}.npy", npy(self.codes))
+            write(f"ids.g{gen}.npy", npy(self.ids))
+            if self.labels is not None:
+                write(f"labels.g{gen}.npy", npy(self.labels))
+            write(f"hasher.g{gen}.npz", lambda fh: np.savez(fh, **hasher_arrays))
+            write(f"encoder.g{gen}.npz", lambda fh: np.savez(fh, **self._encoder_arrays()))
+            write(f"sources.g{gen}.json", lambda fh: fh.write(json.dumps(self.sources).encode("utf-8")))
         except BaseException:
             for p in written:
                 p.unlink(missing_ok=True)
             raise
-        # Committed: forget files no manifest refers to.
-        for p in root.iterdir():
-            if _OWNED.match(p.name) and p.name not in files:
+        return files, segments, written
+
+    def _manifest(
+        self,
+        gen: int,
+        hasher_name: str,
+        hasher_params: dict[str, Any],
+        segments: list[dict[str, Any]],
+        files: dict[str, Any],
+    ) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "generation": gen,
+            "bits": self.n_bits,
+            "dim": self.dim,
+            "count": len(self),
+            "labelled": self.labels is not None,
+            "label_width": self.label_width,
+            "next_id": self.next_id,
+            "n_updates": self.n_updates,
+            "updates_since_refresh": self.updates_since_refresh,
+            "refresh_every": self.refresh_every,
+            "device": self.device,
+            "encoder_normalize": bool(self.encoder.normalize) if self.encoder else True,
+            "hasher_name": hasher_name,
+            "hasher": hasher_params,
+            "segments": segments,
+            "extra": self.extra,
+            "files": files,
+        }
+
+    def _commit(self, root: Path, manifest: dict[str, Any], written: list[Path], on_disk: int) -> None:
+        """Replace the manifest -- unless the generation on disk moved (a writer that ignored
+        the lock): then remove the files this save wrote and refuse."""
+        try:
+            now = _read_manifest_or_none(root)
+            if (int(now["generation"]) if now else 0) != on_disk:
+                raise IndexConflictError(
+                    f"{root} was saved by another writer while this one was writing (generation "
+                    f"{on_disk} -> {now['generation'] if now else 0}); nothing was written -- load "
+                    "it again and redo the change"
+                )
+            data = json.dumps(manifest, indent=1).encode("utf-8")
+            atomic_write_bytes(root / MANIFEST, data)
+        except BaseException:
+            for p in written:
                 p.unlink(missing_ok=True)
-        self._segment_files = new_files
-        self.generation = gen
-        return root
+            raise
+        self.manifest_sha256 = hashlib.sha256(data).hexdigest()
 
     def _encoder_arrays(self) -> dict[str, np.ndarray]:
         if self.encoder is None:
@@ -409,31 +660,33 @@ class HashIndex:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, verify: bool = True, device: str = "auto") -> HashIndex:
-        """Load a saved index directory; any missing, truncated or corrupt part -> IndexFormatError."""
+        """Load a saved index directory; any missing, truncated or corrupt part -> IndexFormatError.
+
+        Takes no lock: when a writer commits a new generation while this reads the old one, the
+        read is retried on the new manifest.
+        """
         root = Path(path)
-        if not root.is_dir():
-            raise IndexFormatError(f"{root} is not an index directory (run 'automl index build' first)")
-        try:
-            manifest = json.loads((root / MANIFEST).read_text())
-        except FileNotFoundError:
-            raise IndexFormatError(f"{root} has no {MANIFEST}: not a saved index") from None
-        except (OSError, ValueError) as exc:
-            raise IndexFormatError(f"{root / MANIFEST} is unreadable or corrupt ({exc})") from None
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            raise IndexFormatError(f"{root} is not a {FORMAT} directory")
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise IndexFormatError(f"unsupported index format version {manifest.get('format_version')}")
-        try:
-            return cls._from_manifest(root, manifest, verify, device)
-        except IndexFormatError:
-            raise
-        except (KeyError, TypeError, ValueError, OSError) as exc:
-            raise IndexFormatError(f"index {root} is corrupt: {type(exc).__name__}: {exc}") from None
+        for attempt in range(_LOAD_ATTEMPTS):
+            raw, manifest = _read_manifest(root)
+            try:
+                index = cls._from_manifest(root, manifest, verify, device)
+            except (IndexFormatError, KeyError, TypeError, ValueError, OSError) as exc:
+                if attempt + 1 < _LOAD_ATTEMPTS and _manifest_bytes(root) != raw:
+                    continue  # a writer committed meanwhile: read its generation instead
+                if isinstance(exc, IndexFormatError):
+                    raise
+                raise IndexFormatError(f"index {root} is corrupt: {type(exc).__name__}: {exc}") from None
+            index.manifest_sha256 = hashlib.sha256(raw).hexdigest()
+            index._bases[_key(root)] = index.generation
+            return index
+        raise AssertionError("unreachable")
 
     @classmethod
     def _from_manifest(cls, root: Path, m: dict[str, Any], verify: bool, device: str) -> HashIndex:
         files = m["files"]
         for name, info in files.items():
+            if not _OWNED.match(str(name)):
+                raise IndexFormatError(f"index {root} manifest lists a file it never writes: {name!r}")
             p = root / name
             if not p.is_file():
                 raise IndexFormatError(f"index {root} is missing {name}")
@@ -456,8 +709,12 @@ class HashIndex:
             with np.load(root / name, allow_pickle=False) as z:
                 return {k: z[k] for k in z.files}
 
-        hasher = BSODH.from_state(m["hasher"], npz(f"hasher.g{gen}.npz"))
-        index = cls(hasher, int(m["dim"]), refresh_every=int(m["refresh_every"]), device=device)
+        index = cls(
+            _hasher_from_manifest(root, m, npz(f"hasher.g{gen}.npz")),
+            int(m["dim"]),
+            refresh_every=int(m["refresh_every"]),
+            device=device,
+        )
         if index.n_bits != int(m["bits"]):
             raise IndexFormatError("manifest bits and hasher bits disagree")
         enc = npz(f"encoder.g{gen}.npz")
@@ -477,19 +734,7 @@ class HashIndex:
                 raise IndexFormatError(f"embedding segment {seg['file']} has the wrong shape or type")
             index._segments.append(arr)
             index._segment_files.append(seg["file"])
-        n = int(m["count"])
-        sizes = {
-            "codes": index.codes.shape[0],
-            "ids": index.ids.shape[0],
-            "sources": len(index.sources),
-            "embeddings": sum(s.shape[0] for s in index._segments),
-        }
-        if index.labels is not None:
-            sizes["labels"] = index.labels.shape[0]
-        if any(v != n for v in sizes.values()):
-            raise IndexFormatError(f"index parts disagree on the item count ({n}): {sizes}")
-        if index.codes.dtype != np.uint8 or index.codes.shape[1:] != (index.n_bits // 8,):
-            raise IndexFormatError("codes array has the wrong shape or type")
+        index._check_counts(int(m["count"]))
         index.next_id = int(m["next_id"])
         index.n_updates = int(m["n_updates"])
         index.updates_since_refresh = int(m["updates_since_refresh"])
@@ -497,3 +742,167 @@ class HashIndex:
         index.extra = dict(m.get("extra") or {})
         index._rebuild_faiss()
         return index
+
+    def _check_counts(self, n: int) -> None:
+        sizes = {
+            "codes": self.codes.shape[0],
+            "ids": self.ids.shape[0],
+            "sources": len(self.sources),
+            "embeddings": sum(s.shape[0] for s in self._segments),
+        }
+        if self.labels is not None:
+            sizes["labels"] = self.labels.shape[0]
+        if any(v != n for v in sizes.values()):
+            raise IndexFormatError(f"index parts disagree on the item count ({n}): {sizes}")
+        if self.codes.dtype != np.uint8 or self.codes.shape[1:] != (self.n_bits // 8,):
+            raise IndexFormatError("codes array has the wrong shape or type")
+
+
+# -- the directory ---------------------------------------------------------------------------------
+def _key(root: Path) -> str:
+    return os.path.realpath(root)
+
+
+def _manifest_bytes(root: Path) -> bytes | None:
+    try:
+        return (root / MANIFEST).read_bytes()
+    except OSError:
+        return None
+
+
+def _read_manifest(root: Path) -> tuple[bytes, dict[str, Any]]:
+    """The manifest's bytes and content, checked for this format; else IndexFormatError."""
+    if not root.is_dir():
+        raise IndexFormatError(f"{root} is not an index directory (run 'automl index build' first)")
+    try:
+        raw = (root / MANIFEST).read_bytes()
+        manifest = json.loads(raw)
+    except FileNotFoundError:
+        raise IndexFormatError(f"{root} has no {MANIFEST}: not a saved index") from None
+    except (OSError, ValueError) as exc:
+        raise IndexFormatError(f"{root / MANIFEST} is unreadable or corrupt ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise IndexFormatError(f"{root} is not a {FORMAT} directory")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexFormatError(f"unsupported index format version {manifest.get('format_version')}")
+    return raw, manifest
+
+
+def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A saved index's manifest (bits, dim, count, generation, hasher name, ``extra`` ...) without
+    loading the index; not an index -> IndexFormatError."""
+    return _read_manifest(Path(path))[1]
+
+
+def _read_manifest_or_none(root: Path) -> dict[str, Any] | None:
+    """The manifest of a directory about to be written: None when there is none yet."""
+    if not (root / MANIFEST).exists():
+        return None
+    try:
+        return _read_manifest(root)[1]
+    except IndexFormatError as exc:
+        raise HashingError(f"{exc}; not overwriting it: pick a new path or repair the index") from None
+
+
+def _hasher_from_manifest(root: Path, m: dict[str, Any], arrays: dict[str, np.ndarray]) -> OnlineHasher:
+    """The saved hasher, its class looked up by the registered name the manifest stores."""
+    params = m["hasher"]
+    name = m.get("hasher_name")
+    if name is None:
+        if params.get("kind", "bsodh") != "bsodh":
+            raise IndexFormatError(f"index {root} has a hasher of unknown kind {params.get('kind')!r}")
+        name = LEGACY_HASHER
+    try:
+        cls = hasher_spec(name).cls
+    except UnknownHasherError as exc:
+        raise IndexFormatError(
+            f"index {root} was saved with hasher {name!r}, which is not registered here ({exc}); "
+            "register it with hashing.register_hasher before loading"
+        ) from None
+    try:
+        return cls.from_state(params, arrays)
+    except HashingError as exc:
+        raise IndexFormatError(f"index {root}: {exc}") from None
+
+
+def _is_ours(name: str) -> bool:
+    return name == MANIFEST or name in lock_files() or bool(_OWNED.match(name)) or is_temp_name(name)
+
+
+def _refuse_foreign_directory(root: Path) -> None:
+    """A directory with files the index never writes and no manifest is somebody else's."""
+    if not root.is_dir() or (root / MANIFEST).exists():
+        return
+    if any(not _is_ours(p.name) for p in root.iterdir()):
+        raise HashingError(f"{root} is a non-empty directory that is not a saved index; pick a new path")
+
+
+def directory_state(path: str | os.PathLike[str]) -> str:
+    """What a would-be index directory holds: ``"free"`` (missing, empty, or only the lock and
+    what a killed first save left behind), ``"index"`` (a manifest) or ``"other"`` (files the
+    index never writes, or not a directory)."""
+    root = Path(path)
+    if not root.exists():
+        return "free"
+    if not root.is_dir():
+        return "other"
+    if (root / MANIFEST).exists():
+        return "index"
+    return "free" if all(_is_ours(p.name) for p in root.iterdir()) else "other"
+
+
+def remove_orphans(path: str | os.PathLike[str], *, new_index: bool = False) -> list[Path]:
+    """Delete what killed writers left in an index directory: temporary files, and index part
+    files (``emb-*.npy``, ``codes.gN.npy``, ...) that the manifest does not list. Without a
+    manifest, part files are removed only for a ``new_index`` (a first save: what is there is a
+    killed first save's); otherwise they are kept for whoever repairs the index. Files the index
+    never writes are left alone, and so is everything when the manifest is unreadable. Call it
+    while holding the writer lock (:func:`lock_index` does); returns the paths removed."""
+    root = Path(path)
+    if not root.is_dir():
+        return []
+    removed = remove_orphan_temps(root)
+    try:
+        manifest = json.loads((root / MANIFEST).read_text())
+        referenced = set(manifest["files"])
+    except FileNotFoundError:
+        if not new_index:
+            return removed
+        referenced = set()
+    except (OSError, ValueError, KeyError, TypeError):
+        return removed
+    for p in root.iterdir():
+        if _OWNED.match(p.name) and p.name not in referenced and p.is_file():
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
+@contextmanager
+def lock_index(
+    path: str | os.PathLike[str],
+    *,
+    timeout: float | None = DEFAULT_LOCK_TIMEOUT,
+    create: bool = False,
+    purpose: str | None = None,
+) -> Iterator[Path]:
+    """Hold ``path``'s exclusive writer lock (waiting up to ``timeout`` seconds, None = forever,
+    0 = not at all; then :class:`~hashing.errors.IndexLockedError` naming the holder) and clean
+    up after killed writers first. Wrap load -> change -> save in it::
+
+        with lock_index(path):
+            index = HashIndex.load(path)
+            index.add(...)
+            index.save(path)
+
+    ``create`` makes a missing directory (a first build); otherwise a missing one is
+    :class:`~hashing.errors.IndexFormatError`, and nothing is created.
+    """
+    root = Path(path)
+    if not create and not root.is_dir():
+        raise IndexFormatError(f"{root} is not an index directory (run 'automl index build' first)")
+    if create:
+        _refuse_foreign_directory(root)
+    with DirectoryLock(root, timeout=timeout, create=create, purpose=purpose):
+        remove_orphans(root, new_index=create)
+        yield root

@@ -289,14 +289,23 @@ def embed_uint8(
 
 
 # -- labels -----------------------------------------------------------------------------------
+def _not_utf8(path: Path, exc: UnicodeDecodeError) -> HashingError:
+    byte = exc.object[exc.start : exc.start + 1].hex() if isinstance(exc.object, bytes) else "?"
+    return HashingError(
+        f"labels CSV {path} must be UTF-8 text (found byte 0x{byte}, {exc.reason}): re-save it as UTF-8"
+    )
+
+
 def label_columns(csv_path: str | Path) -> list[str]:
     """The label column names of a labels CSV (everything but the file column)."""
     p = Path(csv_path)
     try:
-        with open(p, newline="") as fh:
+        with open(p, newline="", encoding="utf-8-sig") as fh:
             header = next(csv.reader(fh), [])
     except OSError as exc:
         raise HashingError(f"cannot read labels CSV {p} ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(p, exc) from None
     names = [h.strip() for h in header]
     return [h for h in names if h.lower() not in ("file", "path", "image", "filename")]
 
@@ -311,10 +320,12 @@ def read_labels_csv(
     """
     p = Path(csv_path)
     try:
-        with open(p, newline="") as fh:
+        with open(p, newline="", encoding="utf-8-sig") as fh:
             rows = list(csv.reader(fh))
     except OSError as exc:
         raise HashingError(f"cannot read labels CSV {p} ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(p, exc) from None
     if len(rows) < 2:
         raise HashingError(f"labels CSV {p} needs a header row and at least one data row")
     header = [h.strip() for h in rows[0]]

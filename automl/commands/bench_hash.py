@@ -112,6 +112,10 @@ def bench_hash(
     write_report(out, res)
 
 
+_INDEX_FLAGS = {"n": "--n", "n_bits": "--bits", "dim": "--dim", "n_queries": "--queries",
+                "numpy_queries": "--numpy-queries", "k": "--k"}  # fmt: skip
+
+
 @bench_app.command("index")
 def bench_index(
     n: int = typer.Option(1_000_000, "--n", help="Items in the index."),
@@ -126,11 +130,15 @@ def bench_index(
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Query throughput (HashIndex vs raw IndexBinaryFlat vs numpy popcount) and refresh time."""
-    from hashing.bench import index_benchmark
+    from hashing.bench import check_index_benchmark, index_benchmark
     from hashing.errors import HashingError
 
-    if n < k + 1 or bits % 8 or queries < 1 or numpy_queries < 1:
-        raise UserError("need --n > k, --bits a multiple of 8, and positive query counts")
+    try:  # the library's bounds, before any memory is allocated; its names -> these flags
+        check_index_benchmark(n, bits, dim, queries, k, numpy_queries)
+    except HashingError as exc:
+        msg, param = str(exc), exc.param or ""
+        flag = _INDEX_FLAGS.get(param) if msg.startswith(param) else None
+        raise UserError(flag + msg[len(param) :] if flag else msg) from None
     check_report_out(out)  # an unwritable --out fails now, not after the benchmark
     try:
         with console.status("running") as status:

@@ -314,3 +314,101 @@ def test_cli_multilabel_csv_names_its_labels(cli, model_file, tmp_path):
     assert json.loads(r.out)["results"][0]["label"] == ["AU12"]
     st = json.loads(cli("index", "stats", out, "--json").out)
     assert st["label_kind"] == "multi-label" and st["extra"]["label_names"] == ["AU1", "AU12"]
+
+
+# -- bounds: exit 2 with one line, nothing changed ------------------------------------------------
+def _one_line_error(r) -> str:
+    assert r.code == 2 and "Traceback" not in r.err, (r.code, r.err)
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1, r.err
+    return lines[0]
+
+
+@pytest.mark.parametrize("batch", ["-1", "0"])
+def test_cli_add_refuses_a_batch_below_one(cli, built_index, tmp_path, batch):
+    out, _ = built_index
+    before = _snapshot(out)
+    more = _crops(tmp_path / "more", 2, seed=3)
+    csv_path = _write_csv(tmp_path / "m.csv", more)
+    r = cli("index", "add", out, "--images", tmp_path / "more", "--labels", csv_path, "--no-detect",
+            "--batch", batch)  # fmt: skip
+    line = _one_line_error(r)
+    assert "--batch must be at least 1" in line and "added" not in r.out
+    assert _snapshot(out) == before  # no new generation
+
+
+def test_cli_build_refuses_bad_options_before_any_work(cli, model_file, tmp_path):
+    _crops(tmp_path / "faces", 1)
+    base = ("index", "build", "--model", model_file, "--images", tmp_path / "faces", "--no-detect")
+    for extra, expect in (
+        (("--batch", "0"), "--batch must be at least 1"),
+        (("--bits", "12"), "--bits must be a multiple of 8"),
+        (("--hasher", "nope"), "unknown --hasher 'nope': use one of BSODH"),
+        (("--eval-queries", "-1"), "--eval-queries must be 0"),
+        (("--lock-timeout", "-5"), "--lock-timeout must be 0"),
+        (("--hasher", "OKH"), "OKH cannot back an index"),
+    ):
+        r = cli(*base, "--out", tmp_path / "x", *extra)
+        assert expect in _one_line_error(r)
+        assert not (tmp_path / "x").exists()
+
+
+def test_cli_build_with_a_baseline_hasher(cli, model_file, tmp_path):
+    rows = _crops(tmp_path / "faces", 4)
+    out = tmp_path / "ix"
+    r = cli("index", "build", "--model", model_file, "--images", tmp_path / "faces", "--labels",
+            _write_csv(tmp_path / "l.csv", rows), "--no-detect", "--hasher", "osh", "--bits", "16",
+            "--batch", "4", "--out", out, "--no-record")  # fmt: skip
+    assert r.code == 0, r.err
+    st = json.loads(cli("index", "stats", out, "--json").out)
+    assert st["hasher"] == "OSH" and st["items"] == 12 and st["hash_updates"] == 3
+
+
+def test_cli_query_k_is_clamped_and_radius_excludes_k(cli, built_index, tmp_path):
+    out, rows = built_index
+    query = tmp_path / "faces" / rows[0][0]
+    r = cli("index", "query", out, query, "-k", "1000000000", "--json", "--no-detect")
+    assert r.code == 0, r.err
+    got = json.loads(r.out)
+    assert got["clamped"] is True and got["k"] == 1_000_000_000 and len(got["results"]) == 18
+    r = cli("index", "query", out, query, "-k", "1000000000", "--no-detect")
+    assert r.code == 0 and "more than the index holds" in r.out
+    line = _one_line_error(cli("index", "query", out, query, "-k", "3", "--radius", "2", "--no-detect"))
+    assert "-k" in line and "--radius" in line and "not both" in line
+    assert "-k must be at least 1" in _one_line_error(cli("index", "query", out, query, "-k", "0"))
+    assert "--radius must be 0 or more" in _one_line_error(
+        cli("index", "query", out, query, "--radius", "-1")
+    )
+
+
+def test_cli_bench_index_k_zero_is_one_line(cli):
+    assert "--k must be at least 1" in _one_line_error(cli("bench", "index", "--n", "100", "--k", "0"))
+    assert "--k must be smaller than n" in _one_line_error(cli("bench", "index", "--n", "100", "--k", "100"))
+    assert "--bits" in _one_line_error(cli("bench", "index", "--n", "100", "--bits", "12", "--k", "5"))
+
+
+def test_cli_add_to_a_locked_index_says_who_holds_it(cli, built_index, tmp_path):
+    import threading
+
+    from hashing.index import HashIndex
+
+    out, _ = built_index
+    _crops(tmp_path / "more", 1, seed=4)
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with HashIndex.locked(out, purpose="a long add"):
+            held.set()
+            release.wait(10)
+
+    t = threading.Thread(target=holder)
+    t.start()
+    held.wait(10)
+    try:
+        r = cli("index", "add", out, "--images", tmp_path / "more", "--no-detect", "--lock-timeout", "0")
+    finally:
+        release.set()
+        t.join()
+    line = _one_line_error(r)
+    assert "is locked by process" in line and "a long add" in line and "--lock-timeout" in line
+    assert json.loads(cli("index", "stats", out, "--json").out)["items"] == 18

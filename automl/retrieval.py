@@ -1,0 +1,601 @@
+"""Face retrieval with a trained model, end to end: embed faces, build or grow an online-hashed
+index, query it, record each saved generation in the run store.
+
+Everything ``automl index build|add|query|stats|record`` does, callable from Python::
+
+    from automl import retrieval
+    from hashing.stream import load_model
+
+    model = load_model("runs/7/model.pt")
+    faces = retrieval.embed_folder(model, "photos/", "labels.csv", detect=True)
+    built = retrieval.build_index(faces, "faces.idx", model=model, bits=64, eval_queries=100)
+    retrieval.record_index("sqlite:///automl.db", built.path, built.index, {"command": "build"})
+
+    more = retrieval.embed_folder(model, "new_photos/")
+    grown = retrieval.add_to_index("faces.idx", more)
+    index, answer = retrieval.query_image("faces.idx", "someone.jpg", k=5)
+    print(index.stats(), answer.rows)
+
+The index itself (:mod:`hashing.index`, the online hashers, the stream-mAP curve of
+:mod:`hashing.evaluation`) needs neither torch nor the store; this module adds what does: the
+exported embedding model, the data sets of :func:`automl.data.load_data`, the learning checks of
+:mod:`automl.learning_checks` and the ``automl_indexes`` rows the dashboard's Retrieval page reads.
+
+``progress(stage, done, total)``, where accepted, reports each stage (embedding, hashing).
+Writers hold the index directory's lock from load to save (:func:`hashing.index.lock_index`), so
+concurrent ``add`` calls queue up instead of losing each other's items.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from automl.errors import UserError
+from hashing.base import OnlineHasher
+from hashing.errors import HashingError, IndexConflictError
+from hashing.evaluation import STREAM_MAP_KEY, STREAM_MAP_QUERIES_KEY, StreamMapRecorder, hold_out_queries
+from hashing.index import (
+    MANIFEST,
+    HashIndex,
+    Neighbours,
+    check_batch_size,
+    check_k,
+    check_radius,
+    directory_state,
+    lock_index,
+    read_manifest,
+)
+from hashing.locking import DEFAULT_LOCK_TIMEOUT, check_lock_timeout
+from hashing.registry import create_hasher, hasher_spec
+
+__all__ = [
+    "SPLITS",
+    "Embedded",
+    "IndexConflictError",
+    "IndexNotRecordedError",
+    "IndexUpdate",
+    "add_to_index",
+    "build_index",
+    "check_batch_size",
+    "check_build",
+    "check_lock_timeout",
+    "directory_state",
+    "embed_dataset",
+    "embed_folder",
+    "embed_input",
+    "generation_sha256",
+    "index_record_extra",
+    "judge_index",
+    "make_hasher",
+    "model_for_index",
+    "model_metadata",
+    "query_image",
+    "record_index",
+    "record_saved_index",
+]
+
+Progress = Callable[[str, int, int], None]
+SIGNAL_KEY = "signal"  # automl.learning_checks.SIGNAL_KEY: the same key as in run summaries
+SPLITS = ("train", "test", "all")
+
+
+@dataclass
+class Embedded:
+    """Embeddings of a stream of faces with their sources (paths or ``spec#split:i``), labels
+    (None, ``(n,)`` classes or ``(n, A)`` 0/1), what could not be embedded and why, and the names
+    the label values refer to."""
+
+    embeddings: np.ndarray
+    sources: list[str]
+    labels: np.ndarray | None = None
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    class_names: list[str] | None = None  # what class labels index (a data set's own names)
+    label_names: list[str] | None = None  # multi-label column names (AU1, AU2, ...)
+    model: dict[str, Any] = field(default_factory=dict)  # the model that embedded them (model_metadata)
+
+
+@dataclass
+class IndexUpdate:
+    """A saved generation: the index, where, its learning-check verdict, what was added, and
+    (for a build with held-out queries) the mAP over the stream."""
+
+    index: HashIndex
+    path: Path
+    signal: dict[str, Any]
+    added: int
+    labelled: bool
+    history: list[dict[str, Any]] = field(default_factory=list)
+    eval_queries: int = 0
+
+    @property
+    def final_map(self) -> float | None:
+        return next((h["mAP"] for h in reversed(self.history) if h["mAP"] is not None), None)
+
+    def summary(self, command: str = "build") -> str:
+        """One line on what was saved (what ``automl index build|add`` prints)."""
+        st = self.index.stats()
+        if command == "add":
+            return (
+                f"added {self.added} item(s) ({'labelled' if self.labelled else 'unlabelled'}); index now "
+                f"{st['items']} item(s), {st['hash_updates']} hash update(s), "
+                f"stale updates {st['stale_updates']}"
+            )
+        final = self.final_map
+        stream = (
+            f"; stream mAP {final:.4f} ({self.eval_queries} held-out queries)" if final is not None else ""
+        )
+        return (
+            f"indexed {st['items']} item(s) ({st['labelled_items']} labelled, {st['hash_updates']} hash "
+            f"update(s)) with {st['bits']}-bit codes -> {self.path}{stream}"
+        )
+
+
+def _stage(progress: Progress | None, name: str, total: int) -> Callable[[int], None] | None:
+    if progress is None:
+        return None
+    done = 0
+    progress(name, 0, total)
+
+    def advance(n: int) -> None:
+        nonlocal done
+        done += n
+        progress(name, done, total)
+
+    return advance
+
+
+# -- embedding ------------------------------------------------------------------------------------
+def _model(model: Any) -> Any:
+    """An :class:`~hashing.stream.EmbeddingModel`, loading it when given a path."""
+    from hashing.stream import load_model
+
+    return load_model(model) if isinstance(model, (str, Path)) else model
+
+
+def model_for_index(directory: str | Path, model: str | Path | None = None) -> Any:
+    """The embedding model for a saved index: ``model`` if given, else the one the index was
+    built with (its ``extra["model"]``); one whose embedding width differs is refused."""
+    from hashing.stream import load_model
+
+    manifest = read_manifest(directory)
+    m = load_model(model or (manifest.get("extra") or {}).get("model") or "")
+    if m.embedding_dim != manifest["dim"]:
+        raise HashingError(
+            f"the model embeds {m.embedding_dim}-d features but the index holds {manifest['dim']}-d ones"
+        )
+    return m
+
+
+def embed_input(
+    model: Any,
+    *,
+    data: str | None = None,
+    images: str | Path | Sequence[str | Path] | None = None,
+    labels_csv: str | Path | None = None,
+    split: str = "train",
+    n: int | None = None,
+    seed: int = 0,
+    detect: bool = True,
+    progress: Progress | None = None,
+) -> Embedded:
+    """Either a data spec (:func:`embed_dataset`) or images (:func:`embed_folder`), not both."""
+    if (data is None) == (images is None):
+        raise HashingError(
+            "give exactly one of data SPEC or images PATH (an image file or folder)", param="data,images"
+        )
+    if labels_csv is not None and images is None:
+        raise HashingError(
+            "labels_csv goes with images (a data spec carries its own labels)", param="labels_csv,images"
+        )
+    if data is not None:
+        return embed_dataset(model, data, split=split, n=n, seed=seed, progress=progress)
+    return embed_folder(model, images, labels_csv, detect=detect, progress=progress)  # type: ignore[arg-type]
+
+
+def embed_folder(
+    model: Any,
+    images: str | Path | Sequence[str | Path],
+    labels_csv: str | Path | None = None,
+    *,
+    detect: bool = True,
+    progress: Progress | None = None,
+) -> Embedded:
+    """Embed an image file, a folder of images (recursive) or a list of image paths with an
+    exported model (:func:`hashing.stream.load_model`); faces are detected unless
+    ``detect=False``. ``labels_csv`` (``file,label`` or ``file,AU1,AU2,...``) labels them.
+    ``model``: an :class:`~hashing.stream.EmbeddingModel` or the path of an exported one."""
+    from hashing.stream import embed_images, label_columns, list_images, read_labels_csv
+
+    model = _model(model)
+
+    if isinstance(images, (str, Path)):
+        paths = list_images(images)
+    else:
+        paths = [Path(p) for p in images]
+    got = embed_images(model, paths, detect=detect, progress=_stage(progress, "embedding", len(paths)))
+    labels = None
+    label_names = None
+    if labels_csv is not None and got.paths:
+        labels = read_labels_csv(labels_csv, got.paths, model.class_names)
+        if labels.ndim == 2:
+            label_names = label_columns(labels_csv)
+    return Embedded(
+        got.embeddings, list(got.paths), labels, list(got.skipped), None, label_names, model_metadata(model)
+    )
+
+
+def _labels_from_data(y: Any) -> np.ndarray:
+    arr = y.numpy() if hasattr(y, "numpy") else np.asarray(y)
+    if arr.ndim == 2 and not np.isin(arr, (0, 1)).all():  # soft (probability) targets: majority class
+        return arr.argmax(axis=1).astype(np.int64)
+    return arr.astype(np.uint8) if arr.ndim == 2 else arr.astype(np.int64)
+
+
+def embed_dataset(
+    model: Any,
+    spec: str,
+    *,
+    split: str = "train",
+    n: int | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> Embedded:
+    """Embed a split (``train``, ``test`` or ``all``) of a data spec (``synth:fer``,
+    ``folder:/faces`` ...: :func:`automl.data.load_data`), labels and class names included."""
+    from automl.data import load_data
+    from hashing.stream import embed_uint8
+
+    if split not in SPLITS:
+        raise HashingError(f"split must be train, test or all, not {split!r}", param="split")
+    model = _model(model)
+    ds = load_data(spec, image_size=model.image_size, channels=model.in_channels, n=n, seed=seed)
+    parts = {"train": [(ds.train_x, ds.train_y)], "test": [(ds.test_x, ds.test_y)]}
+    parts["all"] = parts["train"] + parts["test"]
+    xs = [x.numpy() for x, _ in parts[split]]
+    advance = _stage(progress, "embedding", sum(len(x) for x in xs))
+    emb = np.concatenate([embed_uint8(model, x, progress=advance) for x in xs])
+    labels = np.concatenate([_labels_from_data(y) for _, y in parts[split]])
+    names = [str(c) for c in ds.class_names]
+    return Embedded(
+        emb,
+        [f"{spec}#{split}:{i}" for i in range(len(emb))],
+        labels,
+        class_names=names,
+        label_names=names if labels.ndim == 2 else None,
+        model=model_metadata(model),
+    )
+
+
+# -- building and growing -------------------------------------------------------------------------
+def model_metadata(model: Any) -> dict[str, Any]:
+    """What an index keeps about the model that embedded its items (in ``extra``): the model's
+    path, class names and task."""
+    return {
+        "model": str(Path(model.path).resolve()),
+        "class_names": list(model.class_names),
+        "task": model.task,
+    }
+
+
+def judge_index(index: HashIndex, embeddings: np.ndarray) -> dict[str, Any]:
+    """Code collapse of the whole index and embedding collapse of what was just fed in
+    (:func:`automl.learning_checks.check_index`), kept in ``index.extra`` (saved with the index
+    and copied into its store row) and returned."""
+    from automl.learning_checks import check_index
+
+    signal = check_index(index.codes, n_bits=index.n_bits, labels=index.labels, embeddings=embeddings)
+    index.extra[SIGNAL_KEY] = signal
+    return signal
+
+
+def make_hasher(
+    hasher: str | OnlineHasher = "BSODH",
+    *,
+    bits: int = 64,
+    preset: str | None = "cifar10",
+    seed: int = 0,
+    params: dict[str, Any] | None = None,
+) -> OnlineHasher:
+    """The hasher an index will learn: a registered name built with ``bits``, ``seed``, BSODH's
+    ``preset`` and ``params``, or an instance used as it is. Bad choices -> HashingError."""
+    if isinstance(hasher, OnlineHasher):
+        made = create_hasher(hasher, **(params or {}))
+    else:
+        spec = hasher_spec(hasher)
+        defaults: dict[str, Any] = {"n_bits": bits, "seed": seed}
+        if preset is not None and spec.name == "BSODH":
+            defaults["preset"] = preset
+        made = create_hasher(spec.name, **{**defaults, **(params or {})})
+    if made.n_bits % 8:
+        raise HashingError(
+            f"bits must be a multiple of 8 for a FAISS binary index, not {made.n_bits}", param="bits"
+        )
+    return made
+
+
+def check_build(
+    *,
+    batch_size: int = 2000,
+    refresh_every: int = 1,
+    eval_queries: int = 0,
+    hasher: str | OnlineHasher = "BSODH",
+    bits: int = 64,
+    preset: str | None = "cifar10",
+    seed: int = 0,
+    hasher_params: dict[str, Any] | None = None,
+    lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
+) -> OnlineHasher:
+    """Check :func:`build_index`'s options before any embedding work; returns the hasher."""
+    check_batch_size(batch_size)
+    check_lock_timeout(lock_timeout)
+    if isinstance(refresh_every, bool) or not isinstance(refresh_every, int) or refresh_every < 1:
+        raise HashingError(f"refresh_every must be at least 1, not {refresh_every!r}", param="refresh_every")
+    if isinstance(eval_queries, bool) or not isinstance(eval_queries, int) or eval_queries < 0:
+        raise HashingError(
+            f"eval_queries must be 0 (off) or more, not {eval_queries!r}", param="eval_queries"
+        )
+    return make_hasher(hasher, bits=bits, preset=preset, seed=seed, params=hasher_params)
+
+
+def build_index(
+    embedded: Embedded,
+    out: str | Path,
+    *,
+    model: Any = None,
+    hasher: str | OnlineHasher = "BSODH",
+    bits: int = 64,
+    preset: str | None = "cifar10",
+    hasher_params: dict[str, Any] | None = None,
+    batch_size: int = 2000,
+    refresh_every: int = 1,
+    eval_queries: int = 0,
+    seed: int = 0,
+    lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
+    progress: Progress | None = None,
+) -> IndexUpdate:
+    """Learn a hasher on the (labelled part of the) stream in batches of ``batch_size``, index
+    it and save it to the new directory ``out``.
+
+    ``model`` (default: the one that embedded ``embedded``) is recorded in ``extra``.
+    ``hasher``: a registered name (``bits``, ``seed``, BSODH's ``preset`` and ``hasher_params``
+    build it) or a hasher instance (used as it is). ``eval_queries > 0`` holds that many random
+    labelled samples out and records the mAP over the stream after every hash update
+    (``extra["stream_map"]``). Saving refuses a directory that already holds an index.
+    """
+    made = check_build(
+        batch_size=batch_size,
+        refresh_every=refresh_every,
+        eval_queries=eval_queries,
+        hasher=hasher,
+        bits=bits,
+        preset=preset,
+        seed=seed,
+        hasher_params=hasher_params,
+        lock_timeout=lock_timeout,
+    )
+    emb, labels, sources = embedded.embeddings, embedded.labels, embedded.sources
+    if len(emb) == 0:
+        raise HashingError("no face could be embedded (see the skipped images); nothing to index")
+    recorder = None
+    if eval_queries:
+        (emb, labels, sources), queries = hold_out_queries(emb, labels, sources, eval_queries, seed)
+        recorder = StreamMapRecorder(*queries)
+    index = HashIndex(made, emb.shape[1], refresh_every=refresh_every)
+    index.extra = model_metadata(model) if model is not None else dict(embedded.model)
+    if embedded.class_names is not None:  # labels index the data set's own class names
+        index.extra["class_names"] = list(embedded.class_names)
+    if labels is not None and labels.ndim == 2 and embedded.label_names:
+        index.extra["label_names"] = list(embedded.label_names)
+    advance = _stage(progress, "hashing + indexing", len(emb))
+    index.add_batches(
+        emb, labels=labels, sources=sources, batch_size=batch_size, after_batch=recorder, progress=advance
+    )
+    if recorder is not None:
+        recorder.save_to(index)
+    signal = judge_index(index, emb)
+    index.save(out, lock_timeout=lock_timeout)
+    history = recorder.history if recorder is not None else []
+    return IndexUpdate(index, Path(out), signal, len(emb), labels is not None, history, eval_queries)
+
+
+def add_to_index(
+    directory: str | Path,
+    embedded: Embedded,
+    *,
+    batch_size: int = 2000,
+    lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
+    purpose: str | None = "automl.retrieval.add_to_index",
+    progress: Progress | None = None,
+) -> IndexUpdate:
+    """Add faces to a saved index as one writer: the directory's lock is held from load to save
+    (a concurrent writer waits up to ``lock_timeout`` seconds), labelled batches update the hash
+    and re-encode the collection, and the new generation replaces the old atomically -- on any
+    failure the saved index stays exactly as it was.
+
+    The stream-mAP curve of the build (``extra["stream_map"]``) is carried over unchanged: the
+    held-out queries are not kept with the index.
+    """
+    batch_size = check_batch_size(batch_size)
+    check_lock_timeout(lock_timeout)
+    emb, labels = embedded.embeddings, embedded.labels
+    if len(emb) == 0:
+        raise HashingError("no face could be embedded (see the skipped images); the index is unchanged")
+    root = Path(directory)
+    import automl.learning_checks  # noqa: F401 (a slow first import: not while holding the lock)
+
+    with lock_index(root, timeout=lock_timeout, purpose=purpose):
+        index = HashIndex.load(root)
+        if emb.shape[1] != index.dim:
+            raise HashingError(
+                f"the model embeds {emb.shape[1]}-d features but the index holds {index.dim}-d ones"
+            )
+        advance = _stage(progress, "hashing + indexing", len(emb))
+        index.add_batches(
+            emb, labels=labels, sources=embedded.sources, batch_size=batch_size, progress=advance
+        )
+        if (
+            labels is not None
+            and labels.ndim == 2
+            and embedded.label_names
+            and "label_names" not in index.extra
+        ):
+            index.extra["label_names"] = list(embedded.label_names)
+        signal = judge_index(index, emb)
+        index.save(root, lock_timeout=lock_timeout)
+    return IndexUpdate(index, root, signal, len(emb), labels is not None)
+
+
+# -- querying -------------------------------------------------------------------------------------
+def query_image(
+    directory: str | Path,
+    image: str | Path,
+    *,
+    k: int | None = None,
+    radius: int | None = None,
+    model: str | Path | None = None,
+    detect: bool = True,
+) -> tuple[HashIndex, Neighbours]:
+    """The indexed faces nearest a photo: the ``k`` nearest (default 10; more than the index
+    holds returns all of them, ``answer.clamped``) or all within Hamming ``radius``, not both.
+    ``model`` defaults to the one the index was built with."""
+    from hashing.stream import embed_query, load_model
+
+    if k is not None and radius is not None:
+        raise HashingError(
+            "give k or radius, not both: radius returns every item within it", param="k,radius"
+        )
+    if k is not None:
+        check_k(k)
+    if radius is not None:
+        check_radius(radius)
+    if not Path(image).is_file():
+        raise HashingError(f"query image {image} not found", param="image")
+    index = HashIndex.load(directory)
+    m = load_model(model or index.extra.get("model") or "")
+    if m.embedding_dim != index.dim:
+        raise HashingError(
+            f"the model embeds {m.embedding_dim}-d features but the index holds {index.dim}-d ones"
+        )
+    emb = embed_query(m, Path(image), detect=detect)
+    return index, index.neighbours(emb, k=k, radius=radius)
+
+
+# -- the store ------------------------------------------------------------------------------------
+class IndexNotRecordedError(UserError):
+    """The index was saved (complete and usable) but the store could not record it."""
+
+    def __init__(self, message: str, *, root: Path) -> None:
+        super().__init__(message)
+        self.root = root
+
+
+def index_record_extra(index: HashIndex, details: dict[str, Any]) -> dict[str, Any]:
+    """The ``extra`` JSON of an ``automl_indexes`` row, as the dashboard reads it."""
+    st = index.stats()
+    extra = {
+        "model": index.extra.get("model"),
+        "task": index.extra.get("task"),
+        "generation": st["generation"],
+        "hash_updates": st["hash_updates"],
+        "labelled_items": st["labelled_items"],
+        "stale_updates": st["stale_updates"],
+        "refresh_every": st["refresh_every"],
+        "dim": st["dim"],
+        **details,
+    }
+    if SIGNAL_KEY in index.extra:
+        extra[SIGNAL_KEY] = index.extra[SIGNAL_KEY]
+    if STREAM_MAP_KEY in index.extra:
+        extra[STREAM_MAP_KEY] = index.extra[STREAM_MAP_KEY]
+        extra[STREAM_MAP_QUERIES_KEY] = index.extra.get(STREAM_MAP_QUERIES_KEY)
+    return extra
+
+
+def generation_sha256(root: str | Path, index: HashIndex | None = None) -> str:
+    """What identifies one saved generation: the sha256 of its ``manifest.json``.
+
+    The manifest is the commit point of :meth:`HashIndex.save` (written last, atomically
+    replaced) and lists the generation number, counts, ``extra`` and the size + sha256 of every
+    part file, so its hash covers the whole directory the way a Merkle root does. An index that
+    was just loaded or saved knows the hash of *its* manifest (``index.manifest_sha256``), which
+    stays right even if another writer has saved a newer generation since.
+    """
+    if index is not None and index.manifest_sha256:
+        return index.manifest_sha256
+    from automl.store.repository import file_sha256
+
+    return file_sha256(Path(root) / MANIFEST)
+
+
+def _safe_url(url: str) -> str:
+    """The store URL without its password, for error messages."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from automl.redact import safe_url
+    from automl.store.engine import normalize_url
+
+    try:
+        make_url(normalize_url(url))
+    except ArgumentError:
+        return "(invalid URL)"
+    return safe_url(normalize_url(url))
+
+
+def record_index(db_url: str, root: str | Path, index: HashIndex, details: dict[str, Any]) -> int:
+    """Add one ``automl_indexes`` row for the generation of ``index`` saved in ``root``; its id.
+
+    Call it after the save succeeded. A store failure cannot undo the save (and must not: the
+    index is good), so it is :class:`IndexNotRecordedError`: one line saying the index was saved
+    but not recorded, and why (passwords hidden).
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from automl.redact import redact
+    from automl.store import open_store
+
+    root = Path(root)
+    store = None
+    try:
+        sha = generation_sha256(root, index)
+        store = open_store(db_url)
+        return store.add_index(
+            root, sha256=sha, bits=index.n_bits, size=len(index), extra=index_record_extra(index, details)
+        )
+    except (UserError, SQLAlchemyError, OSError) as exc:
+        why = redact(" ".join(str(getattr(exc, "orig", None) or exc).split()) or type(exc).__name__)
+        shown = _safe_url(db_url)
+        where = "" if shown in why else f" {shown}"
+        raise IndexNotRecordedError(
+            f"index saved to {root} (complete and usable) but not recorded in the store{where}: {why}",
+            root=root,
+        ) from None
+    finally:
+        if store is not None:
+            store.close()
+
+
+def record_saved_index(db_url: str, directory: str | Path) -> tuple[int, bool]:
+    """Record an already-saved generation (e.g. after the store was unreachable): the index is
+    loaded and verified first, so only a complete, intact generation gets a row, and one the
+    store already holds (same path and manifest sha256) is not recorded twice. Returns
+    ``(row id, already recorded)``."""
+    from automl.store import open_store
+
+    root = Path(directory)
+    index = HashIndex.load(root, verify=True)
+    sha = generation_sha256(root, index)
+    store = open_store(db_url)
+    try:
+        path = str(root.resolve())
+        known = [r for r in store.list_indexes() if r["path"] == path and r["sha256"] == sha]
+    finally:
+        store.close()
+    if known:
+        return int(known[0]["id"]), True
+    return record_index(db_url, root, index, {"command": "record"}), False
