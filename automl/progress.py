@@ -1,7 +1,7 @@
 """The one progress callback type of the library; only the CLI renders it.
 
 Long jobs (a search, a training run, a study, an index build) report
-:class:`ProgressEvent`\\ s to an optional ``progress`` callable. The library never draws: the
+:class:`ProgressEvent` events to an optional ``progress`` callable. The library never draws: the
 command line turns events into a rich progress bar (``automl.commands.common.progress_bar``), a
 notebook may print them, a service may forward them. Events are cheap, plain data, emitted at
 most once per epoch / trial / batch.

@@ -21,7 +21,8 @@ The index itself (:mod:`hashing.index`, the online hashers, the stream-mAP curve
 exported embedding model, the data sets of :func:`automl.data.load_data`, the learning checks of
 :mod:`automl.learning_checks` and the ``automl_indexes`` rows the dashboard's Retrieval page reads.
 
-``progress(stage, done, total)``, where accepted, reports each stage (embedding, hashing).
+``progress``, where accepted, receives :class:`automl.progress.ProgressEvent` events, one job per
+stage (``embedding``, ``hashing + indexing``), ``done`` / ``total`` counting faces.
 Writers hold the index directory's lock from load to save (:func:`hashing.index.lock_index`), so
 concurrent ``add`` calls queue up instead of losing each other's items.
 """
@@ -36,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from automl.errors import UserError
+from automl.progress import ProgressCallback, ProgressEvent
 from hashing.base import OnlineHasher
 from hashing.errors import HashingError, IndexConflictError
 from hashing.evaluation import STREAM_MAP_KEY, STREAM_MAP_QUERIES_KEY, StreamMapRecorder, hold_out_queries
@@ -79,7 +81,7 @@ __all__ = [
     "record_saved_index",
 ]
 
-Progress = Callable[[str, int, int], None]
+Progress = ProgressCallback  # the library's one progress type (automl.progress)
 SIGNAL_KEY = "signal"  # automl.learning_checks.SIGNAL_KEY: the same key as in run summaries
 SPLITS = ("train", "test", "all")
 
@@ -139,12 +141,12 @@ def _stage(progress: Progress | None, name: str, total: int) -> Callable[[int], 
     if progress is None:
         return None
     done = 0
-    progress(name, 0, total)
+    progress(ProgressEvent(name, 0, total))
 
     def advance(n: int) -> None:
         nonlocal done
         done += n
-        progress(name, done, total)
+        progress(ProgressEvent(name, done, total))
 
     return advance
 

@@ -110,10 +110,11 @@ def print_signal_warnings(signal: dict[str, Any] | None, what: str) -> None:
 
 
 @contextmanager
-def progress_bar(*, enabled: bool = True) -> Iterator[Any]:
+def progress_bar(*, enabled: bool = True, stderr: bool = False) -> Iterator[Any]:
     """The CLI's one renderer of :class:`automl.progress.ProgressEvent`: a rich bar per job.
 
-    Yields the callback to hand to the library (``None`` when disabled, e.g. with ``--json``).
+    Yields the callback to hand to the library (``None`` when disabled, e.g. with ``--json``);
+    ``stderr`` draws there (commands whose stdout is data), transient.
     """
     if not enabled:
         yield None
@@ -127,8 +128,8 @@ def progress_bar(*, enabled: bool = True) -> Iterator[Any]:
         TextColumn("{task.fields[info]}"),
         TimeElapsedColumn(),
         TextColumn("ETA {task.fields[eta]}"),
-        console=console,
-        transient=False,
+        console=err_console if stderr else console,
+        transient=stderr,
     )
     tasks: dict[str, Any] = {}
 

@@ -14,7 +14,14 @@ from typing import Annotated, Any
 
 import typer
 
-from automl.commands.common import console, err_console, print_json, print_signal_warnings, resolve_db_url
+from automl.commands.common import (
+    console,
+    err_console,
+    print_json,
+    print_signal_warnings,
+    progress_bar,
+    resolve_db_url,
+)
 from automl.errors import UserError
 
 index_app = typer.Typer(
@@ -53,22 +60,6 @@ def _user_errors() -> Iterator[None]:
         for param in params:
             hinted = re.sub(rf"(?<![\w-]){param}\b", FLAGS[param], hinted)
         raise UserError(hinted if hinted != msg or not params else f"{msg} ({FLAGS[params[0]]})") from None
-
-
-@contextmanager
-def _progress() -> Iterator[Any]:
-    """Rich progress bars on stderr, one per stage the library reports."""
-    from rich.progress import Progress
-
-    with Progress(console=err_console, transient=True) as bars:
-        tasks: dict[str, Any] = {}
-
-        def report(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bars.add_task(f"{stage} ({total})", total=total)
-            bars.update(tasks[stage], completed=done)
-
-        yield report
 
 
 def _report_skipped(skipped: list[tuple[str, str]]) -> None:
@@ -131,7 +122,7 @@ def build(
     with _user_errors():
         retrieval.check_build(**options)
     threads = apply_cpu_threads("cpu", cpu_threads, faiss=True)  # embedding runs on the CPU
-    with _user_errors(), _progress() as progress:
+    with _user_errors(), progress_bar(stderr=True) as progress:
         faces = retrieval.embed_input(model, data=data, images=images, labels_csv=labels, split=split, n=n,
                                       seed=seed, detect=not no_detect, progress=progress)  # fmt: skip
         _report_skipped(faces.skipped)
@@ -168,7 +159,7 @@ def add(
         retrieval.check_batch_size(batch)
         retrieval.check_lock_timeout(lock_timeout)
         m = retrieval.model_for_index(directory, model)
-        with _progress() as progress:
+        with progress_bar(stderr=True) as progress:
             faces = retrieval.embed_folder(m, images, labels, detect=not no_detect, progress=progress)
             _report_skipped(faces.skipped)
             grown = retrieval.add_to_index(directory, faces, batch_size=batch, lock_timeout=lock_timeout,

@@ -180,7 +180,8 @@ def search_job(
 
     ``data`` replaces ``cfg.search.data`` with an in-memory :class:`~automl.data.FaceData` (your own
     tensors); ``space`` / ``strategy`` objects replace the ones the config names (a resume rebuilds
-    from the stored config, so resumable runs use registered names). Raises :class:`~automl.errors.UserError` for bad input and
+    from the stored config, so resumable runs use registered names). Raises
+    :class:`~automl.errors.UserError` for bad input and
     :class:`~automl.store.lifecycle.RunInterrupted` / ``KeyboardInterrupt`` when stopped (the run is
     then ``interrupted`` and resumable).
     """

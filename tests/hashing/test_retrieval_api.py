@@ -54,9 +54,10 @@ def test_build_add_query_record_from_python(model_file, tmp_path):
     labels = _faces(tmp_path / "faces", 8, seed=0)
     stages = []
     faces = retrieval.embed_folder(model_file, tmp_path / "faces", labels, detect=False,
-                                   progress=lambda *a: stages.append(a))  # fmt: skip
+                                   progress=stages.append)  # fmt: skip
     assert len(faces.sources) == 24 and faces.labels.tolist().count(0) == 8 and not faces.skipped
-    assert stages[-1] == ("embedding", 24, 24) and faces.model["task"] == "fer"
+    last = stages[-1]  # automl.progress.ProgressEvent, the library's one progress type
+    assert (last.job, last.done, last.total) == ("embedding", 24, 24) and faces.model["task"] == "fer"
 
     built = retrieval.build_index(faces, tmp_path / "ix", bits=16, batch_size=6, eval_queries=6)
     assert len(built.index) == 18 and built.index.n_updates == 3 and len(built.history) == 3
