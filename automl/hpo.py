@@ -34,6 +34,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from automl.config import Config, TrainSection
 from automl.errors import UserError
+from automl.progress import ProgressCallback, ProgressEvent, emit
 
 OBJECTIVES = {"accuracy": "maximize", "latency": "minimize", "params": "minimize"}
 HP_NAMES = ("lr", "weight_decay", "batch_size", "epochs_scale", "drop_path", "init_channels")
@@ -96,6 +97,19 @@ def parse_objectives(text: str | tuple[str, ...] | list[str]) -> tuple[str, ...]
     return tuple(names)
 
 
+def check_pruning(pruner: Any, objectives: tuple[str, ...]) -> None:
+    """Refuse a pruner chosen for a study of several objectives: Optuna cannot prune one (its
+    trials report no intermediate values), so the pruner would silently do nothing. ``median``,
+    the default, and ``none`` pass: with several objectives both mean no pruning."""
+    from automl.hpo_registry import pruner_name
+
+    if len(objectives) > 1 and pruner not in ("median", "none"):
+        raise UserError(
+            f"the {pruner_name(pruner)} pruner needs a single objective: Optuna cannot prune a study "
+            f"of several ({','.join(objectives)}); use pruner none, or the objective accuracy alone"
+        )
+
+
 def directions(objectives: tuple[str, ...]) -> list[str]:
     return [OBJECTIVES[name] for name in objectives]
 
@@ -109,29 +123,31 @@ def read_enqueue_file(path: Path, space: HPSpace = HPSpace()) -> list[dict[str, 
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"enqueue file {path} is not valid JSON: {exc}") from None
     items = payload if isinstance(payload, list) else [payload]
+    return check_configurations(items, f"enqueue file {path}", space)
+
+
+def check_configurations(
+    items: Any, where: str = "enqueue", space: HPSpace = HPSpace()
+) -> list[dict[str, Any]]:
+    """Known configurations (objects over ``HP_NAMES``), checked; ``where`` starts each error."""
+    if not isinstance(items, list | tuple):
+        raise UserError(f"{where}: expected a list of objects of hyper-parameters")
     out = []
     for i, item in enumerate(items):
         if not isinstance(item, dict) or not item:
-            raise UserError(
-                f"enqueue file {path}: entry {i} must be a non-empty JSON object of hyper-parameters"
-            )
+            raise UserError(f"{where}: entry {i} must be a non-empty JSON object of hyper-parameters")
         unknown = sorted(set(item) - set(HP_NAMES))
         if unknown:
             raise UserError(
-                f"enqueue file {path}: entry {i} has unknown key(s) {', '.join(unknown)} "
-                f"(allowed: {', '.join(HP_NAMES)})"
+                f"{where}: entry {i} has unknown key(s) {', '.join(unknown)} (allowed: {', '.join(HP_NAMES)})"
             )
         for key, value in item.items():
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-                raise UserError(
-                    f"enqueue file {path}: entry {i}: '{key}' must be a finite number, not {value!r}"
-                )
+                raise UserError(f"{where}: entry {i}: '{key}' must be a finite number, not {value!r}")
             if key in ("lr", "weight_decay") and value <= 0:
-                raise UserError(f"enqueue file {path}: entry {i}: '{key}' must be positive")
+                raise UserError(f"{where}: entry {i}: '{key}' must be positive")
         if "batch_size" in item and item["batch_size"] not in space.batch_sizes:
-            raise UserError(
-                f"enqueue file {path}: entry {i}: batch_size must be one of {list(space.batch_sizes)}"
-            )
+            raise UserError(f"{where}: entry {i}: batch_size must be one of {list(space.batch_sizes)}")
         out.append(dict(item))
     return out
 
@@ -253,18 +269,15 @@ class TrainObjective:
         self._store = open_store(self.target.store_url, migrate=False)
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
-        import torch
-
-        from automl.train import train_genotype
-
+        """One trial inside its own ``train`` run (:mod:`automl.store.lifecycle`): a pruned trial's
+        run ends ``pruned``, a failed one ``failed``, a Ctrl-C or SIGTERM ``interrupted``."""
         self.prepare()
         t = self.target
         cfg = Config.model_validate(t.config)
         params = suggest_params(trial, cfg.train, t.space)
         train_cfg, epochs = apply_params(cfg.train, params, t.base_epochs)
-        store, task, multi = self._store, self._task, len(t.objectives) > 1
         run_config = cfg.model_copy(update={"train": train_cfg}).model_dump(mode="json")
-        run_id = store.create_run(
+        with self._store.run(
             kind="train",
             config=run_config,
             seed=t.seed,
@@ -272,17 +285,21 @@ class TrainObjective:
             task=self._data.task,
             data=cfg.search.data,
             parent_run_id=t.hpo_run_id,
-        )
-        for key, value in (
-            ("train_run_id", run_id),
-            ("hpo_run_id", t.hpo_run_id),
-            ("search_run_id", t.search_run_id),
-            ("architecture_id", t.architecture_id),
-            ("genotype_hash", t.genotype_hash),
-            ("epochs", epochs),
-        ):
-            trial.set_user_attr(key, value)
-        store.set_state(run_id, "running")
+        ) as run:
+            for key, value in (
+                ("train_run_id", run.id),
+                ("hpo_run_id", t.hpo_run_id),
+                ("search_run_id", t.search_run_id),
+                ("architecture_id", t.architecture_id),
+                ("genotype_hash", t.genotype_hash),
+                ("epochs", epochs),
+            ):
+                trial.set_user_attr(key, value)
+            measured = self._train(trial, run.id, cfg, train_cfg, epochs, params)
+        return measured[0] if len(measured) == 1 else measured
+
+    def _on_epoch(self, trial: optuna.Trial, run_id: int) -> Any:
+        store, task, multi = self._store, self._task, len(self.target.objectives) > 1
 
         def on_epoch(epoch: int, record: dict[str, Any]) -> None:
             store.record_epoch(run_id, epoch, record)
@@ -290,34 +307,39 @@ class TrainObjective:
             if multi or value is None:
                 return  # Optuna prunes single-objective studies only
             trial.report(float(value), epoch)
-            if trial.should_prune():
+            if trial.should_prune():  # the run's lifecycle records TrialPruned as "pruned"
                 raise optuna.TrialPruned(f"pruned after epoch {epoch} ({task.primary_metric}={value:.4f})")
 
-        try:
-            result = train_genotype(
-                t.genotype,
-                self._data,
-                task,
-                train_cfg,
-                device=t.device,
-                seed=t.seed,
-                epochs=epochs,
-                on_epoch=on_epoch,
-                augment_cfg=cfg.augment,
-                eval_split="validation",
-                allow_user_code=t.allow_user_code,
-            )
-        except optuna.TrialPruned as exc:
-            store.set_state(run_id, "interrupted", error=str(exc))
-            raise
-        except BaseException as exc:
-            store.set_state(run_id, "failed", error=f"{type(exc).__name__}: {exc}"[:500])
-            raise
+        return on_epoch
+
+    def _train(
+        self, trial: optuna.Trial, run_id: int, cfg: Config, train_cfg: TrainSection, epochs: int,
+        params: dict[str, Any],
+    ) -> tuple[float, ...]:
+        """Train with the trial's settings, record the run's summary; the objectives' values."""
+        import torch
+
+        from automl.train import train_genotype
+
+        t, task = self.target, self._task
+        result = train_genotype(
+            t.genotype,
+            self._data,
+            task,
+            train_cfg,
+            device=t.device,
+            seed=t.seed,
+            epochs=epochs,
+            on_epoch=self._on_epoch(trial, run_id),
+            augment_cfg=cfg.augment,
+            eval_split="validation",
+            allow_user_code=t.allow_user_code,
+        )
         score = float(result.metrics[task.primary_metric])
         latency = measure_latency_ms(result.model, self._data.in_channels, self._data.image_size)
         params_m = result.params / 1e6
         measured = {"accuracy": score, "latency": latency, "params": params_m}
-        summary = {
+        self._store.set_summary(run_id, {
             "best_val_metric": score,  # on the validation split (see validation_split)
             "primary_metric": task.primary_metric,
             "params_m": params_m,
@@ -327,16 +349,13 @@ class TrainObjective:
             "hpo_params": params,
             "cpu_threads": torch.get_num_threads(),  # this worker's (automl.threads policy)
             "signal": result.signal,  # automl.learning_checks on the validation split
-        }
-        store.set_summary(run_id, summary)
-        store.set_state(run_id, "completed")
+        })
         trial.set_user_attr("metric", task.primary_metric)
         trial.set_user_attr("latency_ms", latency)
         trial.set_user_attr("params_m", params_m)
         trial.set_user_attr("mflops", result.mflops)
         trial.set_user_attr("signal", result.signal)  # read back by study_signal
-        values = tuple(measured[name] for name in t.objectives)
-        return values[0] if len(values) == 1 else values
+        return tuple(measured[name] for name in t.objectives)
 
 
 # ---------------------------------------------------------------------------------- the study
@@ -479,7 +498,18 @@ def store_summary(study: optuna.Study, summary: dict[str, Any]) -> None:
 # ------------------------------------------------------------------------------------ a session
 
 
-ProgressFn = Any  # Callable[[dict[str, int], BudgetCount], None]
+def study_progress(progress: ProgressCallback | None, job: str, total: int) -> Any:
+    """A ``(state counts, budget)`` poll of the workers turned into :class:`ProgressEvent`\\ s."""
+    if progress is None:
+        return None
+
+    def relay(counts: dict[str, int], budget: Any) -> None:
+        finished = counts.get("complete", 0) + counts.get("pruned", 0) + counts.get("fail", 0)
+        states = " ".join(f"{k}:{v}" for k, v in counts.items() if v and k != "waiting")
+        done = max(0, min(finished - budget.retried, total))
+        emit(progress, ProgressEvent(job, done, total, states, info={"counts": dict(counts)}))
+
+    return relay
 
 
 def run_study(
@@ -490,23 +520,27 @@ def run_study(
     n_trials: int,
     workers: int = 1,
     configurations: list[dict[str, Any]] | None = None,
-    sampler: str = "tpe",
-    pruner: str = "median",
+    sampler: Any = "tpe",
+    pruner: Any = "median",
     heartbeat_interval: int | None = None,
     grace_period: int | None = None,
-    on_progress: ProgressFn | None = None,
+    progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
     """Create or join the study, queue known configurations, run trials until ``n_trials`` are taken.
 
     ``n_trials`` is the study's total budget (not this session's), so every machine running the
     same command against one PostgreSQL study shares it, and re-running a finished study adds
-    nothing unless the budget is raised.
+    nothing unless the budget is raised. ``sampler`` / ``pruner``: a name of
+    :mod:`automl.hpo_registry` or an Optuna object. ``progress`` gets one event per poll.
     """
     from automl import hpo_workers as hw
-    from automl.threads import cpu_threads, device_type, worker_threads
+    from automl.hpo_registry import check_pruner, check_sampler
 
     if n_trials < 1:
         raise UserError(f"--trials must be at least 1 (got {n_trials})")
+    check_sampler(sampler)
+    check_pruner(pruner)
+    check_pruning(pruner, target.objectives)
     objective = TrainObjective(target)
     objective.prepare()  # bad data paths fail here, once, not in every trial of every worker
     heartbeat = hw.DEFAULT_HEARTBEAT_S if heartbeat_interval is None else heartbeat_interval
@@ -534,27 +568,7 @@ def run_study(
         heartbeat_interval=heartbeat or None,
         grace_period=grace_period,
     )
-    if workers <= 1:
-        worker_study = hw.load_worker_study(spec)
-
-        def on_trial(_trial: FrozenTrial) -> None:
-            if on_progress is not None:
-                trials = worker_study.get_trials(deepcopy=False)
-                on_progress(hw.count_states(trials), hw.count_budget(trials))
-
-        with cpu_threads(target.device, target.cpu_threads):
-            hw.run_worker(spec, objective, study=worker_study, on_trial=on_trial)
-    else:
-        # every worker process: search.cpu_threads on CPU, else its share of the cores
-        on_cpu = device_type(target.device) == "cpu"
-        threads = worker_threads(target.cpu_threads if on_cpu else None, workers)
-        result = hw.run_local_workers(spec, objective, workers, on_poll=on_progress, threads=threads)
-        crashed = [code for code in result.exit_codes if code != 0]
-        if crashed and result.counts.get("running", 0):
-            raise UserError(
-                f"{len(crashed)} worker(s) died (exit codes {crashed}) with trials unfinished; "
-                "re-run the same command to resume the study"
-            )
+    _run_trials(spec, objective, workers, study_progress(progress, f"hpo #{target.hpo_run_id}", n_trials))
     study = hw.load_worker_study(spec)
     summary = summarise(study, target.objectives)
     summary["primary_metric"] = objective.primary_metric
@@ -563,3 +577,32 @@ def run_study(
         summary["signal"] = signal
     store_summary(study, summary)
     return summary
+
+
+def _run_trials(spec: Any, objective: TrainObjective, workers: int, on_poll: Any) -> None:
+    """This session's trials: in this process (one worker) or in ``workers`` processes."""
+    from automl import hpo_workers as hw
+    from automl.threads import cpu_threads, device_type, worker_threads
+
+    target = objective.target
+    if workers <= 1:
+        worker_study = hw.load_worker_study(spec)
+
+        def on_trial(_trial: FrozenTrial) -> None:
+            if on_poll is not None:
+                trials = worker_study.get_trials(deepcopy=False)
+                on_poll(hw.count_states(trials), hw.count_budget(trials))
+
+        with cpu_threads(target.device, target.cpu_threads):
+            hw.run_worker(spec, objective, study=worker_study, on_trial=on_trial)
+        return
+    # every worker process: search.cpu_threads on CPU, else its share of the cores
+    on_cpu = device_type(target.device) == "cpu"
+    threads = worker_threads(target.cpu_threads if on_cpu else None, workers)
+    result = hw.run_local_workers(spec, objective, workers, on_poll=on_poll, threads=threads)
+    crashed = [code for code in result.exit_codes if code != 0]
+    if crashed and result.counts.get("running", 0):
+        raise UserError(
+            f"{len(crashed)} worker(s) died (exit codes {crashed}) with trials unfinished; "
+            "re-run the same command to resume the study"
+        )

@@ -28,6 +28,7 @@ import contextlib
 import fcntl
 import multiprocessing as mp
 import os
+import signal
 import socket
 import sys
 import threading
@@ -46,6 +47,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
 from automl.errors import UserError
+from automl.hpo_registry import create_pruner, create_sampler
 from automl.redact import safe_url
 from automl.store.engine import normalize_url, sqlite_path
 
@@ -329,8 +331,8 @@ class StudySpec:
     storage_url: str
     study_name: str
     n_trials: int
-    sampler: str = "tpe"
-    pruner: str = "median"
+    sampler: Any = "tpe"  # a name of automl.hpo_registry or an Optuna sampler (picklable)
+    pruner: Any = "median"  # likewise
     seed: int | None = 0
     heartbeat_interval: int | None = DEFAULT_HEARTBEAT_S
     grace_period: int | None = None
@@ -344,27 +346,6 @@ class WorkerReport:
     worker: int
     trials: list[int] = field(default_factory=list)
     reaped: list[int] = field(default_factory=list)
-
-
-def make_sampler(name: str, seed: int | None, n_objectives: int) -> optuna.samplers.BaseSampler:
-    if name == "tpe":
-        # constant_liar: running trials count as bad guesses, so parallel workers spread out.
-        return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed)
-    raise UserError(f"unknown sampler '{name}' (choose tpe, random or nsga2)")
-
-
-def make_pruner(name: str) -> optuna.pruners.BasePruner:
-    if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner()
-    if name == "none":
-        return optuna.pruners.NopPruner()
-    raise UserError(f"unknown pruner '{name}' (choose median, hyperband or none)")
 
 
 def load_worker_study(spec: StudySpec, worker_index: int = 0) -> optuna.Study:
@@ -383,8 +364,8 @@ def load_worker_study(spec: StudySpec, worker_index: int = 0) -> optuna.Study:
         # Another process (say, the same command on another machine) is already working on this
         # study: the same seed would replay its random start-up suggestions, so make this one differ.
         seed += zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode()) % 1_000_003
-    study.sampler = make_sampler(spec.sampler, seed, len(study.directions))
-    study.pruner = make_pruner(spec.pruner)
+    study.sampler = create_sampler(spec.sampler, seed=seed)
+    study.pruner = create_pruner(spec.pruner)
     return study
 
 
@@ -499,7 +480,12 @@ def _worker_main(spec: StudySpec, objective: ObjectiveFn, index: int, threads: i
     except ImportError:  # no torch: nothing to set
         pass
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    run_worker(spec, objective, worker_index=index)
+    try:
+        run_worker(spec, objective, worker_index=index)
+    except KeyboardInterrupt as exc:
+        # SIGTERM from the parent (or Ctrl-C) mid-trial: the trial's run is already marked
+        # interrupted by its lifecycle; exit like the signal would, without a traceback.
+        sys.exit(128 + int(getattr(exc, "signum", signal.SIGINT)))
 
 
 @dataclass

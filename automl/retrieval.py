@@ -100,6 +100,19 @@ class Embedded:
     label_names: list[str] | None = None  # multi-label column names (AU1, AU2, ...)
     model: dict[str, Any] = field(default_factory=dict)  # the model that embedded them (model_metadata)
 
+    def select(self, rows: slice | Sequence[int]) -> Embedded:
+        """These rows only (e.g. to stream a set into an index in parts)."""
+        picked = list(range(len(self.sources)))[rows] if isinstance(rows, slice) else [int(i) for i in rows]
+        return Embedded(
+            self.embeddings[picked],
+            [self.sources[i] for i in picked],
+            None if self.labels is None else self.labels[picked],
+            [],
+            self.class_names,
+            self.label_names,
+            dict(self.model),
+        )
+
 
 @dataclass
 class IndexUpdate:
@@ -240,7 +253,7 @@ def _labels_from_data(y: Any) -> np.ndarray:
 
 def embed_dataset(
     model: Any,
-    spec: str,
+    spec: str | Any,
     *,
     split: str = "train",
     n: int | None = None,
@@ -248,14 +261,18 @@ def embed_dataset(
     progress: Progress | None = None,
 ) -> Embedded:
     """Embed a split (``train``, ``test`` or ``all``) of a data spec (``synth:fer``,
-    ``folder:/faces`` ...: :func:`automl.data.load_data`), labels and class names included."""
+    ``folder:/faces`` ...: :func:`automl.data.load_data`) or of an in-memory
+    :class:`~automl.data.FaceData` (:func:`automl.face_data`), labels and class names included."""
     from automl.data import load_data
     from hashing.stream import embed_uint8
 
     if split not in SPLITS:
         raise HashingError(f"split must be train, test or all, not {split!r}", param="split")
     model = _model(model)
-    ds = load_data(spec, image_size=model.image_size, channels=model.in_channels, n=n, seed=seed)
+    if isinstance(spec, str):
+        ds = load_data(spec, image_size=model.image_size, channels=model.in_channels, n=n, seed=seed)
+    else:  # a FaceData: embed_uint8 resizes and converts channels to what the model expects
+        ds, spec = spec, spec.name
     parts = {"train": [(ds.train_x, ds.train_y)], "test": [(ds.test_x, ds.test_y)]}
     parts["all"] = parts["train"] + parts["test"]
     xs = [x.numpy() for x, _ in parts[split]]

@@ -223,3 +223,73 @@ def test_real_training_objective_links_trials_to_the_store(db_url: str) -> None:
         epochs = store.epochs(attrs["train_run_id"])
         assert len(epochs) == 1 and epochs[0]["val_metric"] == pytest.approx(trial.intermediate_values[0])
     json.dumps(summary)  # what `automl hpo --json` prints must serialise
+
+
+class _AlwaysPrune(optuna.pruners.BasePruner):
+    """Prunes every trial at its first report (an Optuna object where a name is accepted)."""
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        return True
+
+
+class _CtrlCAtFirstReport(optuna.pruners.BasePruner):
+    """Stands in for a Ctrl-C arriving mid-trial."""
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        raise KeyboardInterrupt
+
+
+def _train_runs_of(store, hpo_run_id: int) -> list[dict]:
+    return [r for r in store.list_runs(kind="train") if r["parent_run_id"] == hpo_run_id]
+
+
+def test_tune_job_from_python_records_the_hpo_run_completed(db_url: str) -> None:
+    from automl.hpo_job import tune_job
+
+    result = tune_job(
+        TINY_GENOTYPE, db_url, config=tiny_config(), trials=1, study_name="py",
+        sampler=optuna.samplers.RandomSampler(seed=0), pruner="none",
+    )  # fmt: skip
+    store = open_store(db_url)
+    run = store.get_run(result.run_id)
+    assert run["kind"] == "hpo" and run["state"] == "completed" and run["error"] is None
+    assert run["config"]["hpo"]["sampler"] == "RandomSampler" and run["config"]["hpo"]["pruner"] == "none"
+    assert result.summary["counts"]["complete"] == 1 and result.best_params is not None
+    assert run["summary"]["best_val_metric"] == pytest.approx(result.best_value)
+    assert run["summary"]["wall_time"] > 0  # written by the run's lifecycle
+    (trial_run,) = _train_runs_of(store, result.run_id)
+    assert trial_run["state"] == "completed"
+
+
+def test_a_pruned_trial_run_ends_pruned_and_ctrl_c_ends_interrupted(db_url: str) -> None:
+    from automl.hpo_job import tune_job
+
+    result = tune_job(TINY_GENOTYPE, db_url, config=tiny_config(), trials=1, study_name="pruned",
+                      pruner=_AlwaysPrune())  # fmt: skip
+    store = open_store(db_url)
+    assert result.summary["counts"]["pruned"] == 1 and "best" not in result.summary
+    assert store.get_run(result.run_id)["state"] == "completed"  # pruning is the study working
+    (trial_run,) = _train_runs_of(store, result.run_id)
+    assert trial_run["state"] == "pruned" and "pruned after epoch 0" in trial_run["error"]
+
+    with pytest.raises(KeyboardInterrupt):
+        tune_job(TINY_GENOTYPE, db_url, config=tiny_config(), trials=1, study_name="stopped",
+                 pruner=_CtrlCAtFirstReport())  # fmt: skip
+    (hpo_run,) = [r for r in store.list_runs(kind="hpo") if r["id"] != result.run_id]
+    assert hpo_run["state"] == "interrupted"
+    (trial_run,) = _train_runs_of(store, hpo_run["id"])
+    assert trial_run["state"] == "interrupted" and "Ctrl-C" in trial_run["error"]
+
+
+def test_samplers_and_pruners_come_from_one_registry() -> None:
+    from automl.hpo_registry import PRUNERS, SAMPLERS, create_pruner, create_sampler
+
+    assert isinstance(create_sampler("tpe", seed=1), optuna.samplers.TPESampler)
+    assert isinstance(create_pruner("none"), optuna.pruners.NopPruner)
+    mine = _AlwaysPrune()
+    assert create_pruner(mine) is mine
+    assert set(SAMPLERS) == {"tpe", "random", "nsga2"} and set(PRUNERS) == {"median", "hyperband", "none"}
+    with pytest.raises(UserError, match="unknown sampler 'grid'"):
+        create_sampler("grid")
+    with pytest.raises(UserError, match="Optuna pruner"):
+        create_pruner(3)

@@ -147,8 +147,6 @@ def test_bad_input_exits_2_with_one_line(cli, db_url, tiny_files, tmp_path, args
 
 
 def test_bench_hpo_writes_a_side_by_side_table_and_json(cli, tmp_path):
-    import automl.commands.bench_hpo  # noqa: F401  (registers `automl bench hpo` on the shared group)
-
     out = tmp_path / "bench.json"
     res = cli("bench", "hpo", "--trials", "6", "--workers", "2", "--storages", "sqlite,journal", "--out", out)
     assert res.code == 0, res.err
