@@ -25,6 +25,7 @@ from automl.config import _deep_merge as deep_merge
 if TYPE_CHECKING:
     from automl.data import FaceData
     from automl.export import ExportInfo
+    from automl.hpo_job import TuneResult
     from automl.nas.job import SearchResult
     from automl.nas.strategy import Strategy
     from automl.progress import ProgressCallback
@@ -103,7 +104,7 @@ def train(
     data: FaceData | str | None = None,
     *,
     config: Config | dict[str, Any] | str | Path | None = None,
-    preset: str = "quick",
+    preset: str | None = None,
     store: Store | str | None = None,
     progress: ProgressCallback | None = None,
     out: str | Path | None = None,
@@ -113,8 +114,10 @@ def train(
     or a search run id of ``store``) from scratch; returns a
     :class:`~automl.train_job.TrainJobResult` (``.model``, ``.metrics``, ``.checkpoint``, ``.signal``).
 
-    ``data``: a :class:`~automl.data.FaceData` or a ``KIND:PATH`` spec; ``options`` are ``[train]``
-    keys (epochs, lr, init_channels...); without a store the checkpoint goes to ``out``.
+    The configuration starts from the search run's stored one (a run id) or the ``quick`` preset
+    (``preset`` replaces either), then ``config``, then ``options`` (``[train]`` keys: epochs, lr,
+    init_channels...). ``data``: a :class:`~automl.data.FaceData` or a ``KIND:PATH`` spec. Without
+    a store the checkpoint goes to ``out``.
     """
     from automl.train_job import train_job
 
@@ -124,7 +127,7 @@ def train(
         sections["search"] = {"data": data}
     elif in_memory:
         sections["search"] = {"task": data.task}  # type: ignore[union-attr]
-    cfg = resolve_config(config, preset=preset, **sections)
+    cfg = job_config(target, store, config, preset, sections)
     frame = data if in_memory else None
     return train_job(target, store, config=cfg, data=frame, progress=progress, out=out)  # type: ignore[arg-type]
 
@@ -138,3 +141,53 @@ def export(
     from automl.export_job import export_run
 
     return export_run(store, run_id, fmt, out)
+
+
+def tune(
+    target: dict[str, Any] | str | int | Path,
+    *,
+    store: Store | str,
+    data: str | None = None,
+    config: Config | dict[str, Any] | str | Path | None = None,
+    preset: str | None = None,
+    trials: int = 20,
+    objectives: tuple[str, ...] = ("accuracy",),
+    sampler: Any = "tpe",
+    pruner: Any = "median",
+    workers: int = 1,
+    progress: ProgressCallback | None = None,
+    **options: Any,
+) -> TuneResult:
+    """Tune the training hyper-parameters of ``target`` with an Optuna study in ``store``; returns
+    a :class:`~automl.hpo_job.TuneResult`. ``data`` is a ``KIND:PATH`` spec (trials may run in
+    worker processes, which load it themselves); ``sampler`` / ``pruner``: a name of
+    :mod:`automl.hpo_registry` or an Optuna object; ``options`` are ``[train]`` keys."""
+    from automl.hpo_job import tune_job
+
+    sections = {"train": dict(options), "search": {"data": data} if data else {}}
+    cfg = job_config(target, store, config, preset, sections)
+    return tune_job(target, store, config=cfg, trials=trials,
+                    objectives=tuple(objectives), sampler=sampler, pruner=pruner, workers=workers,
+                    progress=progress)  # fmt: skip
+
+
+def job_config(
+    target: Any,
+    store: Store | str | None,
+    config: Config | dict[str, Any] | str | Path | None,
+    preset: str | None,
+    sections: dict[str, dict[str, Any]],
+) -> Config:
+    """A train or tune job's configuration: a search run's stored config when ``target`` is one
+    (else the ``quick`` preset; an explicit ``preset`` replaces either), then ``config``, then
+    ``sections``. A :class:`Config` object is taken as the base itself."""
+    from automl.config import layer_config
+    from automl.train_job import train_config
+
+    overrides = {name: dict(values) for name, values in sections.items() if values}
+    if isinstance(config, Config):
+        return resolve_config(config, **overrides)
+    base = train_config(target, store, preset=preset).model_dump(mode="json")
+    if isinstance(config, dict):
+        return validate_config(deep_merge(deep_merge(base, config), overrides), "config")
+    return layer_config(base, "the job's base config", config, overrides)

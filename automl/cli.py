@@ -160,6 +160,7 @@ OPTION_METAVARS = {
     "--resume": "RUN_ID",
     "--distill-from": "RUN_ID|CKPT",
     "--concat-with": "RUN_ID|CKPT",
+    "--index": "INDEX_DIR",
 }
 ARGUMENT_METAVARS = {
     "run_id": "RUN_ID",
@@ -196,6 +197,10 @@ def _type_metavar(param: Any) -> str | None:
     return _TYPE_METAVARS.get(label)
 
 
+def _no_type_label(ctx: Any = None) -> None:
+    return None
+
+
 def normalize_metavars(command: Any) -> Any:
     """One set of placeholders across every command's help: URL, KIND:PATH, RUN_ID, PATH..."""
     for param in getattr(command, "params", []):
@@ -205,6 +210,8 @@ def normalize_metavars(command: Any) -> Any:
                 param.metavar = name
             elif param.metavar is None and param.name:
                 param.metavar = param.name.upper()
+            if hasattr(param, "display_type_rich"):  # the placeholder says it all: no <int> beside it
+                param.display_type_rich = _no_type_label
             continue
         long_names = [o for o in param.opts if o.startswith("--")]
         named = next((OPTION_METAVARS[o] for o in long_names if o in OPTION_METAVARS), None)
@@ -214,6 +221,12 @@ def normalize_metavars(command: Any) -> Any:
             metavar = _type_metavar(param)
             if metavar is not None:
                 param.metavar = metavar
+    try:  # the --help option is made on first use: make it now, without a type label
+        help_option = command.get_help_option(typer.Context(command))
+    except Exception:  # noqa: BLE001 - not a click command we know: its help stays as it is
+        help_option = None
+    if help_option is not None:
+        help_option.metavar = ""
     for sub in getattr(command, "commands", {}).values():
         normalize_metavars(sub)
     return command
@@ -239,6 +252,7 @@ def _clean(message: str) -> str:
     """A click / Typer message as the tail of one ``error:`` line."""
     text = " ".join(str(message).split()).rstrip(".")
     text = re.sub(r"^Value error, ", "", text)  # Typer's validation (pydantic) prefix
+    text = re.sub(r", unable to parse string as an? \w+$", "", text)
     match = _CHOICES.match(text)
     if match:
         choices = ", ".join(c.strip().strip("'") for c in match["choices"].split(","))
@@ -264,7 +278,19 @@ def usage_error_line(exc: Any) -> str:
     else:
         text = _clean(exc.format_message())
     ctx = getattr(exc, "ctx", None)
-    return f"{text} (see {ctx.command_path} --help)" if ctx is not None else text
+    path = ctx.command_path if ctx is not None else _command_path(_CURRENT_ARGV)
+    return f"{text} (see {path} --help)"
+
+
+def _command_path(args: list[str]) -> str:
+    """``automl runs list`` for ``runs list --limit``: the (sub-)commands named before the options."""
+    command, words = build_command(), ["automl"]
+    for arg in args[2:] if args[:1] == ["--db"] else args:  # hoisted to the front
+        sub = getattr(command, "commands", {}).get(arg)
+        if sub is None:
+            break
+        command, words = sub, [*words, arg]
+    return " ".join(words)
 
 
 def _fail(line: str, code: int) -> None:
@@ -283,7 +309,7 @@ def main(argv: list[str] | None = None) -> None:
             raise wrapped.interrupt from None
     except click_exceptions.UsageError as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # `automl runs`: the help is already shown
-            if exc.message.strip() and not exc.message.isspace():
+            if exc.message.strip():  # plain (not rich) help comes as the message instead
                 typer.echo(exc.message)
             sys.exit(exc.exit_code)
         _fail(usage_error_line(exc), exc.exit_code)
@@ -293,15 +319,21 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print("[yellow]aborted[/]")
         sys.exit(1)
     except UserError as exc:
-        # Any password a message quotes (a store URL, a connection string) is hidden.
-        err_console.print(f"[bold red]error:[/] {escape(redact(exc))}", highlight=False, soft_wrap=True)
+        from automl.commands.flags import with_flag_hint
+
+        # The library's words plus the option that set the argument it is about (the one place
+        # library errors get flags); any password a message quotes (a store URL) is hidden.
+        line = with_flag_hint(str(exc), getattr(exc, "argument", None))
+        err_console.print(f"[bold red]error:[/] {escape(redact(line))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt as exc:
         # Ctrl-C, SIGTERM or SIGHUP (automl.store.lifecycle): the run is marked interrupted.
         from automl.commands.common import interrupted_message
 
         db_url = args[1] if args[:1] == ["--db"] and len(args) > 1 else os.environ.get("AUTOML_DB")
-        err_console.print(interrupted_message(exc, db_url), style="yellow", markup=False, highlight=False)
+        err_console.print(
+            interrupted_message(exc, db_url), style="yellow", markup=False, highlight=False, soft_wrap=True
+        )
         sys.exit(128 + int(getattr(exc, "signum", 2)))
     if isinstance(code, int) and not isinstance(code, bool) and code != 0:
         sys.exit(code)  # typer.Exit(code) from a command

@@ -14,7 +14,6 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from automl.errors import UserError
 from automl.redact import redact
 
 console = Console()
@@ -37,35 +36,6 @@ SPACE_OPTION_HELP = (
     "The genotype's search space. Required, and must match, to train a genotype of a user's NNI "
     "space (nni:module:Class): a genotype is data and never names code to import by itself."
 )
-
-
-@contextmanager
-def option_hints(flags: dict[str, str] | None = None) -> Iterator[None]:
-    """Library errors in the command line's words: a space mismatch names ``--space``, and an
-    :class:`~automl.genotype_source.InputError` is prefixed with the option (``flags``: argument
-    name -> option) that set the argument it is about."""
-    from automl.genotype_source import InputError, SpaceMismatchError
-
-    try:
-        yield
-    except SpaceMismatchError as exc:
-        raise UserError(
-            f"--space {exc.requested} does not match the genotype's space '{exc.genotype_space}'"
-        ) from None
-    except InputError as exc:
-        flag = (flags or {}).get(exc.argument)
-        if flag is None:
-            raise
-        raise UserError(f"{flag}: {exc}") from None
-
-
-def guard_genotype_space(genotype: Any, space_option: str | None, stored_config: Any = None) -> str | None:
-    """:func:`automl.genotype_source.guard_genotype_space` for a ``--space`` option (errors name it)."""
-    from automl.genotype_source import guard_genotype_space as guard
-
-    with option_hints():
-        allow = guard(genotype, space_option, stored_config)
-    return allow
 
 
 def print_json(payload: Any) -> None:

@@ -7,8 +7,10 @@ handling; the store URL and index directories travel in environment variables (`
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -70,26 +72,62 @@ def dashboard_env(db_url: str, indexes: list[Path], storage: str | None) -> dict
     return env
 
 
+def check_indexes(index: list[Path] | None) -> list[Path]:
+    """The ``--index`` directories, resolved; a missing one is a one-line :class:`UserError`."""
+    indexes = [p.expanduser().resolve() for p in (index or [])]
+    missing = [str(p) for p in indexes if not p.is_dir()]
+    if missing:
+        problem = (
+            f"not a directory: {', '.join(missing)}"
+            if all(Path(m).exists() for m in missing)
+            else f"index directory not found: {', '.join(missing)}"
+        )
+        raise UserError(f"--index: {problem} (build an index with automl index build)")
+    return indexes
+
+
+def check_bindable(host: str, port: int) -> None:
+    """Fail now, in one line, where Streamlit would fail later with a traceback: a ``--host``
+    that is not an address of this machine, a ``--port`` another program holds."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise UserError(f"--host {host}: not a known address ({reason})") from None
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            hint = "pick another --port" if exc.errno == errno.EADDRINUSE else "check --host and --port"
+            raise UserError(f"cannot serve on {host}:{port}: {reason} ({hint})") from None
+
+
 def dashboard(
     ctx: typer.Context,
-    port: int = typer.Option(8501, min=1, max=65535, help="Port to serve on."),
-    host: str = typer.Option("127.0.0.1", help="Address to bind; the default keeps it on this machine."),
+    port: int = typer.Option(8501, "--port", min=1, max=65535, help="Port to serve on."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Address to bind; the default keeps it on this machine."
+    ),
     index: list[Path] = typer.Option(None, "--index", help="A saved retrieval index directory (repeatable)."),
-    storage: str = typer.Option(None, help="Optuna storage URL of the HPO studies (default: the store URL)."),
+    storage: str = typer.Option(
+        None, "--storage", help="Optuna storage URL of the HPO studies (default: the store URL)."
+    ),
 ) -> None:
-    """Open the dashboard: runs, live search curves, the DDPNAS distribution, HPO studies, retrieval."""
+    """Open the dashboard: runs, live search curves, the DDPNAS distribution, HPO studies, retrieval.
+
+    It serves on http://127.0.0.1:8501 unless --host / --port say otherwise, reads the store
+    (--db) without writing to it, and stops with Ctrl+C.
+    """
     try:
         import streamlit  # noqa: F401
     except ImportError:
         raise UserError(
             "streamlit is not installed; install the extra: pip install 'face-automl[dashboard]'"
         ) from None
-    indexes = [p.expanduser().resolve() for p in (index or [])]
-    missing = [str(p) for p in indexes if not p.is_dir()]
-    if missing:
-        raise UserError(
-            f"index directory not found: {', '.join(missing)} (build one with `automl index build`)"
-        )
+    indexes = check_indexes(index)
+    check_bindable(host, port)
     db_url = resolve_db_url(ctx)
     cmd = streamlit_command(_app_path(), host=host, port=port)
     console.print(f"dashboard on [bold]http://{host}:{port}[/] (store {safe_url(db_url)}); Ctrl+C stops it")

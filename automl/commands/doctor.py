@@ -6,6 +6,7 @@ import importlib
 import platform
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from automl.commands.common import console, print_json, resolve_db_url
@@ -65,6 +66,10 @@ def collect(db_url: str) -> dict[str, object]:
     except UserError as exc:
         info["db_reachable"] = False
         info["db_error"] = redact(exc)
+    except Exception as exc:  # noqa: BLE001 - the doctor reports, it never crashes (or leaks the URL)
+        info["db_reachable"] = False
+        first = (str(exc).strip().splitlines() or [""])[0]
+        info["db_error"] = redact(f"{type(exc).__name__}: {first}" if first else type(exc).__name__)
     return info
 
 
@@ -72,7 +77,10 @@ def doctor(
     ctx: typer.Context,
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """Versions, CUDA and GPUs, and whether the store is reachable."""
+    """Versions, CUDA and GPUs, and whether the store is reachable.
+
+    The store URL is shown with its password hidden.
+    """
     info = collect(resolve_db_url(ctx))
     if json_out:
         print_json(info)
@@ -81,9 +89,10 @@ def doctor(
     table.add_column("what", style="bold")
     table.add_column("value")
     for key, value in info.items():
+        cell = escape(str(value))  # a value is text, never markup
         if key == "db_reachable":
-            value = "[green]yes[/]" if value else "[red]no[/]"
-        table.add_row(key, str(value))
+            cell = "[green]yes[/]" if value else "[red]no[/]"
+        table.add_row(key, cell)
     console.print(table)
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from automl.commands.common import console, option_hints, print_json, resolve_db_url
+from automl.commands.common import console, print_json, resolve_db_url
 from automl.errors import UserError
 from automl.export_formats import EXPORT_FORMATS, check_format
 
@@ -63,8 +63,7 @@ def export_command(
 
     check_format(fmt)
     try:
-        with option_hints():
-            info = export_run(resolve_db_url(ctx), run_id, fmt, out, space=space)
+        info = export_run(resolve_db_url(ctx), run_id, fmt, out, space=space)
     except NoTrainedWeightsError as exc:
         raise _weights_hint(exc) from None
     if json_out:

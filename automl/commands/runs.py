@@ -1,16 +1,29 @@
-"""``automl runs list|show``: what the store holds."""
+"""``automl runs list|show``: what the store holds (read-only: a missing store is not created)."""
 
 from __future__ import annotations
 
-import typer
-from rich.table import Table
+from enum import StrEnum
 
-from automl.commands.common import console, print_json, print_signal_warnings, resolve_db_url
-from automl.learning_checks import SIGNAL_KEY, signal_flag
+import typer
+from rich.markup import escape
+
+from automl.commands.common import DEFAULT_DB_URL, console, print_json, print_signal_warnings, resolve_db_url
 from automl.redact import redact
-from automl.store import open_store
 
 runs_app = typer.Typer(help="List and inspect runs in the store.", no_args_is_help=True)
+
+SIGNAL_KEY = "signal"  # automl.learning_checks.SIGNAL_KEY, without importing numpy and scipy
+
+
+class RunState(StrEnum):
+    """automl.store.repository.RUN_STATES, as the choices of ``--state``."""
+
+    created = "created"
+    running = "running"
+    completed = "completed"
+    failed = "failed"
+    interrupted = "interrupted"
+    pruned = "pruned"
 
 
 def _fmt(value: object, digits: int = 4) -> str:
@@ -21,61 +34,86 @@ def _fmt(value: object, digits: int = 4) -> str:
     return str(value)
 
 
+def _created(stamp: str | None) -> str:
+    """``2025-03-04T05:06:07.89`` -> ``03-04 05:06`` (the full time is in ``runs show --json``)."""
+    return f"{stamp[5:10]} {stamp[11:16]}" if stamp and len(stamp) >= 16 else (stamp or "-")
+
+
 @runs_app.command("list")
 def list_runs(
     ctx: typer.Context,
-    kind: str = typer.Option(None, help="Only runs of this kind: search, train, hpo."),
-    state: str = typer.Option(None, help="Only runs in this state: running, completed, failed..."),
-    limit: int = typer.Option(50, min=1, help="How many runs (newest first)."),
+    kind: str = typer.Option(None, "--kind", help="Only runs of this kind: search, train or hpo."),
+    state: RunState = typer.Option(
+        None,
+        "--state",
+        metavar="STATE",
+        help="Only runs in this state: created, running, completed, failed, interrupted or pruned.",
+    ),
+    limit: int = typer.Option(50, "--limit", min=1, help="How many runs (newest first)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """List runs, newest first."""
-    store = open_store(resolve_db_url(ctx))
-    rows = store.list_runs(kind=kind, state=state, limit=limit)
+    """List runs, newest first, each with its best metric (split, name, value)."""
+    from rich import box
+    from rich.table import Table
+
+    from automl.store.run_views import headlines, open_existing, store_file_missing
+
+    url = resolve_db_url(ctx)
+    if url == DEFAULT_DB_URL and store_file_missing(url):  # nothing recorded here yet
+        rows: list[dict] = []
+        best = {}
+    else:
+        store = open_existing(url)
+        rows = store.list_runs(kind=kind, state=state.value if state else None, limit=limit)
+        best = headlines(store, rows)
     if json_out:
-        print_json(rows)
+        print_json([{**r, "best": best[int(r["id"])].to_dict()} for r in rows])
         return
     if not rows:
-        console.print("No runs yet. Start one with [bold]automl search[/] (DDPNAS on synthetic faces).")
+        if kind or state:
+            wanted = " and ".join(f"--{k} {v}" for k, v in (("kind", kind), ("state", state)) if v)
+            console.print(f"No runs match {wanted}.", highlight=False)
+        else:
+            console.print("No runs yet. Start one with [bold]automl search[/] (DDPNAS on synthetic faces).")
         return
-    table = Table(title=f"runs in {store.safe_url}")
-    for col in (
-        "id",
-        "kind",
-        "state",
-        "space",
-        "task",
-        "strategy",
-        "data",
-        "epochs",
-        "best",
-        "signal",
-        "created",
-        "host",
+    # Fits 100 columns: one space between columns, and on a narrower terminal only space and data
+    # (the wrappable columns) give way, cut with an ellipsis; the rest is in `runs show`.
+    table = Table(title=f"runs in {escape(store.safe_url)}", box=box.SIMPLE_HEAD, show_edge=False, padding=0)
+    for col, options in (
+        ("id", {"justify": "right"}),
+        ("kind", {}),
+        ("state", {}),
+        ("space", {"max_width": 12, "min_width": 5, "no_wrap": False}),
+        ("strategy", {}),
+        ("data", {"max_width": 18, "min_width": 5, "no_wrap": False}),
+        ("ep", {"justify": "right"}),
+        ("best", {"justify": "right"}),
+        ("signal", {}),
+        ("created", {}),
     ):
-        table.add_column(col)
+        table.add_column(col, overflow="ellipsis", **{"no_wrap": True, **options})
     for r in rows:
         summary = r.get("summary") or {}
-        best = summary.get("best_val_metric", summary.get("test_metric"))
+        head = best[int(r["id"])]
         table.add_row(
             str(r["id"]),
             r["kind"],
             r["state"],
-            _fmt(r["space"]),
-            _fmt(r["task"]),
-            _fmt(r["strategy"]),
-            _fmt(r["data"]),
+            escape(_fmt(r["space"])),
+            escape(_fmt(r["strategy"])),
+            escape(_fmt(r["data"])),
             str(r["epochs"]),
-            _fmt(best),
+            "-" if head.value is None else f"{head.label()} {_fmt(head.value, 3)}",
             _flag_cell(summary.get(SIGNAL_KEY)),
-            (r["created_at"] or "")[:19],
-            _fmt(r["host"]),
+            _created(r["created_at"]),
         )
     console.print(table)
 
 
 def _flag_cell(signal: object) -> str:
     """The learning checks' verdict (``ok`` / ``weak`` / ``NO SIGNAL``, ``-`` unchecked), coloured."""
+    from automl.learning_checks import signal_flag
+
     flag = signal_flag(signal if isinstance(signal, dict) else None)
     style = {"NO SIGNAL": "bold red", "weak": "yellow", "ok": "green"}.get(flag)
     return f"[{style}]{flag}[/]" if style else flag
@@ -84,7 +122,7 @@ def _flag_cell(signal: object) -> str:
 @runs_app.command("show")
 def show_run(
     ctx: typer.Context,
-    run_id: int = typer.Argument(..., help="Run id (see `automl runs list`)."),
+    run_id: int = typer.Argument(..., help="The run's id (see automl runs list)."),
     json_out: bool = typer.Option(
         False,
         "--json",
@@ -92,14 +130,18 @@ def show_run(
         "distribution snapshots, architectures, checkpoints, genotype.",
     ),
 ) -> None:
-    """Show one run."""
-    store = open_store(resolve_db_url(ctx))
+    """Show one run: its settings, learning checks, last epochs, genotype and checkpoints."""
+    from rich.table import Table
+
+    from automl.store.run_views import open_existing
+
+    store = open_existing(resolve_db_url(ctx))
     report = store.run_report(run_id)
     if json_out:
         print_json(report)
         return
     console.print(
-        f"[bold]run {run_id}[/] {report['kind']} [{report['state']}] "
+        f"[bold]run {run_id}[/] {report['kind']} {escape('[' + str(report['state']) + ']')} "
         f"space={report['space']} task={report['task']} strategy={report['strategy']} "
         f"data={report['data']} seed={report['seed']}"
     )

@@ -16,7 +16,6 @@ from rich.table import Table
 from automl.commands.common import (
     SPACE_OPTION_HELP,
     console,
-    option_hints,
     print_json,
     print_signal_warnings,
     progress_bar,
@@ -26,14 +25,6 @@ from automl.commands.options import DeviceName, Preset
 from automl.errors import UserError
 
 OCCLUDE_PARTS = ("none", "lower", "upper")
-FLAGS = {
-    "teacher": "--distill-from",
-    "distill": "--distill-from",
-    "concat_with": "--concat-with",
-    "save_attention": "--save-attention",
-    "occlude": "--occlude",
-}
-"""Library argument -> the option that sets it (prefixed to the library's error)."""
 
 
 def register(app: typer.Typer) -> None:
@@ -146,17 +137,16 @@ def train_command(
     if distill_from is not None:
         distill = DistillOptions(distill_from, temperature, kd_weight, triplet_weight, margin)
     store = open_store(resolve_db_url(ctx))
-    with option_hints(FLAGS):
-        cfg = train_config(
-            target, store, preset=preset_name.value if preset_name else None, config_file=config_file,
-            data=data, seed=seed, device=device.value if device else None, epochs=epochs,
-            cpu_threads=cpu_threads, space=space,
+    cfg = train_config(
+        target, store, preset=preset_name.value if preset_name else None, config_file=config_file,
+        data=data, seed=seed, device=device.value if device else None, epochs=epochs,
+        cpu_threads=cpu_threads, space=space,
+    )  # fmt: skip
+    with progress_bar(enabled=not json_out) as progress:
+        result = train_job(
+            target, store, config=cfg, progress=progress, space=space, occlude=occlude, distill=distill,
+            concat_with=concat_with, save_attention=save_attention, out=out,
         )  # fmt: skip
-        with progress_bar(enabled=not json_out) as progress:
-            result = train_job(
-                target, store, config=cfg, progress=progress, space=space, occlude=occlude, distill=distill,
-                concat_with=concat_with, save_attention=save_attention, out=out,
-            )  # fmt: skip
     if json_out:
         print_json(result.to_dict())
     else:

@@ -4,9 +4,9 @@ from automl.store import open_store
 
 
 def test_runs_list_empty_then_show_json(cli, db_url):
+    store = open_store(db_url)
     res = cli("--db", db_url, "runs", "list")
     assert res.code == 0 and "automl search" in res.out
-    store = open_store(db_url)
     run_id = store.create_run(kind="search", config={"k": 1}, space="darts")
     store.record_epoch(run_id, 0, {"val_metric": 0.3, "sample": [1, 2]})
     store.record_distribution(run_id, 0, 0, [[0.5, 0.5]], [[True, False]])
@@ -23,6 +23,7 @@ def test_runs_list_empty_then_show_json(cli, db_url):
 
 
 def test_cli_exit_codes_for_bad_input(cli, db_url, tmp_path):
+    open_store(db_url).close()  # a store without run 999 (a missing file is its own error)
     res = cli("--db", db_url, "runs", "show", "999")
     assert res.code == 2 and "unknown run id 999" in res.err and "Traceback" not in res.err
     res = cli("--db", f"sqlite:///{tmp_path}/missing/dir/x.db", "runs", "list")

@@ -88,7 +88,7 @@ def test_train_that_learned_nothing_warns_stores_the_verdict_and_runs_flag_it(cl
     res = cli("--db", db_url, "runs", "list")
     assert res.code == 0, res.err
     assert "signal" in res.out
-    rows = {cells[1]: line for line in res.out.splitlines() if len(cells := line.split()) > 1}
+    rows = {cells[0]: line for line in res.out.splitlines() if len(cells := line.split()) > 1}  # id first
     assert "NO SIGNAL" in rows[str(run_id)] and " ok " in rows[str(good)]
 
     res = cli("--db", db_url, "runs", "show", str(run_id))
