@@ -48,8 +48,17 @@ def test_starts_streamlit_on_localhost_with_the_store_and_indexes(cli, fake_pope
     assert call["env"]["AUTOML_INDEXES"].split(os.pathsep) == [str(idx_a), str(idx_b)]
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:  # the command checks the port is free before starting Streamlit
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def test_explicit_host_and_storage(cli, fake_popen) -> None:
-    res = cli("dashboard", "--host", "0.0.0.0", "--storage", "sqlite:///optuna.db")
+    port = str(_free_port())
+    res = cli("dashboard", "--host", "0.0.0.0", "--port", port, "--storage", "sqlite:///optuna.db")
     assert res.code == 0, res.err
     args = fake_popen[0]["args"]
     assert args[args.index("--server.address") + 1] == "0.0.0.0"
