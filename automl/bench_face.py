@@ -224,3 +224,25 @@ def _report(genotype: dict[str, Any], cfg: Config, data: Any, occlude: str, seed
             "python": platform.python_version(),
         },
     }
+
+
+def report_table(report: dict[str, Any]) -> tuple[str, list[str], list[list[str]]]:
+    """:func:`face_bench`'s rows as ``(title, columns, rows)`` of text: accuracy and test loss of
+    each network, which faces it was trained and tested on, its training time."""
+    title = (
+        f"occlusion ({report['occlude']} half hidden), synthetic faces {report['image_size']}px, "
+        f"{report['epochs']} epochs each"
+    )
+    rows = [
+        [r["name"], r["train_faces"], r["test_faces"], f"{r['accuracy']:.3f}", f"{r['loss']:.3f}",
+         "-" if r["train_seconds"] is None else f"{r['train_seconds']:.1f}"]
+        for r in report["rows"]
+    ]  # fmt: skip
+    return title, ["model", "trained on", "tested on", "accuracy", "test loss", "train s"], rows
+
+
+def recovered_line(report: dict[str, Any]) -> str:
+    """What occlusion cost in accuracy and the share of it distillation won back, in one line."""
+    rec = report["recovered"]
+    share = f"{rec:.0%} of it" if rec is not None else "n/a (no loss to recover)"
+    return f"lost to occlusion: {report['lost_to_occlusion']:.3f} accuracy; distillation recovered {share}"

@@ -40,7 +40,7 @@ def check_seed(seed: int) -> int:
     """``seed`` when it is in 0..SEED_MAX, else a one-line :class:`UserError`."""
     problem = seed_problem(int(seed))
     if problem:
-        raise UserError(problem)
+        raise UserError(problem, argument="seed")
     return seed
 
 
@@ -260,33 +260,68 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
 
 def _read_toml(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        raise UserError(f"config file not found: {path} (pass an existing TOML file to --config)")
+        raise UserError(f"config file not found: {path} (name an existing TOML file)", argument="config_file")
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"config file {path} is not valid TOML: {exc}") from None
+        raise UserError(f"config file {path} is not valid TOML: {exc}", argument="config_file") from None
 
 
-def _validation_message(exc: ValidationError, source: str) -> str:
+def _valid_keys(loc: tuple[Any, ...]) -> list[str] | None:
+    """The keys allowed beside the unknown key at ``loc`` (None when its section is not a model)."""
+    model: Any = Config
+    for part in loc[:-1]:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        model = field.annotation if field is not None else None
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return None
+    return list(model.model_fields)
+
+
+def _override_argument(loc: tuple[Any, ...], overrides: dict[str, Any] | None) -> str | None:
+    """The caller's argument a bad value came from: the last part of ``loc`` when ``overrides``
+    (the arguments, as nested dicts) set that key; None when the value came from a file."""
+    node: Any = overrides
+    for part in loc:
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return str(loc[-1]) if loc else None
+
+
+def _validation_message(exc: ValidationError, source: str | None) -> str:
+    """One line for pydantic's first complaint; ``source`` (the file, the preset) prefixes it."""
     err = exc.errors()[0]
     key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    prefix = f"{source}: " if source else ""
     if err["type"] == "extra_forbidden":
-        hint = "check the spelling; `automl search --dry-run` prints every valid key"
-        return f"{source}: unknown key '{key}' ({hint})"
+        keys = _valid_keys(tuple(err["loc"]))
+        hint = f"; the valid keys there: {', '.join(keys)}" if keys else ""
+        return f"{prefix}unknown key '{key}' (check the spelling{hint})"
     msg = err["msg"].removeprefix("Value error, ")  # pydantic's prefix for a validator's ValueError
-    return f"{source}: bad value for '{key}': {msg}"
+    return f"{prefix}bad value for '{key}': {msg}"
 
 
-def validate_config(raw: dict[str, Any], source: str = "config") -> Config:
+def validate_config(
+    raw: dict[str, Any], source: str = "config", overrides: dict[str, Any] | None = None
+) -> Config:
+    """``raw`` as a :class:`Config`; a bad key or value is a one-line :class:`UserError` naming
+    ``source``, or -- for a value set by ``overrides`` (the caller's arguments, already merged
+    into ``raw``) -- naming that argument."""
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        raise UserError(_validation_message(exc, source)) from None
+        loc = tuple(exc.errors()[0]["loc"])
+        argument = _override_argument(loc, overrides)
+        where = None if argument is not None else source  # an argument's value: not the file's
+        raise UserError(_validation_message(exc, where), argument=argument) from None
 
 
 def preset(name: str) -> dict[str, Any]:
     if name not in PRESET_NAMES:
-        raise UserError(f"unknown preset '{name}' (choose one of: {', '.join(PRESET_NAMES)})")
+        raise UserError(
+            f"unknown preset '{name}' (choose one of: {', '.join(PRESET_NAMES)})", argument="preset"
+        )
     return _read_toml(PRESETS_DIR / f"{name}.toml")
 
 
@@ -313,4 +348,4 @@ def layer_config(
         source = str(config_file)
     if overrides:
         raw = _deep_merge(raw, overrides)
-    return validate_config(raw, source)
+    return validate_config(raw, source, overrides)

@@ -231,7 +231,9 @@ class OcclusionDistiller:
         self, teacher: nn.Module, *, occlude: str, config: DistillConfig | None = None, seed: int = 0
     ) -> None:
         if occlude not in ("lower", "upper"):
-            raise UserError(f"distillation needs --occlude lower or upper, got {occlude!r}")
+            raise UserError(
+                f"distillation needs occlude 'lower' or 'upper', got {occlude!r}", argument="occlude"
+            )
         self.teacher = teacher.eval()
         for p in self.teacher.parameters():
             p.requires_grad_(False)

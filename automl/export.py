@@ -306,8 +306,9 @@ def export_json(genotype: dict[str, Any], meta: dict[str, Any], out: str | Path)
 def nni_unavailable(reason: str = "") -> UserError:
     detail = f" ({reason})" if reason else ""
     return UserError(
-        f"--format nni needs the optional NNI extra{detail}: pip install -e '.[nni]' "
-        "(or use --format json for the genotype)"
+        f"the NNI export format needs the optional NNI extra{detail}: pip install -e '.[nni]' "
+        "(or export the genotype as json)",
+        argument="format",
     )
 
 
@@ -332,7 +333,7 @@ def export_nni(
         # the round trip a user will do, before writing
         instantiate(json.loads(json.dumps(payload)), allow_user_code=allow_user_code)
     except UserCodeRefusedError as exc:
-        raise UserError(str(exc)) from None
+        raise UserError(str(exc), argument="space") from None
     except ValueError as exc:
         raise UserError(f"cannot export as NNI: {exc}") from None
     payload["genotype"] = genotype
@@ -424,8 +425,9 @@ def export_genotype(
                           allow_user_code=allow_user_code)
     if fmt != "json":
         raise UserError(
-            f"--format {fmt} needs trained weights; train the architecture first "
-            "(`automl train RUN_ID`) and export the train run, or use --format json"
+            f"the export format {fmt} needs trained weights; train the architecture first "
+            "(`automl train RUN_ID`) and export the train run, or export it as json",
+            argument="format",
         )
     return export_json(genotype, meta, out)
 

@@ -18,4 +18,6 @@ DEFAULT_FILENAMES = {
 
 def check_format(fmt: str) -> None:
     if fmt not in EXPORT_FORMATS:
-        raise UserError(f"unknown export format '{fmt}' (choose one of: {', '.join(EXPORT_FORMATS)})")
+        raise UserError(
+            f"unknown export format '{fmt}' (choose one of: {', '.join(EXPORT_FORMATS)})", argument="format"
+        )

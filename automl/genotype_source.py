@@ -23,13 +23,12 @@ if TYPE_CHECKING:
 class InputError(UserError):
     """A bad value of one named argument of a library job (``argument``: its parameter name).
 
-    The message speaks of the thing (the teacher checkpoint, the attention head); a command line
-    may prefix the option that set ``argument``.
+    A :class:`~automl.errors.UserError` whose ``argument`` is always set; the CLI appends the
+    option that set it (:mod:`automl.commands.flags`).
     """
 
     def __init__(self, message: str, *, argument: str) -> None:
-        super().__init__(message)
-        self.argument = argument
+        super().__init__(message, argument=argument)
 
 
 class SpaceMismatchError(UserError):
@@ -37,7 +36,8 @@ class SpaceMismatchError(UserError):
 
     def __init__(self, genotype_space: Any, requested: str) -> None:
         super().__init__(
-            f"the genotype's space '{genotype_space}' does not match the requested space '{requested}'"
+            f"the genotype's space '{genotype_space}' does not match the requested space '{requested}'",
+            argument="space",
         )
         self.genotype_space = genotype_space
         self.requested = requested
@@ -57,7 +57,7 @@ def read_genotype_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(payload, dict) or "space" not in payload:
         raise UserError(
             f"genotype file {path} must hold a JSON object with a 'space' key "
-            "(e.g. from `automl export RUN_ID --format json`)"
+            "(e.g. a run's json export)"
         )
     return payload
 
@@ -120,5 +120,5 @@ def guard_genotype_space(genotype: Any, space: str | None, stored_config: Any = 
     try:
         check_user_code(name, allow)
     except UserCodeRefusedError as exc:
-        raise UserError(str(exc)) from None
+        raise UserError(str(exc), argument="space") from None
     return allow

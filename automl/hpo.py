@@ -92,7 +92,8 @@ def parse_objectives(text: str | tuple[str, ...] | list[str]) -> tuple[str, ...]
         )
     if names[0] != "accuracy" or len(set(names)) != len(names):
         raise UserError(
-            "--objectives must start with accuracy and name each objective once, e.g. accuracy,latency"
+            "the objectives must start with accuracy and name each objective once, e.g. accuracy,latency",
+            argument="objectives",
         )
     return tuple(names)
 
@@ -376,11 +377,13 @@ def create_or_load_study(
     if stored is not None and tuple(stored) != tuple(objectives):
         raise UserError(
             f"study '{study_name}' optimises {','.join(stored)}, not {','.join(objectives)}: "
-            "pick another --study name or the same --objectives"
+            "pick another study name or the same objectives",
+            argument="study_name",
         )
     if len(study.directions) != len(objectives):
         raise UserError(
-            f"study '{study_name}' has {len(study.directions)} objective(s); use another --study name"
+            f"study '{study_name}' has {len(study.directions)} objective(s); use another study name",
+            argument="study_name",
         )
     if stored is None:
         study.set_user_attr("objectives", list(objectives))
@@ -537,7 +540,7 @@ def run_study(
     from automl.hpo_registry import check_pruner, check_sampler
 
     if n_trials < 1:
-        raise UserError(f"--trials must be at least 1 (got {n_trials})")
+        raise UserError(f"the number of trials must be at least 1 (got {n_trials})", argument="trials")
     check_sampler(sampler)
     check_pruner(pruner)
     check_pruning(pruner, target.objectives)

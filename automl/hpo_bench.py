@@ -101,7 +101,10 @@ def start_postgres() -> tuple[str, Any]:
 
     reason = module.missing_reason()
     if reason:
-        raise UserError(f"cannot start PostgreSQL for the benchmark: {reason} (or pass pg_url / --pg-url)")
+        raise UserError(
+            f"cannot start PostgreSQL for the benchmark: {reason} (or give the URL of a running server)",
+            argument="pg_url",
+        )
     server = module.start()
     return server.create_database("bench_hpo"), server
 
@@ -159,3 +162,18 @@ def storage_bench(
         "optuna": optuna.__version__,
         "rows": [asdict(r) for r in rows],
     }
+
+
+def storage_table(rows: list[dict[str, Any]]) -> tuple[str, list[str], list[list[str]]]:
+    """:func:`storage_bench`'s rows as ``(title, columns, rows)`` of text, each cell's trials per
+    minute relative to SQLite's with the same number of workers (``-`` without a SQLite cell)."""
+    base = {r["workers"]: r["trials_per_min"] for r in rows if r["storage"] == "sqlite"}
+    cells = []
+    for r in rows:
+        ratio = r["trials_per_min"] / base[r["workers"]] if base.get(r["workers"]) else math.nan
+        cells.append([
+            r["storage"], str(r["workers"]), str(r["trials"]), str(r["duplicates"]), f"{r['seconds']:.2f}",
+            f"{r['trials_per_min']:.0f}", "-" if math.isnan(ratio) else f"{ratio:.2f}x",
+        ])  # fmt: skip
+    columns = ["storage", "workers", "trials", "dup", "seconds", "trials/min", "vs sqlite"]
+    return "Optuna storage throughput (cheap objective; higher is better)", columns, cells

@@ -126,7 +126,7 @@ def check_target(genotype: dict[str, Any], cfg: Config, allow_user_code: str | N
     try:
         create_space(genotype["space"], allow_user_code=allow_user_code).validate_genotype(genotype)
     except (UserCodeRefusedError, SpaceUnavailableError) as exc:
-        raise UserError(str(exc)) from None
+        raise UserError(str(exc), argument=getattr(exc, "argument", None)) from None
     except (ValueError, KeyError, TypeError) as exc:
         raise UserError(f"the genotype is not valid for its space: {exc}") from None
     try:
@@ -134,7 +134,7 @@ def check_target(genotype: dict[str, Any], cfg: Config, allow_user_code: str | N
     except UserError:
         raise
     except ValueError as exc:
-        raise UserError(f"bad --data '{cfg.search.data}': {exc}") from None
+        raise UserError(f"bad data spec '{cfg.search.data}': {exc}", argument="data") from None
     resolve_device(cfg.search.device)  # cuda without a GPU: refused here, not by every trial in turn
 
 

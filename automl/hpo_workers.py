@@ -81,7 +81,7 @@ def storage_kind(url: str) -> str:
 def journal_path(url: str) -> Path:
     path = Path(url[len(JOURNAL_PREFIX) :]).expanduser()
     if not str(path) or str(path) == ".":
-        raise UserError("journal storage needs a file path, e.g. --storage journal:./hpo.journal")
+        raise UserError("journal storage needs a file path, e.g. journal:./hpo.journal", argument="storage")
     return path
 
 
@@ -518,7 +518,7 @@ def run_local_workers(
     ``on_start`` gets the process handles (tests use it to kill one).
     """
     if workers < 1:
-        raise UserError(f"--workers must be at least 1 (got {workers})")
+        raise UserError(f"the number of workers must be at least 1 (got {workers})", argument="workers")
     ctx = _worker_context()
     threads = threads if threads is not None else max(1, (os.cpu_count() or 1) // workers)
     procs = [

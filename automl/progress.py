@@ -25,6 +25,13 @@ class ProgressEvent:
     eta_s: float | None = None
     info: Mapping[str, Any] = field(default_factory=dict)
 
+    def eta_text(self) -> str:
+        """``eta_s`` as ``H:MM:SS``; ``?`` when unknown."""
+        if self.eta_s is None:
+            return "?"
+        seconds = int(self.eta_s)
+        return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
 
 ProgressCallback = Callable[[ProgressEvent], None]
 

@@ -39,12 +39,15 @@ def device_type(device: str | torch.device | None) -> str:
     return str(device).split(":", 1)[0]
 
 
-def check_threads(n: int | None, source: str = "--cpu-threads") -> int | None:
-    """``n`` as an int (None stays None); fewer than 1 thread is a user error naming ``source``."""
+def check_threads(n: int | None, argument: str = "cpu_threads") -> int | None:
+    """``n`` as an int (None stays None); fewer than 1 thread is a user error about the parameter
+    ``argument``."""
     if n is None:
         return None
     if isinstance(n, bool) or int(n) != n or int(n) < 1:
-        raise UserError(f"{source} must be a whole number of threads >= 1, not {n!r}")
+        raise UserError(
+            f"the number of CPU threads must be a whole number >= 1, not {n!r}", argument=argument
+        )
     return int(n)
 
 

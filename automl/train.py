@@ -60,11 +60,14 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {device} was asked for but no CUDA GPU is available (use cpu or auto)")
+        raise UserError(
+            f"the device '{device}' was asked for but no CUDA GPU is visible; use the device 'cpu' or 'auto'",
+            argument="device",
+        )
     try:
         return torch.device(device)
     except RuntimeError:
-        raise UserError(f"unknown device '{device}' (use auto, cpu or cuda)") from None
+        raise UserError(f"unknown device '{device}' (use auto, cpu or cuda)", argument="device") from None
 
 
 def _amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
@@ -159,7 +162,7 @@ def build_network(
     except UserError:
         raise
     except (UserCodeRefusedError, SpaceUnavailableError) as exc:
-        raise UserError(str(exc)) from None
+        raise UserError(str(exc), argument=getattr(exc, "argument", None)) from None
     except (ValueError, KeyError, TypeError) as exc:
         raise UserError(f"cannot build the network from the genotype: {exc}") from None
     return model, space
@@ -270,7 +273,8 @@ def predict_split(
         cleanup()
         model.train(was_training)
     if not chunks:
-        raise UserError("the evaluation split is empty (check --data and the fold / sample limits)")
+        raise UserError("the evaluation split is empty (check the data spec and the fold / sample limits)",
+                        argument="data")
     return SplitOutputs(torch.cat(chunks), torch.cat(feats) if feats else None)
 
 
@@ -342,7 +346,7 @@ def fit(
     eval_every = int(eval_every if eval_every is not None else train_cfg.eval_every)
     epochs = int(epochs if epochs is not None else train_cfg.epochs)
     if epochs < 1:
-        raise UserError(f"--epochs must be at least 1 (got {epochs})")
+        raise UserError(f"the number of epochs must be at least 1 (got {epochs})", argument="epochs")
     n = int(train_x.shape[0])
     if n < 2:
         raise UserError(f"the training split has {n} samples; training needs at least 2")
@@ -441,7 +445,8 @@ def fit(
         if not math.isfinite(train_loss):
             raise UserError(
                 f"training diverged (loss is {train_loss} in epoch {epoch}); lower the learning rate "
-                "(train.lr in --config) or check the labels"
+                "(train.lr in the config file) or check the labels",
+                argument="config_file",
             )
         train_metric = float(task.score(torch.cat(logit_chunks).cpu(), torch.cat(label_chunks).cpu()))
         record: dict[str, Any] = {

@@ -332,7 +332,7 @@ def _validated(genotype: dict[str, Any], allow_user_code: str | None) -> dict[st
         space = create_space(genotype["space"], allow_user_code=allow_user_code)
         return space.validate_genotype(genotype)
     except (UserCodeRefusedError, SpaceUnavailableError) as exc:  # before the user's module is imported
-        raise UserError(str(exc)) from None
+        raise UserError(str(exc), argument=getattr(exc, "argument", None)) from None
     except ValueError as exc:
         raise UserError(f"invalid genotype: {exc}") from None
 

@@ -81,7 +81,7 @@ def load_model(path: str | Path) -> EmbeddingModel:
     p = Path(path)
     if not p.is_file():
         raise ModelFormatError(
-            f"model file {p} not found (export one with 'automl export RUN --format torchscript')"
+            f"model file {p} not found (export a trained run as TorchScript first)", param="model"
         )
     side = p.with_name(p.name + ".json")
     try:
@@ -255,7 +255,9 @@ def embed_query(model: EmbeddingModel, path: Path, *, detect: bool = True) -> np
     if got.skipped:
         why = got.skipped[0][1]
         if why == "no face detected":
-            raise NoFaceError(f"{path}: no face detected; use --no-detect for aligned face crops")
+            raise NoFaceError(
+                f"{path}: no face detected; turn detection off for aligned face crops", param="detect"
+            )
         raise HashingError(f"{path}: {why}")
     return got.embeddings
 

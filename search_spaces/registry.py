@@ -37,6 +37,9 @@ class UserCodeRefusedError(UnknownSpaceError):
     """A space name read from data (a genotype file, a checkpoint, a stored run) that names user
     code to import (``nni:...``) without the user having chosen that space explicitly."""
 
+    argument = "space"
+    """The parameter that would allow it (see :class:`automl.errors.UserError`)."""
+
 
 class SpaceUnavailableError(UnknownSpaceError, ModuleNotFoundError):
     """A known kind of space whose optional dependency is not installed (``nni:...`` without NNI).
@@ -61,7 +64,7 @@ def check_user_code(name: str, allow_user_code: AllowUserCode = False) -> None:
         return
     raise UserCodeRefusedError(
         f"the genotype's space '{name}' names user code to import, which automl runs only when you "
-        f"choose that space yourself: pass --space {name} to allow it"
+        f"choose that space yourself: give '{name}' as the space to allow it"
     )
 
 

@@ -129,12 +129,12 @@ def test_search_state_save_respects_the_umask(tmp_path, umask):
 
 
 def test_bench_report_respects_the_umask(tmp_path, umask):
-    from automl.commands.common import write_report
+    from automl.atomic import atomic_write_json  # the writer of every `automl bench ... --out`
 
     for mask, want in ((0o022, 0o644), (0o077, 0o600)):
         umask(mask)
         out = tmp_path / f"bench{mask:o}.json"
-        write_report(out, {"rows": [1, 2]})
+        atomic_write_json(out, {"rows": [1, 2]})
         assert _mode(out) == want and json.loads(out.read_text()) == {"rows": [1, 2]}
     assert _temps(tmp_path) == []
 

@@ -101,8 +101,9 @@ def test_config_and_distiller_reject_bad_settings():
         DistillConfig(temperature=0)
     with pytest.raises(UserError, match="both distillation weights"):
         DistillConfig(kd_weight=0, triplet_weight=0)
-    with pytest.raises(UserError, match="occlude lower or upper"):
+    with pytest.raises(UserError, match="occlude 'lower' or 'upper'") as info:
         OcclusionDistiller(fer_net(0), occlude="none")
+    assert info.value.argument == "occlude"
 
 
 def test_extra_loss_uses_full_faces_for_the_teacher_and_trains_only_the_student():

@@ -64,8 +64,9 @@ def test_workers_get_the_setting_or_a_share_of_the_cores():
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True])
 def test_bad_thread_counts_are_user_errors(bad):
-    with pytest.raises(UserError, match="--cpu-threads"):
+    with pytest.raises(UserError, match="number of CPU threads must be a whole number") as info:
         check_threads(bad)
+    assert info.value.argument == "cpu_threads" and "--" not in str(info.value)
 
 
 def _files(tmp_path, threads: int):

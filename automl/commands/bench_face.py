@@ -9,38 +9,17 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 import typer
-from rich.table import Table
 
 from automl.commands import bench_app
-from automl.commands.common import check_report_out, console, progress_bar, write_report
-from automl.commands.options import DeviceName
+from automl.commands.common import check_report_out, console, print_table, progress_bar, write_report
+from automl.commands.options import FIXED_SEED_OPTION, REPORT_OUT_OPTION, DeviceName
 
 
 class Part(StrEnum):
     lower = "lower"
     upper = "upper"
-
-
-def _table(report: dict[str, Any]) -> Table:
-    table = Table(
-        title=f"occlusion ({report['occlude']} half hidden), synthetic faces {report['image_size']}px, "
-        f"{report['epochs']} epochs each"
-    )
-    for col in ("model", "trained on", "tested on", "accuracy", "test loss", "train s"):
-        table.add_column(col, justify="left" if col == "model" else "right")
-    for r in report["rows"]:
-        table.add_row(
-            r["name"],
-            r["train_faces"],
-            r["test_faces"],
-            f"{r['accuracy']:.3f}",
-            f"{r['loss']:.3f}",
-            "-" if r["train_seconds"] is None else f"{r['train_seconds']:.1f}",
-        )
-    return table
 
 
 @bench_app.command("face")
@@ -69,11 +48,11 @@ def bench_face(
         True, "--init-control/--no-init-control", help="Also train the teacher-init control without KD."
     ),
     device: DeviceName = typer.Option(DeviceName.auto, "--device", help="auto, cpu or cuda."),
-    seed: int = typer.Option(0, "--seed"),
-    out: Path = typer.Option(None, "--out", help="Write the JSON report here."),
+    seed: int = FIXED_SEED_OPTION,
+    out: Path = REPORT_OUT_OPTION,
 ) -> None:
     """Teacher vs occluded baseline vs distilled student on synthetic FER, same budget, one run."""
-    from automl.bench_face import bench_config, face_bench
+    from automl.bench_face import bench_config, face_bench, recovered_line, report_table
 
     check_report_out(out)  # an unwritable --out fails now, not after the benchmark
     cfg = bench_config(image_size=image_size, n=n, epochs=epochs, init_channels=init_channels, layers=layers,
@@ -82,11 +61,8 @@ def bench_face(
         report = face_bench(genotype_file, cfg, space=space, occlude=occlude.value, temperature=temperature,
                             triplet_weight=triplet_weight, kd_weight=kd_weight, init_control=init_control,
                             seed=seed, progress=progress)  # fmt: skip
-    console.print(_table(report))
-    rec = report["recovered"]
-    share = f"[bold]{rec:.0%}[/] of it" if rec is not None else "[bold]n/a[/] (no loss to recover)"
-    console.print(f"lost to occlusion: [bold]{report['lost_to_occlusion']:.3f}[/] accuracy; "
-                  f"distillation recovered {share}")  # fmt: skip
+    print_table(*report_table(report))
+    console.print(recovered_line(report), markup=False)
     write_report(out, report)
 
 

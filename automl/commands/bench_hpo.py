@@ -6,15 +6,13 @@ The benchmark is :mod:`automl.hpo_bench`; this command parses the options, calls
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
-from typing import Any
 
 import typer
-from rich.table import Table
 
 from automl.commands import bench_app
-from automl.commands.common import check_report_out, console, progress_bar, write_report
+from automl.commands.common import check_report_out, print_table, progress_bar, write_report
+from automl.commands.options import REPORT_OUT_OPTION
 from automl.errors import UserError
 from automl.hpo_bench import STORAGES  # cheap: Optuna is imported when the benchmark runs
 
@@ -28,10 +26,10 @@ def bench_hpo(
     pg_url: str = typer.Option(
         None, "--pg-url", help="Use this PostgreSQL database instead of a throwaway server."
     ),
-    out: Path = typer.Option(None, "--out", help="Write the results as JSON here."),
+    out: Path = REPORT_OUT_OPTION,
 ) -> None:
     """Trials/minute of 1, 2, 4 local workers on SQLite (RDB), a journal file and PostgreSQL."""
-    from automl.hpo_bench import check_cells, storage_bench
+    from automl.hpo_bench import check_cells, storage_bench, storage_table
 
     try:
         counts = [int(w) for w in workers.split(",") if w.strip()]
@@ -43,27 +41,8 @@ def bench_hpo(
     with progress_bar() as progress:
         report = storage_bench(counts, names, trials=trials, sleep_ms=sleep_ms, pg_url=pg_url,
                                progress=progress)  # fmt: skip
-    _print_table(report["rows"])
+    print_table(*storage_table(report["rows"]))
     write_report(out, report)
-
-
-def _print_table(rows: list[dict[str, Any]]) -> None:
-    base = {r["workers"]: r["trials_per_min"] for r in rows if r["storage"] == "sqlite"}
-    table = Table(title="Optuna storage throughput (cheap objective; higher is better)")
-    for col in ("storage", "workers", "trials", "dup", "seconds", "trials/min", "vs sqlite"):
-        table.add_column(col, justify="right" if col != "storage" else "left")
-    for r in rows:
-        ratio = r["trials_per_min"] / base[r["workers"]] if base.get(r["workers"]) else math.nan
-        table.add_row(
-            r["storage"],
-            str(r["workers"]),
-            str(r["trials"]),
-            str(r["duplicates"]),
-            f"{r['seconds']:.2f}",
-            f"{r['trials_per_min']:.0f}",
-            "-" if math.isnan(ratio) else f"{ratio:.2f}x",
-        )
-    console.print(table)
 
 
 def register(app: typer.Typer) -> None:

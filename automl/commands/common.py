@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from automl.errors import UserError
 from automl.redact import redact
 
 console = Console()
@@ -32,16 +34,68 @@ def resolve_db_url(ctx: typer.Context | None, explicit: str | None = None) -> st
     return os.environ.get("AUTOML_DB") or DEFAULT_DB_URL
 
 
-SPACE_OPTION_HELP = (
-    "The genotype's search space. Required, and must match, to train a genotype of a user's NNI "
-    "space (nni:module:Class): a genotype is data and never names code to import by itself."
-)
-
-
 def print_json(payload: Any) -> None:
     """Plain JSON on stdout (no rich markup) so that it pipes into ``jq``."""
     sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
     sys.stdout.flush()
+
+
+def print_table(
+    title: str | None,
+    columns: Sequence[str | tuple[str, dict[str, Any]]],
+    rows: Iterable[Sequence[Any]],
+    *,
+    left: Collection[str] | None = None,
+    **table_options: Any,
+) -> None:
+    """The CLI's one table renderer: ``(title, columns, rows)`` of plain data, as the library's report
+    functions return them (e.g. :func:`automl.nas.bench_report.results_table`), as a rich table.
+
+    A cell is text, never markup (a :class:`rich.text.Text` cell keeps its style); an empty row
+    ends a group of rows with a rule. The columns named in ``left`` (default: the first) are
+    left-aligned, the others right-aligned; a column given as ``(name, options)`` passes
+    ``options`` to :meth:`rich.table.Table.add_column`; ``table_options`` go to the table.
+    """
+    from rich.table import Table
+    from rich.text import Text
+
+    names = [c if isinstance(c, str) else c[0] for c in columns]
+    left = set(names[:1] if left is None else left)
+    table = Table(title=None if title is None else escape(title), **table_options)
+    for name, options in ((c, {}) if isinstance(c, str) else c for c in columns):
+        table.add_column(escape(name), **{"justify": "left" if name in left else "right", **options})
+    for row in rows:
+        if row:
+            table.add_row(*(cell if isinstance(cell, Text) else Text(str(cell)) for cell in row))
+        else:
+            table.add_section()
+    console.print(table)
+
+
+def print_targets(targets: dict[str, bool]) -> None:
+    """A benchmark's targets, one ``target NAME: met`` / ``NOT met`` line each."""
+    for key, ok in targets.items():
+        console.print(f"target {key}: {'[green]met[/]' if ok else '[red]NOT met[/]'}")
+
+
+@contextmanager
+def hashing_errors() -> Iterator[None]:
+    """A :class:`hashing.errors.HashingError` as a one-line :class:`UserError` naming the options:
+    each parameter of its ``param`` (``"k,radius"``) is replaced in the message by the option that
+    sets it (:data:`automl.commands.flags.ARGUMENT_FLAGS`), or appended when the message has none."""
+    from automl.commands.flags import ARGUMENT_FLAGS
+    from hashing.errors import HashingError
+
+    try:
+        yield
+    except HashingError as exc:
+        msg = hinted = str(exc)
+        params = [p for p in (exc.param or "").split(",") if p in ARGUMENT_FLAGS]
+        for param in params:
+            hinted = re.sub(rf"(?<![\w-]){param}\b", lambda _, p=param: ARGUMENT_FLAGS[p], hinted)
+        if hinted == msg and params:  # the message does not name the parameter: name the option after it
+            hinted = f"{msg} ({ARGUMENT_FLAGS[params[0]]})"
+        raise UserError(hinted) from None
 
 
 def write_report(out: Path | None, report: Any) -> None:
@@ -51,12 +105,11 @@ def write_report(out: Path | None, report: Any) -> None:
     missing its last rows, or not parse at all. Check ``out`` with :func:`check_report_out` before
     the benchmark runs, so that an unwritable path fails in a second, not after the work.
     """
-    if out is None:
-        return
-    from automl.atomic import atomic_write_bytes
+    if out is not None:
+        from automl.atomic import atomic_write_json
 
-    atomic_write_bytes(out, json.dumps(report, indent=2, default=str).encode("utf-8"))
-    console.print(f"wrote {out}")
+        atomic_write_json(out, report)
+        console.print(f"wrote {out}")
 
 
 def check_report_out(out: Path | None) -> None:
@@ -107,17 +160,10 @@ def progress_bar(*, enabled: bool = True, stderr: bool = False) -> Iterator[Any]
         if event.job not in tasks:
             tasks[event.job] = bars.add_task(event.job, total=event.total, info="", eta="?")
         bars.update(tasks[event.job], completed=event.done, total=event.total, info=escape(event.message),
-                    eta=format_eta(event.eta_s))
+                    eta=event.eta_text())
 
     with bars:
         yield on_event
-
-
-def format_eta(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    seconds = int(seconds)
-    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 RESUME_HINTS = {

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 
-from automl.commands.common import console, err_console, print_json
+from automl.commands.common import console, err_console, print_json, print_table
+from automl.commands.options import FIXED_SEED_OPTION, JSON_TABLE_OPTION
 from automl.errors import UserError
 
 data_app = typer.Typer(
@@ -16,7 +19,12 @@ data_app = typer.Typer(
 )
 
 
-def _show_warnings(caught: list) -> None:
+@contextmanager
+def _warnings_shown() -> Iterator[None]:
+    """The warnings of loading a data set, caught and printed on stderr, one line each."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
     for w in caught:
         err_console.print(f"[yellow]warning:[/] {w.message}", highlight=False, soft_wrap=True)
 
@@ -63,7 +71,7 @@ def preview(
     size: int = typer.Option(None, "--size", help="Resize faces to this many pixels."),
     channels: int = typer.Option(None, "--channels", help="1 (grey) or 3 (RGB)."),
     fold: int = typer.Option(None, "--fold", help="CV fold 1..3 for AU sets."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = FIXED_SEED_OPTION,
 ) -> None:
     """Write a labelled grid of faces from any data spec."""
     from automl.atomic import check_writable
@@ -74,8 +82,7 @@ def preview(
         raise UserError(f"--split must be train or test, not {split!r}")
     check_grid_faces(n)  # before the data is loaded (n sets how much synthetic data is rendered)
     check_writable(out)  # before loading the data
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with _warnings_shown():
         d = load_data(
             data,
             image_size=size,
@@ -84,7 +91,6 @@ def preview(
             n=max(n * 4, 200) if data.startswith("synth") else None,
             seed=seed,
         )
-    _show_warnings(caught)
     path = save_grid(d, out, n=n, split=split, seed=seed)
     console.print(f"{d.summary()}\nwrote {path}")
 
@@ -94,45 +100,21 @@ def info(
     data: str = typer.Option("synth:fer", "--data", help="Data spec KIND:PATH."),
     fold: int = typer.Option(None, "--fold", help="CV fold 1..3 for AU sets."),
     n: int = typer.Option(None, "--n", help="Limit the number of samples."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    as_json: bool = JSON_TABLE_OPTION,
 ) -> None:
     """Sizes, classes and label counts of a data set."""
-    from rich.table import Table
-
     from automl.data import load_data
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with _warnings_shown():
         d = load_data(data, fold=fold, n=n)
-    _show_warnings(caught)
-    counts = {}
-    for split, y in (("train", d.train_y), ("test", d.test_y)):
-        if d.task == "au":
-            c = y.sum(0).tolist()
-        elif y.dim() == 2:
-            c = y.argmax(1).bincount(minlength=d.num_outputs).tolist()
-        else:
-            c = y.bincount(minlength=d.num_outputs).tolist()
-        counts[split] = dict(zip(d.class_names, [int(v) for v in c], strict=True))
-    payload = {
-        "name": d.name,
-        "task": d.task,
-        "train": len(d.train_x),
-        "test": len(d.test_x),
-        "channels": d.in_channels,
-        "image_size": d.image_size,
-        "subjects_train": None if d.train_subjects is None else len(set(d.train_subjects.tolist())),
-        "subjects_test": None if d.test_subjects is None else len(set(d.test_subjects.tolist())),
-        "counts": counts,
-    }
+    payload = d.describe()
     if as_json:
         print_json(payload)
         return
     console.print(d.summary())
-    table = Table("label", "train", "test")
-    for name in d.class_names:
-        table.add_row(name, str(counts["train"][name]), str(counts["test"][name]))
-    console.print(table)
+    counts = payload["counts"]
+    rows = [[name, str(counts["train"][name]), str(counts["test"][name])] for name in d.class_names]
+    print_table(None, ["label", "train", "test"], rows, left=("label", "train", "test"))
 
 
 def register(app: typer.Typer) -> None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from automl.commands.common import console, print_json, resolve_db_url
+from automl.commands.options import JSON_RESULT_OPTION
 from automl.errors import UserError
 from automl.export_formats import EXPORT_FORMATS, check_format
 
@@ -56,7 +57,7 @@ def export_command(
         help="The run's search space; needed to export a user's NNI space (nni:module:Class) from a "
         "run whose stored config does not name it.",
     ),
-    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    json_out: bool = JSON_RESULT_OPTION,
 ) -> None:
     """Export a trained network (TorchScript / ONNX) or a genotype (JSON) as a standalone file."""
     from automl.export_job import NoTrainedWeightsError, export_run, export_summary

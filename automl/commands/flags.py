@@ -53,11 +53,40 @@ ARGUMENT_FLAGS: dict[str, str] = {
     # export and outputs
     "format": "--format",
     "out": "--out",
-    "db": "--db",
+    "db": "--db / AUTOML_DB",  # the store URL: the root option, or its environment variable
     # bench nas
     "random_archs": "--random-archs",
     "retrain_epochs": "--retrain-epochs",
     "with_nni": "--with-nni",
+    # retrieval index and bench index (a hashing.HashingError's ``param``: automl.commands.common)
+    "images": "--images",
+    "labels_csv": "--labels",
+    "hasher": "--hasher",
+    "bits": "--bits",
+    "n_bits": "--bits",
+    "batch_size": "--batch",
+    "refresh_every": "--refresh-every",
+    "eval_queries": "--eval-queries",
+    "lock_timeout": "--lock-timeout",
+    "k": "--k",
+    "radius": "--radius",
+    "dim": "--dim",
+    "n_queries": "--queries",
+    "numpy_queries": "--numpy-queries",
+    # hpo
+    "objectives": "--objectives",
+    "study_name": "--study",
+    "trials": "--trials",
+    "workers": "--workers",
+    "storage": "--storage",
+    "pg_url": "--pg-url",
+    # photos
+    "model": "--model",
+    "detect": "--no-detect",
+    # dashboard
+    "host": "--host",
+    "port": "--port",
+    "index": "--index",
 }
 """Library parameter name -> the option that sets it (the same name in every command that has it)."""
 

@@ -12,72 +12,50 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
 from automl.commands.common import (
-    SPACE_OPTION_HELP,
     console,
     print_json,
     print_signal_warnings,
+    print_table,
     progress_bar,
     resolve_db_url,
 )
+from automl.commands.options import (
+    CONFIG_OPTION,
+    DATA_OPTION,
+    DEVICE_OPTION,
+    JSON_RESULT_OPTION,
+    RUN_PRESET_OPTION,
+    SEED_OPTION,
+    SPACE_OPTION,
+    DeviceName,
+    Preset,
+)
 from automl.hpo_registry import PRUNERS, SAMPLERS
-
-HP_COLUMNS = ("lr", "weight_decay", "batch_size", "epochs_scale", "drop_path", "init_channels")
 
 
 def register(app: typer.Typer) -> None:
     app.command("hpo")(hpo_command)
 
 
-def _fmt(value: Any) -> str:
-    return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def _trials_table(rows: list[dict[str, Any]], objectives: tuple[str, ...], title: str) -> Table:
-    table = Table(title=title)
-    table.add_column("trial", justify="right")
-    for name in objectives:
-        table.add_column(name, justify="right")
-    for name in HP_COLUMNS:
-        table.add_column(name, justify="right")
-    table.add_column("train run", justify="right")
-    for row in rows:
-        values = row.get("values") or [None] * len(objectives)
-        params = row.get("params") or {}
-        table.add_row(
-            str(row["number"]),
-            *(_fmt(v) for v in values),
-            *(_fmt(params.get(k)) for k in HP_COLUMNS),
-            _fmt(row.get("train_run_id")),
-        )
-    return table
-
-
 def print_summary(summary: dict[str, Any], objectives: tuple[str, ...], metric: str) -> None:
-    counts = summary.get("counts", {})
-    states = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+    """A study summary: its trials' states, then the best trial (and its TOML) or the Pareto front."""
+    from automl.result_tables import best_train_toml, objective_labels, trials_table
+
+    states = ", ".join(f"{k} {v}" for k, v in summary.get("counts", {}).items() if v)
     console.print(f"study [bold]{summary['study']}[/]: {states or 'no trials'}")
-    shown = tuple(
-        metric if o == "accuracy" else f"{o} ({'ms' if o == 'latency' else 'M'})" for o in objectives
-    )
+    shown = objective_labels(objectives, metric)
     if "best" in summary:
-        console.print(_trials_table([summary["best"]], shown, "best trial"))
-        params = dict(summary["best_params"])
-        params["epochs"] = summary["best"].get("epochs")
-        snippet = "\n".join(
-            f"{k} = {params[k]!r}"
-            for k in ("epochs", "lr", "weight_decay", "batch_size", "drop_path", "init_channels")
-            if params.get(k) is not None
-        )
+        print_table(*trials_table([summary["best"]], shown, "best trial"), left=())
         console.print(
-            "[bold]train with it[/]: put this in a TOML file for `automl train ... --config FILE`:"
-            f"\n\\[train]\n{snippet}",
+            "[bold]train with it[/]: put this in a TOML file for `automl train ... --config FILE`:\n"
+            + escape(best_train_toml(summary)),
             highlight=False,
         )
     elif "pareto_front" in summary:
-        console.print(_trials_table(summary["pareto_front"], shown, "Pareto front"))
+        print_table(*trials_table(summary["pareto_front"], shown, "Pareto front"), left=())
     else:
         console.print("[yellow]no trial completed[/] (failed trials: `automl runs list --kind train`)")
 
@@ -95,12 +73,12 @@ def hpo_command(
         "accuracy", "--objectives", help="accuracy, accuracy,latency or accuracy,params."
     ),
     enqueue_file: Path = typer.Option(None, "--enqueue", help="JSON list of configurations to try first."),
-    data: str = typer.Option(None, "--data", help="KIND:PATH (default: the config's data, e.g. synth:fer)."),
+    data: str = DATA_OPTION,
     epochs: int = typer.Option(None, "--epochs", min=1, help="Base epochs (scaled by epochs_scale)."),
-    preset_name: str = typer.Option(None, "--preset", help="quick|paper (default: the run's config)."),
-    config_file: Path = typer.Option(None, "--config", help="TOML file layered over the preset."),
-    device: str = typer.Option(None, "--device", help="auto, cpu or cuda."),
-    seed: int = typer.Option(None, "--seed", help="Seed of the sampler and of every trial's training."),
+    preset_name: Preset = RUN_PRESET_OPTION,
+    config_file: Path = CONFIG_OPTION,
+    device: DeviceName = DEVICE_OPTION,
+    seed: int = SEED_OPTION,
     cpu_threads: int = typer.Option(
         None,
         "--cpu-threads",
@@ -113,8 +91,8 @@ def hpo_command(
     heartbeat: int = typer.Option(
         None, "--heartbeat", min=0, help="RDB heartbeat seconds (0: off); stale trials are re-run."
     ),
-    space: str = typer.Option(None, "--space", help=SPACE_OPTION_HELP),
-    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    space: str = SPACE_OPTION,
+    json_out: bool = JSON_RESULT_OPTION,
 ) -> None:
     """Tune lr, weight decay, batch size, epochs, drop-path and width of an architecture's training."""
     import optuna
@@ -124,9 +102,10 @@ def hpo_command(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with progress_bar(enabled=not json_out) as progress:
         result = tune_job(
-            target, resolve_db_url(ctx), preset=preset_name, config_file=config_file, data=data, seed=seed,
-            device=device, epochs=epochs, cpu_threads=cpu_threads, space=space, trials=trials,
-            workers=workers, storage=storage, study_name=study_name, objectives=objectives_text,
+            target, resolve_db_url(ctx), preset=preset_name and preset_name.value, config_file=config_file,
+            data=data, seed=seed, device=device and device.value, epochs=epochs, cpu_threads=cpu_threads,
+            space=space, trials=trials, workers=workers, storage=storage, study_name=study_name,
+            objectives=objectives_text,
             sampler=sampler, pruner=pruner, enqueue=enqueue_file, heartbeat=heartbeat, progress=progress,
         )  # fmt: skip
     summary = result.to_dict()

@@ -1,14 +1,12 @@
 """``automl index``: build, grow, query and inspect an online-hashed face retrieval index.
 
 Parsing, calling, printing; the work is :mod:`automl.retrieval` over :mod:`hashing.index`. A
-:class:`hashing.HashingError` becomes one line, exit 2, its parameter name replaced by the flag.
+:class:`hashing.HashingError` becomes one line, exit 2, its parameter name replaced by the flag
+(:func:`automl.commands.common.hashing_errors`).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,11 +15,14 @@ import typer
 from automl.commands.common import (
     console,
     err_console,
+    hashing_errors,
     print_json,
     print_signal_warnings,
+    print_table,
     progress_bar,
     resolve_db_url,
 )
+from automl.commands.options import FIXED_SEED_OPTION, JSON_TABLE_OPTION
 from automl.errors import UserError
 
 index_app = typer.Typer(
@@ -29,10 +30,6 @@ index_app = typer.Typer(
     no_args_is_help=True,
 )
 
-FLAGS = {"batch_size": "--batch", "k": "-k", "radius": "--radius", "eval_queries": "--eval-queries",
-         "split": "--split", "preset": "--preset", "hasher": "--hasher", "bits": "--bits", "n_bits": "--bits",
-         "refresh_every": "--refresh-every", "lock_timeout": "--lock-timeout", "data": "--data",
-         "images": "--images", "labels_csv": "--labels"}  # fmt: skip
 Opt, Arg = typer.Option, typer.Argument
 IndexDir = Annotated[Path, Arg(help="A saved index directory.")]
 Images = Annotated[Path, Opt("--images", help="An image file or a folder of images.")]
@@ -42,24 +39,8 @@ Batch = Annotated[int, Opt("--batch", help="Stream batch size n_t: one hash upda
 NoDetect = Annotated[bool, Opt("--no-detect", help="The images are aligned face crops: skip detection.")]
 NoRecord = Annotated[bool, Opt("--no-record", help="Do not record the saved generation in the store (--db).")]
 LockTimeout = Annotated[float, Opt("--lock-timeout", help="Seconds to wait for another writer (0: none).")]
-AsJson = Annotated[bool, Opt("--json", help="Print JSON instead of a table.")]
 _EVAL_HELP = "Hold out N labelled samples; record their mAP after every hash update (0 = off)."
 _THREADS_HELP = "torch and FAISS threads (default: one per core; see automl.threads)."
-
-
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    """HashingError -> one-line UserError naming the flag (``param``) to change."""
-    from hashing.errors import HashingError
-
-    try:
-        yield
-    except HashingError as exc:
-        msg = hinted = str(exc)
-        params = [p for p in (exc.param or "").split(",") if p in FLAGS]  # e.g. "k,radius"
-        for param in params:
-            hinted = re.sub(rf"(?<![\w-]){param}\b", FLAGS[param], hinted)
-        raise UserError(hinted if hinted != msg or not params else f"{msg} ({FLAGS[params[0]]})") from None
 
 
 def _report_skipped(skipped: list[tuple[str, str]]) -> None:
@@ -101,7 +82,7 @@ def build(
     n: Annotated[int, Opt("--n", help="Use at most this many samples of --data.")] = None,
     split: Annotated[str, Opt("--split", help="Split of --data to index: train | test | all.")] = "train",
     no_detect: NoDetect = False,
-    seed: Annotated[int, Opt("--seed")] = 0,
+    seed: int = FIXED_SEED_OPTION,
     eval_queries: Annotated[int, Opt("--eval-queries", help=_EVAL_HELP)] = 0,
     no_record: NoRecord = False,
     cpu_threads: Annotated[int, Opt("--cpu-threads", min=1, help=_THREADS_HELP)] = None,
@@ -119,10 +100,10 @@ def build(
         raise UserError(f"--out {out} already exists and is not empty; {hint}")
     options = dict(batch_size=batch, refresh_every=refresh_every, eval_queries=eval_queries, hasher=hasher)
     options.update(bits=bits, preset=preset, seed=seed, lock_timeout=lock_timeout)
-    with _user_errors():
+    with hashing_errors():
         retrieval.check_build(**options)
     threads = apply_cpu_threads("cpu", cpu_threads, faiss=True)  # embedding runs on the CPU
-    with _user_errors(), progress_bar(stderr=True) as progress:
+    with hashing_errors(), progress_bar(stderr=True) as progress:
         faces = retrieval.embed_input(model, data=data, images=images, labels_csv=labels, split=split, n=n,
                                       seed=seed, detect=not no_detect, progress=progress)  # fmt: skip
         _report_skipped(faces.skipped)
@@ -155,7 +136,7 @@ def add(
     """
     from automl import retrieval
 
-    with _user_errors():
+    with hashing_errors():
         retrieval.check_batch_size(batch)
         retrieval.check_lock_timeout(lock_timeout)
         m = retrieval.model_for_index(directory, model)
@@ -177,14 +158,14 @@ def query(
     image: Annotated[Path, Arg(help="The query photo.")],
     k: Annotated[int, Opt("-k", "--k", help="Neighbours (default 10; at most the index size).")] = None,
     radius: Annotated[int, Opt("--radius", help="Instead of -k: all within this Hamming distance.")] = None,
-    as_json: AsJson = False,
+    as_json: bool = JSON_TABLE_OPTION,
     model: ModelFile = None,
     no_detect: NoDetect = False,
 ) -> None:
     """The nearest indexed faces to a photo, by Hamming distance of their codes."""
     from automl import retrieval
 
-    with _user_errors():
+    with hashing_errors():
         index, answer = retrieval.query_image(
             directory, image, k=k, radius=radius, model=model, detect=not no_detect
         )
@@ -195,44 +176,33 @@ def query(
     note = f"; -k {answer.k} is more than the index holds" if answer.clamped else ""
     title = f"{len(answer.rows)} neighbour(s) of {image.name} ({index.n_bits}-bit codes{note})"
     columns = ("rank", "id", "distance", "label", "source")
-    _table(title, columns, [[str(r[c]) for c in columns] for r in answer.rows], right=3)
+    print_table(title, columns, [[str(r[c]) for c in columns] for r in answer.rows], left=("label", "source"))
 
 
 @index_app.command("stats")
 def stats(
     directory: IndexDir,
-    as_json: AsJson = False,
+    as_json: bool = JSON_TABLE_OPTION,
     verify: Annotated[bool, Opt("--verify/--no-verify", help="Check every file's sha256.")] = True,
 ) -> None:
     """Size, code length, hasher, hash updates and staleness of a saved index."""
     from hashing.index import HashIndex
 
-    with _user_errors():
+    with hashing_errors():
         st = HashIndex.load(directory, verify=verify).stats()
     if as_json:
         print_json(st)
     else:
-        _table(f"index {directory}", None, [[key, str(val)] for key, val in st.items()])
+        print_table(f"index {directory}", ["", ""], [[key, str(val)] for key, val in st.items()], left=("",),
+                    show_header=False)  # fmt: skip
 
 
 @index_app.command("record")
 def record(ctx: typer.Context, directory: IndexDir) -> None:
     """Record a saved generation in the store (e.g. after the store was unreachable): verified
     first, so only an intact generation gets a row, and never twice (same path and manifest sha256)."""
-    with _user_errors():
+    with hashing_errors():
         _record(ctx, directory, None, None)
-
-
-def _table(title: str, columns: tuple[str, ...] | None, rows: list[list[str]], right: int = 0) -> None:
-    """A rich table (``columns=None``: no header); the first ``right`` columns right-aligned."""
-    from rich.table import Table
-
-    table = Table(title=title, show_header=columns is not None)
-    for i, col in enumerate(columns or ("", "")):
-        table.add_column(col, justify="right" if i < right else "left")
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
 
 
 def register(app: typer.Typer) -> None:

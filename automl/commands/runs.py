@@ -1,4 +1,7 @@
-"""``automl runs list|show``: what the store holds (read-only: a missing store is not created)."""
+"""``automl runs list|show``: what the store holds (read-only: a missing store is not created).
+
+The rows and their cells are :mod:`automl.store.run_views`; this module parses, calls and prints.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +9,29 @@ from enum import StrEnum
 
 import typer
 from rich.markup import escape
+from rich.text import Text
 
-from automl.commands.common import DEFAULT_DB_URL, console, print_json, print_signal_warnings, resolve_db_url
+from automl.commands.common import (
+    DEFAULT_DB_URL,
+    console,
+    print_json,
+    print_signal_warnings,
+    print_table,
+    resolve_db_url,
+)
+from automl.commands.options import JSON_TABLE_OPTION
 from automl.redact import redact
 
 runs_app = typer.Typer(help="List and inspect runs in the store.", no_args_is_help=True)
 
 SIGNAL_KEY = "signal"  # automl.learning_checks.SIGNAL_KEY, without importing numpy and scipy
+FLAG_STYLES = {"NO SIGNAL": "bold red", "weak": "yellow", "ok": "green"}
+# Fits 100 columns: one space between columns, and on a narrower terminal only space and data
+# (the wrappable columns) give way, cut with an ellipsis; the rest is in `runs show`.
+RUN_COLUMN_OPTIONS = {
+    "space": {"max_width": 12, "min_width": 5, "no_wrap": False},
+    "data": {"max_width": 18, "min_width": 5, "no_wrap": False},
+}
 
 
 class RunState(StrEnum):
@@ -26,17 +45,9 @@ class RunState(StrEnum):
     pruned = "pruned"
 
 
-def _fmt(value: object, digits: int = 4) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}"
-    return str(value)
-
-
-def _created(stamp: str | None) -> str:
-    """``2025-03-04T05:06:07.89`` -> ``03-04 05:06`` (the full time is in ``runs show --json``)."""
-    return f"{stamp[5:10]} {stamp[11:16]}" if stamp and len(stamp) >= 16 else (stamp or "-")
+def _flag(flag: str) -> Text:
+    """The learning checks' verdict (``ok`` / ``weak`` / ``NO SIGNAL``, ``-`` unchecked), coloured."""
+    return Text.assemble((flag, FLAG_STYLES.get(flag, "")))
 
 
 @runs_app.command("list")
@@ -50,22 +61,17 @@ def list_runs(
         help="Only runs in this state: created, running, completed, failed, interrupted or pruned.",
     ),
     limit: int = typer.Option(50, "--limit", min=1, help="How many runs (newest first)."),
-    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    json_out: bool = JSON_TABLE_OPTION,
 ) -> None:
     """List runs, newest first, each with its best metric (split, name, value)."""
     from rich import box
-    from rich.table import Table
 
-    from automl.store.run_views import headlines, open_existing, store_file_missing
+    from automl.store.run_views import RUN_COLUMNS, list_with_headlines, run_rows
 
     url = resolve_db_url(ctx)
-    if url == DEFAULT_DB_URL and store_file_missing(url):  # nothing recorded here yet
-        rows: list[dict] = []
-        best = {}
-    else:
-        store = open_existing(url)
-        rows = store.list_runs(kind=kind, state=state.value if state else None, limit=limit)
-        best = headlines(store, rows)
+    safe_url, rows, best = list_with_headlines(
+        url, kind=kind, state=state.value if state else None, limit=limit, missing_ok=url == DEFAULT_DB_URL
+    )
     if json_out:
         print_json([{**r, "best": best[int(r["id"])].to_dict()} for r in rows])
         return
@@ -76,47 +82,12 @@ def list_runs(
         else:
             console.print("No runs yet. Start one with [bold]automl search[/] (DDPNAS on synthetic faces).")
         return
-    # Fits 100 columns: one space between columns, and on a narrower terminal only space and data
-    # (the wrappable columns) give way, cut with an ellipsis; the rest is in `runs show`.
-    table = Table(title=f"runs in {escape(store.safe_url)}", box=box.SIMPLE_HEAD, show_edge=False, padding=0)
-    for col, options in (
-        ("id", {"justify": "right"}),
-        ("kind", {}),
-        ("state", {}),
-        ("space", {"max_width": 12, "min_width": 5, "no_wrap": False}),
-        ("strategy", {}),
-        ("data", {"max_width": 18, "min_width": 5, "no_wrap": False}),
-        ("ep", {"justify": "right"}),
-        ("best", {"justify": "right"}),
-        ("signal", {}),
-        ("created", {}),
-    ):
-        table.add_column(col, overflow="ellipsis", **{"no_wrap": True, **options})
-    for r in rows:
-        summary = r.get("summary") or {}
-        head = best[int(r["id"])]
-        table.add_row(
-            str(r["id"]),
-            r["kind"],
-            r["state"],
-            escape(_fmt(r["space"])),
-            escape(_fmt(r["strategy"])),
-            escape(_fmt(r["data"])),
-            str(r["epochs"]),
-            "-" if head.value is None else f"{head.label()} {_fmt(head.value, 3)}",
-            _flag_cell(summary.get(SIGNAL_KEY)),
-            _created(r["created_at"]),
-        )
-    console.print(table)
-
-
-def _flag_cell(signal: object) -> str:
-    """The learning checks' verdict (``ok`` / ``weak`` / ``NO SIGNAL``, ``-`` unchecked), coloured."""
-    from automl.learning_checks import signal_flag
-
-    flag = signal_flag(signal if isinstance(signal, dict) else None)
-    style = {"NO SIGNAL": "bold red", "weak": "yellow", "ok": "green"}.get(flag)
-    return f"[{style}]{flag}[/]" if style else flag
+    sig = RUN_COLUMNS.index("signal")
+    cells = [[*r[:sig], _flag(r[sig]), *r[sig + 1 :]] for r in run_rows(rows, best)]
+    columns = [(c, {"overflow": "ellipsis", "no_wrap": True, **RUN_COLUMN_OPTIONS.get(c, {})})
+               for c in RUN_COLUMNS]  # fmt: skip
+    print_table(f"runs in {safe_url}", columns, cells, left=set(RUN_COLUMNS) - {"id", "ep", "best"},
+                box=box.SIMPLE_HEAD, show_edge=False, padding=0)  # fmt: skip
 
 
 @runs_app.command("show")
@@ -131,12 +102,10 @@ def show_run(
     ),
 ) -> None:
     """Show one run: its settings, learning checks, last epochs, genotype and checkpoints."""
-    from rich.table import Table
+    from automl.learning_checks import signal_flag
+    from automl.store.run_views import EPOCH_COLUMNS, checks_label, epoch_rows, open_existing
 
-    from automl.store.run_views import open_existing
-
-    store = open_existing(resolve_db_url(ctx))
-    report = store.run_report(run_id)
+    report = open_existing(resolve_db_url(ctx)).run_report(run_id)
     if json_out:
         print_json(report)
         return
@@ -149,40 +118,11 @@ def show_run(
         console.print(f"[red]error:[/] {redact(report['error'])}")
     signal = (report.get("summary") or {}).get(SIGNAL_KEY)
     if isinstance(signal, dict):
-        checked = ", ".join(signal.get("checks") or []) or "-"
-        size = f", {signal['n']} items" if signal.get("n") else ""
-        where = f"{signal.get('split', 'evaluated')} split{size}"
-        console.print(f"learning checks ({checked}; {where}): {_flag_cell(signal)}", highlight=False)
+        console.print(Text(f"{checks_label(signal)}: ").append_text(_flag(signal_flag(signal))))
         print_signal_warnings(signal, f"{report['kind']} run {run_id}")
     console.print(f"artifacts: {report['artifact_dir']}")
-    epochs = report["epochs"]
-    if epochs:
-        table = Table(title=f"{len(epochs)} epochs (last 15)")
-        for col in (
-            "epoch",
-            "phase",
-            "round",
-            "train_loss",
-            "train_metric",
-            "val_loss",
-            "val_metric",
-            "lr",
-            "s",
-        ):
-            table.add_column(col, justify="right")
-        for e in epochs[-15:]:
-            table.add_row(
-                str(e["epoch"]),
-                _fmt(e["phase"]),
-                _fmt(e["round"]),
-                _fmt(e["train_loss"]),
-                _fmt(e["train_metric"]),
-                _fmt(e["val_loss"]),
-                _fmt(e["val_metric"]),
-                _fmt(e["lr"]),
-                _fmt(e["wall_time"], 3),
-            )
-        console.print(table)
+    if epochs := report["epochs"]:
+        print_table(f"{len(epochs)} epochs (last 15)", EPOCH_COLUMNS, epoch_rows(epochs[-15:]), left=())
     console.print(f"distribution snapshots: {len(report['distributions'])}")
     if report["genotype"] is not None:
         console.print("genotype:")

@@ -11,17 +11,27 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
 
 from automl.commands.common import (
-    SPACE_OPTION_HELP,
     console,
     print_json,
     print_signal_warnings,
+    print_table,
     progress_bar,
     resolve_db_url,
 )
-from automl.commands.options import DeviceName, Preset
+from automl.commands.options import (
+    CONFIG_OPTION,
+    CPU_THREADS_OPTION,
+    DATA_OPTION,
+    DEVICE_OPTION,
+    JSON_RESULT_OPTION,
+    RUN_PRESET_OPTION,
+    SEED_OPTION,
+    SPACE_OPTION,
+    DeviceName,
+    Preset,
+)
 from automl.errors import UserError
 
 OCCLUDE_PARTS = ("none", "lower", "upper")
@@ -31,44 +41,19 @@ def register(app: typer.Typer) -> None:
     app.command("train")(train_command)
 
 
-def _fmt(value: Any) -> str:
-    return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
 def print_result(result: Any) -> None:
-    """Tables of a :class:`automl.train_job.TrainJobResult`: test metrics, per-AU F1, confusion."""
-    metrics, primary = result.metrics, result.primary_metric
-    table = Table(title=f"train run {result.run_id}: test split")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    table.add_row(primary, _fmt(metrics.get(primary)))
-    table.add_row("loss", _fmt(metrics.get("loss")))
-    table.add_row("params (M)", _fmt(result.params / 1e6))
-    table.add_row("MFLOPs", _fmt(result.mflops))
-    table.add_row("epochs", str(len(result.history)))
-    table.add_row("wall time (s)", _fmt(result.wall_time))
-    console.print(table)
-    if isinstance(metrics.get("per_au_f1"), dict):
-        au = Table(title="per-AU F1")
-        for name in metrics["per_au_f1"]:
-            au.add_column(name, justify="right")
-        au.add_row(*(_fmt(v) for v in metrics["per_au_f1"].values()))
-        console.print(au)
-    if isinstance(metrics.get("confusion"), list):
-        names = result.class_names or [str(i) for i in range(len(metrics["confusion"]))]
-        cm = Table(title="confusion (rows: true, columns: predicted)")
-        cm.add_column("")
-        for name in names:
-            cm.add_column(name[:8], justify="right")
-        for name, row in zip(names, metrics["confusion"], strict=False):
-            cm.add_row(name, *(str(int(v)) for v in row))
-        console.print(cm)
+    """The tables of a :class:`automl.train_job.TrainJobResult` (:func:`automl.result_tables.train_tables`:
+    test metrics, per-AU F1, confusion), where it was written and how to export it."""
+    from automl.result_tables import fmt, train_tables
+
+    for name, table in train_tables(result).items():
+        print_table(*table, left=() if name == "per_au_f1" else None)
     console.print(f"checkpoint: {result.checkpoint}")
     console.print(f"export it with: automl export {result.run_id} --format torchscript")
     if result.concat:
-        test = result.concat["test_metrics"].get(primary)
+        test = result.concat["test_metrics"].get(result.primary_metric)
         with_ckpt = result.concat["checkpoint"]
-        console.print(f"concatenated students: test {primary} {_fmt(test)} (with {with_ckpt})")
+        console.print(f"concatenated students: test {result.primary_metric} {fmt(test)} (with {with_ckpt})")
 
 
 def _check_options(occlude: str, distill_from: str | None, concat_with: str | None) -> None:
@@ -87,15 +72,13 @@ def _check_options(occlude: str, distill_from: str | None, concat_with: str | No
 def train_command(
     ctx: typer.Context,
     target: str = typer.Argument(..., metavar="GENOTYPE_FILE|RUN_ID", help="JSON genotype file or a run id."),
-    data: str = typer.Option(None, "--data", help="KIND:PATH, e.g. synth:fer (default: the config's data)."),
+    data: str = DATA_OPTION,
     epochs: int = typer.Option(
         None, "--epochs", min=1, help="Training epochs (default: the config's train.epochs)."
     ),
-    device: DeviceName = typer.Option(None, "--device", help="auto, cpu or cuda (default: the config's)."),
-    seed: int = typer.Option(None, "--seed", help="Seed of weights, batches and augmentation."),
-    cpu_threads: int = typer.Option(
-        None, "--cpu-threads", min=1, help="torch threads on CPU (default: the config's search.cpu_threads)."
-    ),
+    device: DeviceName = DEVICE_OPTION,
+    seed: int = SEED_OPTION,
+    cpu_threads: int = CPU_THREADS_OPTION,
     out: Path = typer.Option(None, "--out", help="Also write the checkpoint + sidecar into this directory."),
     occlude: str = typer.Option(
         "none", "--occlude",
@@ -120,12 +103,10 @@ def train_command(
         None, "--save-attention", metavar="DIR",
         help="Write the AU attention maps of a few test faces as PNGs.",
     ),  # fmt: skip
-    preset_name: Preset = typer.Option(
-        None, "--preset", help="quick|paper (default: the run's stored config, or quick for a file)."
-    ),
-    config_file: Path = typer.Option(None, "--config", help="TOML file layered over the preset."),
-    space: str = typer.Option(None, "--space", help=SPACE_OPTION_HELP),
-    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    preset_name: Preset = RUN_PRESET_OPTION,
+    config_file: Path = CONFIG_OPTION,
+    space: str = SPACE_OPTION,
+    json_out: bool = JSON_RESULT_OPTION,
 ) -> None:
     """Train a searched architecture from scratch, evaluate it, store the checkpoint."""
     from automl.distill_setup import DistillOptions

@@ -9,6 +9,7 @@ machine. Rendering is timed on one core (numpy is single-threaded here; torch th
 from __future__ import annotations
 
 import os
+import platform
 import tempfile
 import time
 from collections.abc import Callable
@@ -132,4 +133,37 @@ def data_benchmark(
         "meets_target": rows[0]["per_cpu_s"] >= 2000,
         "threads": 1,
         "pid": os.getpid(),
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "load_average": os.getloadavg(),
+        },
     }
+
+
+RATIO_KEYS = ("vs_48_grey", "vs_no_aug", "vs_decode")
+"""The ratios a row of :func:`data_benchmark` may carry (to 48x48 grey, no augmentation, decoding)."""
+
+
+def data_table(res: dict[str, Any]) -> tuple[str, list[str], list[list[str]]]:
+    """:func:`data_benchmark`'s rows as ``(title, columns, rows)`` of text, each row's ratio to its
+    reference (48x48 grey rendering, no augmentation, JPEG decoding) where it has one."""
+    rows = []
+    for r in res["rows"]:
+        ratios = (f"{r[k]:.2f}x {k.replace('vs_', 'vs ')}" for k in RATIO_KEYS if k in r)
+        rows.append([
+            r["what"], str(r["n"]), f"{r['seconds']:.3f}", f"{r['per_s']:,.0f}", f"{r['per_cpu_s']:,.0f}",
+            next(ratios, ""),
+        ])  # fmt: skip
+    columns = ["what", "n", "wall s", "per wall s", "per CPU s", "ratio"]
+    return "Data pipeline throughput (one core)", columns, rows
+
+
+def target_line(res: dict[str, Any]) -> str:
+    """Whether 48x48 grey rendering reaches the one-core target, in one line."""
+    first, load = res["rows"][0], res["machine"]["load_average"][0]
+    verdict = "meets" if res["meets_target"] else "is below"
+    return (
+        f"48x48 grey rendering {verdict} the 2,000 faces/s one-core target: {first['per_cpu_s']:,.0f} faces "
+        f"per CPU second ({first['per_s']:,.0f} per wall second; load average {load:.1f})"
+    )

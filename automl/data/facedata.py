@@ -60,3 +60,35 @@ class FaceData:
             f"{self.name}: {self.task} {self.num_outputs} outputs, train {len(self.train_x)}, "
             f"test {len(self.test_x)}, {self.in_channels}x{self.image_size}x{self.image_size}"
         )
+
+    def label_counts(self) -> dict[str, dict[str, int]]:
+        """``{"train"|"test": {class or AU name: count}}``: samples of each class (a probability row
+        counts for its most likely class), or occurrences of each AU."""
+        counts = {}
+        for split, y in (("train", self.train_y), ("test", self.test_y)):
+            if self.task == "au":
+                c = y.sum(0).tolist()
+            elif y.dim() == 2:
+                c = y.argmax(1).bincount(minlength=self.num_outputs).tolist()
+            else:
+                c = y.bincount(minlength=self.num_outputs).tolist()
+            counts[split] = dict(zip(self.class_names, [int(v) for v in c], strict=True))
+        return counts
+
+    def describe(self) -> dict[str, object]:
+        """Name, task, split sizes, channels, image size, distinct subjects and :meth:`label_counts`."""
+
+        def subjects(ids: np.ndarray | None) -> int | None:
+            return None if ids is None else len(set(ids.tolist()))
+
+        return {
+            "name": self.name,
+            "task": self.task,
+            "train": len(self.train_x),
+            "test": len(self.test_x),
+            "channels": self.in_channels,
+            "image_size": self.image_size,
+            "subjects_train": subjects(self.train_subjects),
+            "subjects_test": subjects(self.test_subjects),
+            "counts": self.label_counts(),
+        }

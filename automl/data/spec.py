@@ -31,16 +31,20 @@ KINDS = ("synth", "fer2013", "ferplus", "rafdb", "affectnet", "bp4d", "disfa", "
 def parse_spec(spec: str) -> tuple[str, str]:
     """``"fer2013:/p/x.csv"`` -> ``("fer2013", "/p/x.csv")``; kinds are case-insensitive."""
     if not isinstance(spec, str) or not spec.strip():
-        raise UserError("empty --data spec: use KIND:PATH, e.g. synth:fer or fer2013:/data/fer2013.csv")
+        raise UserError(
+            "empty data spec: use KIND:PATH, e.g. synth:fer or fer2013:/data/fer2013.csv", argument="data"
+        )
     kind, sep, path = spec.strip().partition(":")
     kind = kind.lower()
     if kind not in KINDS:
         raise UserError(
-            f"unknown --data kind {kind!r} in {spec!r}: use one of {', '.join(KINDS)} (as KIND:PATH)"
+            f"unknown data kind {kind!r} in {spec!r}: use one of {', '.join(KINDS)} (as KIND:PATH)",
+            argument="data",
         )
     if not sep or not path:
         raise UserError(
-            f"--data {spec!r} has no path: use {kind}:PATH (for synthetic faces: synth:fer or synth:au)"
+            f"data spec {spec!r} has no path: use {kind}:PATH (for synthetic faces: synth:fer or synth:au)",
+            argument="data",
         )
     return kind, path
 
@@ -70,13 +74,13 @@ def load_data(
     """
     kind, path = parse_spec(spec)
     if image_size is not None and not 8 <= int(image_size) <= 512:
-        raise UserError(f"image size {image_size} is out of range: use 8..512 pixels")
+        raise UserError(f"image size {image_size} is out of range: use 8..512 pixels", argument="image_size")
     if channels is not None and int(channels) not in (1, 3):
-        raise UserError(f"channels must be 1 (grey) or 3 (RGB), not {channels}")
+        raise UserError(f"channels must be 1 (grey) or 3 (RGB), not {channels}", argument="channels")
     if fold is not None and not 1 <= int(fold) <= 3:
-        raise UserError(f"--fold must be 1, 2 or 3, not {fold}")
+        raise UserError(f"the fold must be 1, 2 or 3, not {fold}", argument="fold")
     if n is not None and int(n) < 1:
-        raise UserError(f"n must be a positive number of samples, not {n}")
+        raise UserError(f"n must be a positive number of samples, not {n}", argument="n")
     from automl.config import check_seed
 
     check_seed(seed)  # numpy's RNGs take 0..2**32-1

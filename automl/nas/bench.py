@@ -513,18 +513,21 @@ def run_nas_bench(
 
     unknown = [s for s in strategies if s not in strategy_names()]
     if unknown or not strategies:
-        raise UserError(f"unknown strategies {unknown} (choose from {', '.join(strategy_names())})")
+        raise UserError(f"unknown strategies {unknown} (choose from {', '.join(strategy_names())})",
+                        argument="strategies")
     if isinstance(seeds, int):
         seed_list = [cfg.search.seed + i for i in range(seeds)]
     else:
         seed_list = [int(s) for s in seeds]
     if not seed_list:
-        raise UserError("bench nas needs at least one seed")
+        raise UserError("bench nas needs at least one seed", argument="seeds")
     if random_archs < 0:
-        raise UserError("--random-archs must be >= 0")
+        raise UserError(f"the number of random architectures must be >= 0, not {random_archs}",
+                        argument="random_archs")
     epochs = cfg.train.epochs if retrain_epochs is None else int(retrain_epochs)
     if epochs < 1:
-        raise UserError("--retrain-epochs must be >= 1")
+        raise UserError(f"the number of retraining epochs must be >= 1, not {epochs}",
+                        argument="retrain_epochs")
     dev = str(resolve_device(device if device != "auto" else cfg.search.device))
     data = load_search_data(cfg)
     if data.task != cfg.search.task:

@@ -60,8 +60,9 @@ def init_from_env(device_type: str) -> DistContext:
     """Join the process group described by torchrun's environment variables."""
     for var in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         if var not in os.environ:
-            raise UserError(f"distributed search needs {var} in the environment: launch it with "
-                            "`automl search --nproc N` or `torchrun --nproc-per-node N -m automl search`")
+            raise UserError(f"distributed search needs {var} in the environment: ask the search for "
+                            "nproc > 1 processes (it launches them) or start it under torchrun",
+                            argument="nproc")
     backend = "nccl" if device_type == "cuda" and dist.is_nccl_available() else "gloo"
     if not dist.is_initialized():
         dist.init_process_group(backend=backend, timeout=timedelta(minutes=30))
@@ -180,8 +181,8 @@ def distributed_loop_class():  # noqa: ANN201 - returns a class built on SearchL
             self.ctx = ctx
             super().__init__(*args, **kwargs)
             if self.strategy.uses_arch_step:
-                raise UserError("--nproc > 1 supports the single-path strategies (ddpnas, random); "
-                                "run DARTS in one process")
+                raise UserError("a search in several processes (nproc > 1) supports the single-path "
+                                "strategies (ddpnas, random); run DARTS in one process", argument="nproc")
 
         def _build_supernet(self) -> nn.Module:
             return convert_batchnorm(super()._build_supernet())

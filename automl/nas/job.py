@@ -80,8 +80,9 @@ def search_config(
     if cfg.search.space.startswith("nni:") and cfg.search.space != space:
         raise UserError(
             f"{config_file or 'the preset'} sets search.space = '{cfg.search.space}', which names user "
-            f"code to import; it runs only when chosen explicitly (the space argument, --space "
-            f"{cfg.search.space} on the command line)"
+            f"code to import; automl runs it only when you choose that space yourself: give "
+            f"'{cfg.search.space}' as the space to allow it",
+            argument="space",
         )
     if task is None and data is not None:
         cfg.search.task = task_of_data(cfg.search.data)  # type: ignore[assignment]
@@ -129,8 +130,14 @@ class SearchResult:
         }
 
 
-def resume_config(store: Store | str, run_id: int) -> Config:
-    """The stored configuration of search ``run_id``, checked to be resumable (not completed, not live)."""
+def resume_config(
+    store: Store | str, run_id: int, *, device: str | None = None, cpu_threads: int | None = None
+) -> Config:
+    """The stored configuration of search ``run_id``, checked to be resumable (not completed, not live).
+
+    ``device`` / ``cpu_threads``: where to continue it, when not where it ran; the rest of the
+    configuration stays the run's own.
+    """
     from automl.config import validate_config
     from automl.store.lifecycle import check_resumable
 
@@ -138,7 +145,12 @@ def resume_config(store: Store | str, run_id: int) -> Config:
     assert store is not None
     run = store.get_run(run_id)
     check_resumable(run, "search")
-    return validate_config(run.get("config") or {}, f"stored config of run {run_id}")
+    cfg = validate_config(run.get("config") or {}, f"stored config of run {run_id}")
+    if device is not None:
+        cfg.search.device = device  # type: ignore[assignment]
+    if cpu_threads is not None:
+        cfg.search.cpu_threads = cpu_threads
+    return cfg
 
 
 def as_store(store: Store | str | None) -> Store | None:

@@ -108,7 +108,9 @@ def _import_nni() -> dict[str, Any]:
             from search_spaces import nni_darts
     except ImportError as exc:
         raise UserError(
-            f"--with-nni needs the optional NNI extra: pip install -e '.[nni]' (cannot import {exc.name})"
+            "the NNI baselines need the optional NNI extra: pip install -e '.[nni]' "
+            f"(cannot import {exc.name})",
+            argument="with_nni",
         ) from None
     return {
         "pl": pl,
@@ -240,10 +242,15 @@ def check_nni(cfg: Config, task: str) -> dict[str, Any]:
     """Everything that can refuse a run, checked before any search starts; returns NNI's modules."""
     if cfg.search.space != "darts":
         raise UserError(
-            f"--with-nni compares on the darts space, not '{cfg.search.space}' (set search.space = 'darts')"
+            f"the NNI baselines compare on the darts space, not '{cfg.search.space}' "
+            "(set search.space = 'darts')",
+            argument="with_nni",
         )
     if task != "fer":
-        raise UserError(f"--with-nni compares on single-label expression data (task 'fer'), not '{task}'")
+        raise UserError(
+            f"the NNI baselines compare on single-label expression data (task 'fer'), not '{task}'",
+            argument="with_nni",
+        )
     return _import_nni()
 
 

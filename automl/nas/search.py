@@ -55,7 +55,10 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for but no CUDA GPU is visible (use --device cpu or auto)")
+        raise UserError(
+            "the device 'cuda' was asked for but no CUDA GPU is visible; use the device 'cpu' or 'auto'",
+            argument="device",
+        )
     return torch.device(name)
 
 
@@ -290,7 +293,8 @@ class SearchLoop:
         if raw.task != cfg.search.task:
             raise UserError(
                 f"data {raw.name} is a '{raw.task}' data set but the task is '{cfg.search.task}' "
-                f"(pass --task {raw.task})"
+                f"(set the task to '{raw.task}')",
+                argument="task",
             )
         self.task = make_task(raw)
         self.data = split_data(raw, cfg.data.val_fraction, cfg.search.seed, self.device)
@@ -344,8 +348,8 @@ class SearchLoop:
         if s.max_mflops is None and s.max_params is None:
             return None
         if not hasattr(self.space, "budget"):
-            raise UserError(f"--max-mflops/--max-params need a chain space (mobilenet or face), "
-                            f"not '{self.space.name}'")
+            raise UserError(f"a MFLOPs / parameter budget needs a chain space (mobilenet or face), "
+                            f"not '{self.space.name}'", argument="budget")
         budget = self.space.budget(
             in_channels=self.data.in_channels, num_outputs=self.data.num_outputs,
             image_size=self.data.image_size, init_channels=self.cfg.train.init_channels,
@@ -354,7 +358,7 @@ class SearchLoop:
         try:
             budget.check()
         except ValueError as exc:
-            raise UserError(str(exc)) from None
+            raise UserError(str(exc), argument="budget") from None
         return budget
 
     def _weight_params(self) -> list[nn.Parameter]:

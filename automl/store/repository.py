@@ -405,7 +405,7 @@ class Store:
             state = self.get_run(run_id)["state"]
             raise UserError(
                 f"run {run_id} has no final architecture (state: {state}); "
-                "finish or resume the search first (`automl search --resume ID`)"
+                f"finish the search first, or resume search run {run_id}"
             )
         return archs[-1]
 

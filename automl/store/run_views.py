@@ -53,8 +53,9 @@ def open_existing(url: str) -> Store:
         path = None
     if path is not None and not path.is_file():
         raise UserError(
-            f"no store at {path}: the file does not exist (check --db / AUTOML_DB; "
-            "a store is created by automl search, train or hpo)"
+            f"no store at {path}: the file does not exist (check the store URL; "
+            "a store is created by a search, train or hpo run)",
+            argument="db",
         )
     return open_store(url)
 
@@ -126,3 +127,67 @@ def headlines(store: Store, rows: list[dict[str, Any]]) -> dict[int, Headline]:
     """:func:`headline` of every ``list_runs`` row, keyed by run id."""
     bests = epoch_bests(store, [int(r["id"]) for r in rows])
     return {int(r["id"]): headline(r, *bests.get(int(r["id"]), (None, None))) for r in rows}
+
+
+# -- the runs as rows of text (``automl runs list|show``; a notebook's DataFrame) --------------------
+
+RUN_COLUMNS = ("id", "kind", "state", "space", "strategy", "data", "ep", "best", "signal", "created")
+EPOCH_COLUMNS = ("epoch", "phase", "round", "train_loss", "train_metric", "val_loss", "val_metric", "lr", "s")
+
+
+def fmt(value: object, digits: int = 4) -> str:
+    """A cell: ``-`` for None, a float to ``digits`` significant digits, anything else as text."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def short_time(stamp: str | None) -> str:
+    """``2025-03-04T05:06:07.89`` -> ``03-04 05:06`` (the full time is in the run's report)."""
+    return f"{stamp[5:10]} {stamp[11:16]}" if stamp and len(stamp) >= 16 else (stamp or "-")
+
+
+def list_with_headlines(
+    url: str, *, kind: str | None = None, state: str | None = None, limit: int = 50, missing_ok: bool = False
+) -> tuple[str | None, list[dict[str, Any]], dict[int, Headline]]:
+    """The store's safe URL, its newest ``limit`` runs (``list_runs`` rows) and their :func:`headlines`.
+
+    ``missing_ok``: a SQLite URL whose file does not exist means no runs yet (and the file is not
+    created), not an error; the URL is then None.
+    """
+    if missing_ok and store_file_missing(url):
+        return None, [], {}
+    store = open_existing(url)
+    rows = store.list_runs(kind=kind, state=state, limit=limit)
+    return store.safe_url, rows, headlines(store, rows)
+
+
+def run_rows(rows: list[dict[str, Any]], best: dict[int, Headline]) -> list[list[str]]:
+    """``list_runs`` rows as :data:`RUN_COLUMNS` cells; ``signal`` is the learning checks' verdict
+    (``ok`` / ``weak`` / ``NO SIGNAL``, ``-`` unchecked: :func:`automl.learning_checks.signal_flag`)."""
+    from automl.learning_checks import SIGNAL_KEY, signal_flag
+
+    out = []
+    for r in rows:
+        head, signal = best[int(r["id"])], (r.get("summary") or {}).get(SIGNAL_KEY)
+        out.append([
+            str(r["id"]), r["kind"], r["state"], fmt(r["space"]), fmt(r["strategy"]), fmt(r["data"]),
+            str(r["epochs"]), "-" if head.value is None else f"{head.label()} {fmt(head.value, 3)}",
+            signal_flag(signal if isinstance(signal, dict) else None), short_time(r["created_at"]),
+        ])  # fmt: skip
+    return out
+
+
+def epoch_rows(epochs: list[dict[str, Any]]) -> list[list[str]]:
+    """A run report's epochs as :data:`EPOCH_COLUMNS` cells."""
+    keys = ("phase", "round", "train_loss", "train_metric", "val_loss", "val_metric", "lr")
+    return [[str(e["epoch"]), *(fmt(e[k]) for k in keys), fmt(e["wall_time"], 3)] for e in epochs]
+
+
+def checks_label(signal: dict[str, Any]) -> str:
+    """``learning checks (CHECKS; SPLIT split, N items)`` of a stored learning-checks verdict."""
+    checked = ", ".join(signal.get("checks") or []) or "-"
+    size = f", {signal['n']} items" if signal.get("n") else ""
+    return f"learning checks ({checked}; {signal.get('split', 'evaluated')} split{size})"

@@ -64,7 +64,7 @@ def test_run_nni_strategy_refuses_other_spaces(tmp_path: Path, nni_installed: No
     cfg = _tiny_cfg(tmp_path)
     cfg.search.space = "mobilenet"
     data = load_data("synth:fer", image_size=8, n=20)
-    with pytest.raises(UserError, match="--with-nni compares on the darts space"):
+    with pytest.raises(UserError, match="the NNI baselines compare on the darts space"):
         run_nni_strategy("nni-darts", cfg, data, "cpu")
 
 
@@ -79,9 +79,9 @@ def test_missing_nni_extra_is_one_user_error(tmp_path: Path, monkeypatch: pytest
     from automl.nas.nni_baselines import check_nni
 
     monkeypatch.setitem(sys.modules, "pytorch_lightning", None)  # import now fails, as if absent
-    with pytest.raises(UserError, match=r"--with-nni needs the optional NNI extra: pip install") as info:
+    with pytest.raises(UserError, match=r"NNI baselines need the optional NNI extra: pip install") as info:
         check_nni(_tiny_cfg(tmp_path), "fer")
-    assert "\n" not in str(info.value)
+    assert "\n" not in str(info.value) and info.value.argument == "with_nni"
 
 
 def test_batches_drop_a_trailing_batch_of_one():

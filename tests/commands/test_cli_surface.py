@@ -200,18 +200,19 @@ def test_runs_list_json_carries_the_best(cli, db_url):
     assert rows[ids["hpo"]]["best"]["value"] is None
 
 
-def test_runs_state_choices_are_the_stores():
-    from automl.commands.runs import RunState
+def test_runs_state_choices_are_the_stores(cli):
     from automl.store.repository import RUN_STATES
 
-    assert tuple(RunState) == RUN_STATES
+    res = cli("runs", "list", "--state", "nope")
+    assert res.code == 2 and f"'nope' is not one of {', '.join(RUN_STATES)} (" in res.err
 
 
-def test_bench_nas_strategies_are_the_benchmarks():
-    from automl.commands.bench_nas import STRATEGIES
-    from automl.nas.bench import STRATEGIES as BENCH_STRATEGIES
+def test_bench_nas_strategies_are_the_benchmarks(cli):
+    from automl.nas.bench import STRATEGIES
 
-    assert STRATEGIES == BENCH_STRATEGIES
+    res = cli("search", "--strategy", "nope")  # the choices of --strategy, and bench nas' default
+    assert res.code == 2 and f"'nope' is not one of {', '.join(STRATEGIES)} (" in res.err
+    assert f"[default: {','.join(STRATEGIES)}]" in " ".join(cli("bench", "nas", "--help").out.split())
 
 
 @pytest.mark.parametrize("command", [["runs", "list"], ["runs", "show", "1"], ["runs", "list", "--json"]])
@@ -242,7 +243,7 @@ def test_runs_list_filters_that_match_nothing_say_so(cli, db_url):
 @pytest.fixture
 def no_streamlit_started(monkeypatch):
     pytest.importorskip("streamlit")
-    from automl.commands import dashboard
+    from automl import dashboard_launch
 
     started: list[list[str]] = []
 
@@ -250,7 +251,7 @@ def no_streamlit_started(monkeypatch):
         started.append(list(args))
         raise AssertionError("the dashboard must not start on bad input")
 
-    monkeypatch.setattr(dashboard.subprocess, "Popen", popen)
+    monkeypatch.setattr(dashboard_launch.subprocess, "Popen", popen)
     return started
 
 
@@ -263,7 +264,7 @@ def test_dashboard_bad_input_is_one_line_and_exit_2(cli, tmp_path, no_streamlit_
         port = busy.getsockname()[1]
         for args, expected in (
             (["--port", str(port)], f"cannot serve on 127.0.0.1:{port}"),
-            (["--host", "no-such-host.invalid"], "--host no-such-host.invalid"),
+            (["--host", "no-such-host.invalid"], "host no-such-host.invalid is not a known address"),
             (["--index", str(tmp_path / "nope")], "index directory not found"),
             (["--index", str(a_file)], "not a directory"),
             (["--port", "70000"], "--port: "),

@@ -46,7 +46,8 @@ def evil(tmp_path: Path) -> tuple[str, Path, Path]:
 def _refused(res, space: str) -> None:
     assert res.code == 2, (res.code, res.out, res.err)
     assert "Traceback" not in res.err and len(res.err.strip().splitlines()) == 1, res.err
-    assert "names user code" in res.err and f"--space {space}" in " ".join(res.err.split()), res.err
+    line = " ".join(res.err.split())
+    assert "names user code" in line and f"give '{space}' as the space to allow it (--space)" in line, res.err
 
 
 def test_a_genotype_file_cannot_import_the_code_it_names(cli, db_url, evil, tmp_path):
@@ -60,7 +61,7 @@ def test_a_genotype_file_cannot_import_the_code_it_names(cli, db_url, evil, tmp_
     ):
         res = cli("--db", db_url, *args)
         if "--space" in args:
-            assert res.code == 2 and "does not match the genotype's space" in res.err, res.err
+            assert res.code == 2 and "does not match the requested space 'face' (--space)" in res.err, res.err
         else:
             _refused(res, space)
         assert not marker.exists(), args

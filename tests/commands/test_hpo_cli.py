@@ -132,7 +132,7 @@ def test_two_workers_on_postgresql_from_a_search_run(cli, postgres_url, tiny_fil
         (["{genotype}", "--enqueue", "nope.json"], "enqueue file not found"),
         (["{genotype}", "--storage", "not a url"], "invalid storage URL"),
         (["{genotype}", "--sampler", "grid"], "unknown sampler"),
-        (["{genotype}", "--data", "nosuch:thing", "--config", "{config}"], "unknown --data kind"),
+        (["{genotype}", "--data", "nosuch:thing", "--config", "{config}"], "KIND:PATH) (--data)"),
         (["{bad_genotype}"], "genotype"),
         (["999"], "unknown run id 999"),
     ],

@@ -77,7 +77,7 @@ def test_bad_inputs_are_one_line_errors(cli, tmp_path: Path, db_url: str):
     res = cli("search", "--data", "nope:x", "--dry-run", "--device", "cpu")
     assert res.code == 0  # the plan does not read data...
     res = cli("--db", db_url, "search", "--data", "nope:x", "--device", "cpu", "--json")
-    assert res.code == 2 and "unknown --data kind" in res.err  # ...the search does
+    assert res.code == 2 and "unknown data kind" in res.err and "(--data)" in res.err  # ...the search does
 
 
 def test_search_writes_everything_to_the_store(cli, db_url: str, tiny_toml: Path):
@@ -105,11 +105,22 @@ def _subprocess_env() -> dict[str, str]:
     return env
 
 
+def _default_signals() -> None:
+    """Run in the child before exec: SIGINT back to its default disposition.
+
+    A process started in the background (``pytest &``, nohup, many CI runners) inherits SIGINT as
+    *ignored*, and Python then never installs its KeyboardInterrupt handler, so the child would
+    not notice the Ctrl-C this test sends. With SIG_DFL the child's Python installs it as usual.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _run_until(cmd: list[str], cwd: Path, store, epochs: int, sig: int) -> subprocess.Popen:
     """Start ``cmd``, wait until run 1 has ``epochs`` epochs in the store, then send ``sig``."""
     proc = subprocess.Popen(
-        cmd, env=_subprocess_env(), cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+        cmd, env=_subprocess_env(), cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, preexec_fn=_default_signals,
+    )  # fmt: skip
     deadline = time.monotonic() + 120
     sent = False
     try:

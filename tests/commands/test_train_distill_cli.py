@@ -76,7 +76,8 @@ def test_bad_teachers_are_one_line_exit_2(cli, db_url, files, tmp_path):
     junk.write_bytes(b"not a checkpoint")
     missing = tmp_path / "nope.safetensors"
     cases = [
-        (("--occlude", "lower", "--distill-from", missing), "--distill-from: checkpoint not found"),
+        (("--occlude", "lower", "--distill-from", missing), "checkpoint not found"),
+        (("--occlude", "lower", "--distill-from", missing), "written by a training run) (--distill-from)"),
         (("--occlude", "lower", "--distill-from", junk), "not a valid safetensors checkpoint"),
         (("--occlude", "lower", "--distill-from", "999"), "unknown run id 999"),
         (("--occlude", "lower", "--distill-from", str(occluded["run_id"])), "trained on occluded faces"),
@@ -118,6 +119,7 @@ def test_save_attention_without_an_attention_head_is_a_clear_error(cli, db_url, 
     res = cli("--db", db_url, "train", files[genotype], "--config", files["config"], *data,
               "--save-attention", tmp_path / "att")  # fmt: skip
     assert res.code == 2 and "has no attention maps" in res.err and "Traceback" not in res.err
+    assert "(--save-attention)" in res.err
     assert not (tmp_path / "att").exists()
     assert open_store(db_url).list_runs(kind="train") == []
 

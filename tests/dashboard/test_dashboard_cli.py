@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from automl.commands import dashboard as cmd
+from automl import dashboard_launch
 
 
 class FakePopen:
@@ -25,7 +25,7 @@ class FakePopen:
 @pytest.fixture
 def fake_popen(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
     FakePopen.calls = []
-    monkeypatch.setattr(cmd.subprocess, "Popen", FakePopen)
+    monkeypatch.setattr(dashboard_launch.subprocess, "Popen", FakePopen)
     return FakePopen.calls
 
 

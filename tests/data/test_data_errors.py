@@ -33,7 +33,7 @@ def _fer_csv(path: Path, header: str = "emotion,pixels,Usage", n_pix: int = 2304
 
 
 def test_unknown_kind_and_missing_paths(cli, tmp_path):
-    _one_line_error(cli("data", "info", "--data", "imagenet:/x"), "unknown --data kind", "synth")
+    _one_line_error(cli("data", "info", "--data", "imagenet:/x"), "unknown data kind", "synth", "(--data)")
     _one_line_error(cli("data", "info", "--data", "synth:nope"), "synth:fer")
     _one_line_error(cli("data", "info", "--data", f"fer2013:{tmp_path / 'none.csv'}"), "not found")
     for kind in ("rafdb", "affectnet", "bp4d", "disfa", "folder", "cifar10", "ferplus"):
@@ -124,7 +124,8 @@ def test_console_script_exit_code(tmp_path):
         text=True,
         timeout=120,
     )
-    assert res.returncode == 2 and "unknown --data kind" in res.stderr and "Traceback" not in res.stderr
+    assert res.returncode == 2 and "unknown data kind" in res.stderr and "Traceback" not in res.stderr
+    assert "(--data)" in res.stderr
 
 
 def test_synth_and_preview_commands(cli, tmp_path):

@@ -75,8 +75,9 @@ def test_au_task_uses_mean_f1():
 def test_task_mismatch_is_a_user_error():
     from automl.errors import UserError
 
-    with pytest.raises(UserError, match="pass --task au"):
+    with pytest.raises(UserError, match="set the task to 'au'") as info:
         SearchLoop(tiny_config(data="synth:au"), MemoryRecorder())
+    assert info.value.argument == "task" and "--" not in str(info.value)
 
 
 def test_resume_in_process_matches_an_uninterrupted_run(tmp_path: Path):

@@ -180,7 +180,10 @@ def build_facedata(
     (trl, trh), (tel, teh) = rows(*train_range), rows(*test_range)
     if trh <= trl or teh <= tel:
         which = "training" if trh <= trl else "held-out"
-        raise UserError(f"{name}: the {which} split is empty (too small an --n, or a fold without subjects)")
+        raise UserError(
+            f"{name}: the {which} split is empty (too few samples: raise n, or a fold without subjects)",
+            argument="n",
+        )
     y_tr, s_tr = labels(*train_range)
     y_te, s_te = labels(*test_range)
     x_all = torch.from_numpy(images)
