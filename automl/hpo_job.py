@@ -94,26 +94,16 @@ def tune_config(
     *,
     config: Config | None = None,
     preset: str | None = None,
-    config_file: str | Path | None = None,
-    data: str | None = None,
-    seed: int | None = None,
-    device: str | None = None,
-    epochs: int | None = None,
-    cpu_threads: int | None = None,
-    space: str | None = None,
+    **options: Any,
 ) -> Config:
     """``config`` (else the search run's ``stored`` config, else the ``quick`` preset; an explicit
-    ``preset`` replaces either), then the TOML ``config_file``, then the other arguments."""
-    from automl.train_job import option_overrides, resolve_config
+    ``preset`` replaces either), then the TOML ``config_file``, then the other options
+    (:func:`automl.train_job.train_config`'s: a trial trains as ``automl train`` does)."""
+    from automl.train_job import train_config
 
     if config is not None and preset is not None:
         raise UserError("pass a config or a preset, not both")
-    overrides = option_overrides(data=data, seed=seed, device=device, epochs=epochs, cpu_threads=cpu_threads)
-    if space:  # recorded with the hpo run and every trial's train run: the user's explicit choice
-        overrides["search"]["space"] = space
-    base = config.model_dump(mode="json") if config is not None else stored
-    path = Path(config_file) if config_file is not None else None
-    return resolve_config(base, preset_name=preset, config_file=path, overrides=overrides)
+    return train_config(base=config if config is not None else stored, preset=preset, **options)
 
 
 def check_target(genotype: dict[str, Any], cfg: Config, allow_user_code: str | None = None) -> None:

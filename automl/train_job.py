@@ -98,6 +98,7 @@ def train_config(
     target: Target | None = None,
     store: Store | str | None = None,
     *,
+    base: Config | dict[str, Any] | None = None,
     preset: str | None = None,
     config_file: str | Path | None = None,
     data: str | None = None,
@@ -107,15 +108,16 @@ def train_config(
     cpu_threads: int | None = None,
     space: str | None = None,
 ) -> Config:
-    """The configuration of training ``target``: its run's stored config (a run id) or the
-    ``quick`` preset, replaced by ``preset`` when given, then ``config_file``, then the options.
+    """The configuration of training (or tuning) ``target``: ``base`` if given, else its run's
+    stored config (a run id), else the ``quick`` preset -- replaced by ``preset`` when given --
+    then ``config_file``, then the options.
 
     ``space`` (the genotype's space, chosen explicitly) is recorded as ``search.space``.
     """
     from automl.nas.job import as_store
 
-    stored = None
-    if target is not None and not isinstance(target, dict) and _is_run_id(target):
+    stored = base.model_dump(mode="json") if isinstance(base, Config) else base
+    if stored is None and target is not None and not isinstance(target, dict) and _is_run_id(target):
         store = as_store(store)
         if store is not None:
             stored = store.get_run(int(target)).get("config") or None
