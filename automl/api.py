@@ -24,7 +24,7 @@ from automl.config import _deep_merge as deep_merge
 
 if TYPE_CHECKING:
     from automl.data import FaceData
-    from automl.export import ExportInfo
+    from automl.exporting import ExportInfo
     from automl.hpo_job import TuneResult
     from automl.nas.job import SearchResult
     from automl.nas.strategy import Strategy
@@ -137,7 +137,7 @@ def export(
 ) -> ExportInfo:
     """Export run ``run_id`` of ``store`` in ``fmt`` (one of
     :data:`automl.export_formats.EXPORT_FORMATS`); returns where it went and what it holds
-    (:class:`~automl.export.ExportInfo`)."""
+    (:class:`~automl.exporting.ExportInfo`)."""
     from automl.export_job import export_run
 
     return export_run(store, run_id, fmt, out)

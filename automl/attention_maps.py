@@ -29,7 +29,7 @@ def check_attention_head(
     """Fail before training when the network has no per-AU attention maps to save."""
     import torch
 
-    from automl.train import build_network, network_options
+    from automl.training import build_network, network_options
 
     model, _ = build_network(
         genotype,

@@ -156,7 +156,7 @@ def _run(genotype: dict[str, Any], cfg: Config, occlude: str, options: Any, init
     from automl.data.tasks import make_task
     from automl.distill import init_from_teacher
     from automl.distill_setup import make_distillation
-    from automl.train import evaluate, resolve_device, train_genotype
+    from automl.training import evaluate, resolve_device, train_genotype
 
     device = resolve_device(cfg.search.device)
     d = cfg.data

@@ -16,7 +16,7 @@ cross-entropy:
 The paper trains one student per term and finally **concatenates** the two students' embeddings
 under a new classifier: :class:`ConcatenatedStudents`.
 
-How the training loop (:func:`automl.train.fit`) uses it::
+How the training loop (:func:`automl.training.fit`) uses it::
 
     distiller = OcclusionDistiller(teacher, occlude="lower", config=DistillConfig(temperature=4.0))
     model = ...build the student network (same genotype: load the teacher's weights first)...

@@ -3,7 +3,7 @@
 :mod:`automl.distill` holds the losses and modules (docs/algorithms.md, distillation); this
 module finds the networks a training job names -- by train run id or checkpoint path -- checks
 that they fit the data, and turns :class:`DistillOptions` into the hooks
-:func:`automl.train.train_genotype` takes.
+:func:`automl.training.train_genotype` takes.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def load_teacher(
     store: Store | None, teacher: str | Path, data: Any, *, allow_user_code: str | None = None
 ) -> tuple[Any, dict[str, Any]]:
     """The teacher network (eval mode) and a description of it; it must fit ``data``."""
-    from automl.export import model_from_checkpoint
+    from automl.exporting import model_from_checkpoint
 
     path, run_id = checkpoint_path(store, teacher, "teacher")
     model, meta = model_from_checkpoint(path, allow_user_code=allow_user_code)
@@ -133,7 +133,7 @@ def load_partner(
     store: Store | None, spec: str | Path, data: Any, occlude: str, *, allow_user_code: str | None = None
 ) -> tuple[Any, dict[str, Any]]:
     """The second student of a concatenated model: a network trained on the same occluded faces."""
-    from automl.export import model_from_checkpoint
+    from automl.exporting import model_from_checkpoint
 
     path, run_id = checkpoint_path(store, spec, "concat_with")
     model, meta = model_from_checkpoint(path, allow_user_code=allow_user_code)
@@ -160,7 +160,7 @@ def train_concatenated(
     """The paper's final model: both students frozen, their L2-normalised embeddings concatenated
     under a new linear classifier trained on the occluded training faces; its test metrics."""
     from automl.distill import ConcatenatedStudents
-    from automl.train import fit
+    from automl.training import fit
 
     model = ConcatenatedStudents(student, partner, data.num_outputs)
     result = fit(
@@ -192,7 +192,7 @@ class Distillation:
 def make_distillation(
     teacher: Any, occlude: str, options: DistillOptions, *, seed: int = 0, init: bool = True
 ) -> Distillation:
-    """Hooks for :func:`automl.train.train_genotype`: occlude every batch, add the distillation
+    """Hooks for :func:`automl.training.train_genotype`: occlude every batch, add the distillation
     loss, and start the student from the teacher's weights when it is the same network (``init``)."""
     from automl.distill import OcclusionDistiller, init_from_teacher
 

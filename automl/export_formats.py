@@ -1,6 +1,6 @@
 """The export formats and their default file names: cheap to import (no torch).
 
-:mod:`automl.export` does the exporting; the CLI needs only these names to build its options.
+:mod:`automl.exporting` does the exporting; the CLI needs only these names to build its options.
 """
 
 from __future__ import annotations

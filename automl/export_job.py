@@ -4,7 +4,7 @@ For a ``train`` run the latest weights checkpoint (checked against the sha256 th
 is rebuilt into its network and exported; for a search (or any other) run only the untrained
 genotype can be exported, as JSON or as an NNI frozen architecture. Either way the exported file
 is registered with the run (``store.add_checkpoint(kind=FORMAT)``) so that the hashing side and
-the dashboard find it. The writing itself is :mod:`automl.export`'s.
+the dashboard find it. The writing itself is :mod:`automl.exporting`'s.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from automl.export_formats import DEFAULT_FILENAMES, check_format
 from automl.genotype_source import allowed_space, check_space_matches, guard_genotype_space
 
 if TYPE_CHECKING:
-    from automl.export import ExportInfo
+    from automl.exporting import ExportInfo
     from automl.store import Store
 
 
@@ -58,8 +58,8 @@ def trained_children(store: Store, run_id: int) -> list[int]:
 def search_sizes(run: dict[str, Any]) -> tuple[dict[str, int] | None, dict[str, Any]]:
     """Input/output sizes a search run recorded in its plan, and its config's final-training options."""
     from automl.config import TrainSection
-    from automl.export import NETWORK_SIZES
-    from automl.train import network_options
+    from automl.exporting import NETWORK_SIZES
+    from automl.training import network_options
 
     plan = (run.get("summary") or {}).get("plan") or {}
     sizes = None
@@ -76,7 +76,7 @@ def export_run(
 
     ``out`` defaults to the format's file name in the run's directory. A genotype of a user's NNI
     space is rebuilt only when ``space`` or the run's stored config names that space
-    (:func:`automl.genotype_source.allowed_space`). Returns :class:`automl.export.ExportInfo`.
+    (:func:`automl.genotype_source.allowed_space`). Returns :class:`automl.exporting.ExportInfo`.
     """
     from automl.nas.job import as_store
 
@@ -97,7 +97,7 @@ def _export_trained(
     store: Store, run: dict[str, Any], fmt: str, target: Path, allow: str | None
 ) -> ExportInfo:
     from automl.checkpoint import sha256_file
-    from automl.export import export_checkpoint
+    from automl.exporting import export_checkpoint
 
     run_id = run["id"]
     ckpt = weights_checkpoint(store, run_id)
@@ -112,7 +112,7 @@ def _export_trained(
 def _export_untrained(
     store: Store, run: dict[str, Any], fmt: str, target: Path, space: str | None
 ) -> ExportInfo:
-    from automl.export import export_genotype
+    from automl.exporting import export_genotype
 
     run_id = run["id"]
     arch = store.final_architecture(run_id)

@@ -1,6 +1,6 @@
 """Optuna studies over the final training's hyper-parameters of one searched architecture.
 
-What is tuned, and why these: the DARTS-style recipe in :mod:`automl.train` has six knobs whose
+What is tuned, and why these: the DARTS-style recipe in :mod:`automl.training` has six knobs whose
 best values move with the data set and the architecture -- learning rate and weight decay (log
 scale, they act multiplicatively), batch size, the share of the epoch budget, drop-path, and the
 network's width (``init_channels``, which also sets its cost). Everything else stays as configured.
@@ -320,7 +320,7 @@ class TrainObjective:
         """Train with the trial's settings, record the run's summary; the objectives' values."""
         import torch
 
-        from automl.train import train_genotype
+        from automl.training import train_genotype
 
         t, task = self.target, self._task
         result = train_genotype(

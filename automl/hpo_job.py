@@ -109,7 +109,7 @@ def tune_config(
 def check_target(genotype: dict[str, Any], cfg: Config, allow_user_code: str | None = None) -> None:
     """Fail fast (a :class:`UserError`) on a genotype its space rejects or bad data, before any run."""
     from automl.data.spec import parse_spec
-    from automl.train import resolve_device
+    from automl.training import resolve_device
     from search_spaces import UserCodeRefusedError, create_space
     from search_spaces.registry import SpaceUnavailableError
 

@@ -560,7 +560,7 @@ def run_local_workers(
 
 # Imported once by the fork server, then shared by every worker it forks (saves seconds of imports
 # per worker; a test session or a long-lived process starts the server once).
-FORKSERVER_PRELOAD = ["automl.hpo_workers", "automl.hpo", "automl.store", "automl.data", "automl.train"]
+FORKSERVER_PRELOAD = ["automl.hpo_workers", "automl.hpo", "automl.store", "automl.data", "automl.training"]
 
 
 def _worker_context() -> Any:

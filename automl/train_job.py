@@ -301,7 +301,7 @@ def _prepare(
     from automl.attention_maps import check_attention_head
     from automl.data.tasks import make_task
     from automl.distill_setup import load_partner, load_teacher, make_distillation
-    from automl.train import resolve_device
+    from automl.training import resolve_device
 
     genotype = _validated(genotype, allow_user_code)
     device = resolve_device(cfg.search.device)
@@ -357,7 +357,7 @@ def _occluder(part: str) -> Any:
 
 
 def _step_progress(progress: ProgressCallback | None, label: str, state: dict[str, str]) -> Any:
-    """``automl.train``'s per-step callback, relayed as :class:`ProgressEvent`\\ s."""
+    """``automl.training``'s per-step callback, relayed as :class:`ProgressEvent`\\ s."""
     if progress is None:
         return None
 
@@ -371,8 +371,8 @@ def _step_progress(progress: ProgressCallback | None, label: str, state: dict[st
 
 def _fit(job: _Job, run_dir: Path, progress: ProgressCallback | None, label: str,
          record_epoch: Any = None, run_id: int | None = None) -> Any:
-    """Train the network; its checkpoint is written into ``run_dir``. Returns automl.train's result."""
-    from automl.train import train_genotype
+    """Train the network; its checkpoint is written into ``run_dir``. Returns automl.training's result."""
+    from automl.training import train_genotype
 
     state = {"metric": ""}
 

@@ -107,3 +107,14 @@ def test_search_then_train_then_export_from_python(faces, tmp_path) -> None:
     assert trained.checkpoint.is_file() and "accuracy" in trained.metrics
     info = automl.export(trained.run_id, "json", store=url, out=tmp_path / "g.json")
     assert info.path.is_file()
+
+
+def test_api_names_are_functions_even_after_every_module_is_imported() -> None:
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.iter_modules(automl.__path__):  # a submodule named like a function would shadow it
+        if info.name not in ("__main__", "cli"):
+            importlib.import_module(f"automl.{info.name}")
+    for name in ("search", "train", "tune", "export", "load_data", "face_data"):
+        assert callable(getattr(automl, name)) and not isinstance(getattr(automl, name), type(automl)), name

@@ -18,7 +18,7 @@ from automl.distill import (
     triplet_distillation_loss,
 )
 from automl.errors import UserError
-from automl.train import fit
+from automl.training import fit
 from search_spaces.face import FaceSpace
 
 

@@ -28,7 +28,7 @@ def test_a_bad_device_seed_or_data_names_the_argument_not_a_flag(monkeypatch: py
     from automl.data import load_data
     from automl.nas.job import search_config
     from automl.nas.search import resolve_device as search_device
-    from automl.train import resolve_device
+    from automl.training import resolve_device
 
     _no_gpu(monkeypatch)
     for device in (resolve_device, search_device):
@@ -65,7 +65,7 @@ def _one_line(res) -> str:
 
 def test_the_cli_prints_the_library_message_with_the_flag(cli, monkeypatch: pytest.MonkeyPatch, db_url):
     from automl.data import load_data
-    from automl.train import resolve_device
+    from automl.training import resolve_device
 
     _no_gpu(monkeypatch)
     cases = [

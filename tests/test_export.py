@@ -14,7 +14,7 @@ from torch import nn
 
 from automl.checkpoint import save_checkpoint
 from automl.errors import UserError
-from automl.export import (
+from automl.exporting import (
     export_checkpoint,
     export_genotype,
     export_onnx,
@@ -22,7 +22,7 @@ from automl.export import (
     inference_model,
     model_from_checkpoint,
 )
-from automl.train import build_network
+from automl.training import build_network
 
 GENOTYPE = {
     "space": "darts",

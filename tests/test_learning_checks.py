@@ -252,7 +252,7 @@ class _TinyNet(nn.Module):
 def test_fit_judges_the_test_split_with_the_classifiers_input_as_embedding(shuffled):
     from automl.config import TrainSection
     from automl.data.tasks import make_task
-    from automl.train import fit, split_signal
+    from automl.training import fit, split_signal
 
     x, y = _bright_half_data(240, seed=0)
     xt, yt = _bright_half_data(120, seed=1)

@@ -79,7 +79,7 @@ def _files(tmp_path, threads: int):
 
 def test_train_runs_on_the_configured_threads_and_records_them(cli, db_url, tmp_path, monkeypatch):
     seen: list[int] = []
-    import automl.train as train_module
+    import automl.training as train_module
 
     real_fit = train_module.fit
 

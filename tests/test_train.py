@@ -11,7 +11,7 @@ from automl.data.augment import Augment, occlude
 from automl.data.spec import load_data
 from automl.data.tasks import make_task
 from automl.errors import UserError
-from automl.train import evaluate, fit, place_split, resolve_device, train_genotype
+from automl.training import evaluate, fit, place_split, resolve_device, train_genotype
 
 GENOTYPE = {
     "space": "darts",

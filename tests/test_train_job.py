@@ -84,12 +84,12 @@ def test_without_a_store_only_the_checkpoint_is_written(tmp_path, cfg):
 
 
 def test_a_failure_inside_the_job_is_recorded_failed(tmp_path, cfg, monkeypatch):
-    import automl.train
+    import automl.training
 
     def broken(*args, **kwargs):
         raise RuntimeError("the loss went\nto NaN")
 
-    monkeypatch.setattr(automl.train, "fit", broken)
+    monkeypatch.setattr(automl.training, "fit", broken)
     store = open_store(f"sqlite:///{tmp_path / 'runs.db'}")
     torch.manual_seed(7)
     before = _process_state()

@@ -62,6 +62,17 @@ def au_pos_weight(y: torch.Tensor, clip: tuple[float, float] = POS_WEIGHT_CLIP) 
     return w.clamp(*clip).float()
 
 
+def _loss_input(logits: torch.Tensor) -> torch.Tensor:
+    """Logits as the loss sees them: half and bfloat16 widened to float32, float32 and float64 kept.
+
+    A float64 run (``search.precision = "float64"``) must keep its loss in float64: rounding the
+    logits to float32 adds errors of ~1e-8 that a 1e-16 difference upstream decides (two processes
+    on half batches vs one on the whole batch), and a search amplifies them until its discrete
+    choices (max-pool winners, validation argmaxes, pruning) differ.
+    """
+    return logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
+
+
 def _hard(y: torch.Tensor) -> torch.Tensor:
     return y.argmax(dim=1) if y.dim() == 2 else y.long()
 
@@ -98,8 +109,9 @@ class FERTask(Task):
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         y = y.to(logits.device)
         if y.dim() == 2:  # probability targets (FER+ probability mode)
-            return F.cross_entropy(logits.float(), y.float())
-        return F.cross_entropy(logits.float(), y.long())
+            x = _loss_input(logits)
+            return F.cross_entropy(x, y.to(x.dtype))
+        return F.cross_entropy(_loss_input(logits), y.long())
 
     def evaluate(self, logits: torch.Tensor, y: torch.Tensor) -> dict:
         with torch.no_grad():
@@ -125,8 +137,9 @@ class AUTask(Task):
         self.pos_weight = None if pos_weight is None else pos_weight.detach().float().cpu()
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        pw = None if self.pos_weight is None else self.pos_weight.to(logits.device)
-        return F.binary_cross_entropy_with_logits(logits.float(), y.to(logits.device).float(), pos_weight=pw)
+        x = _loss_input(logits)
+        pw = None if self.pos_weight is None else self.pos_weight.to(x.device, x.dtype)
+        return F.binary_cross_entropy_with_logits(x, y.to(x.device, x.dtype), pos_weight=pw)
 
     def evaluate(self, logits: torch.Tensor, y: torch.Tensor) -> dict:
         with torch.no_grad():

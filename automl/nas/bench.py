@@ -356,7 +356,7 @@ def retrain(
 ) -> tuple[float, int]:
     """(test metric, params) of ``genotype`` trained from scratch: the one recipe for found and
     random architectures alike, so that their metrics compare."""
-    from automl.train import train_genotype
+    from automl.training import train_genotype
 
     result = train_genotype(
         genotype, data, task, cfg.train, device=device, seed=seed, epochs=epochs,

@@ -8,7 +8,7 @@ import torch
 
 from automl.checkpoint import save_checkpoint
 from automl.store import open_store
-from automl.train import build_network
+from automl.training import build_network
 
 GENOTYPE = {
     "space": "darts",

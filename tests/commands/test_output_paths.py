@@ -44,7 +44,7 @@ def _train_run(db_url: str) -> int:
 
     from automl.checkpoint import save_checkpoint
     from automl.store import open_store
-    from automl.train import build_network
+    from automl.training import build_network
 
     store = open_store(db_url)
     torch.manual_seed(0)

@@ -14,7 +14,7 @@ from automl.config import AugmentSection, Config, validate_config
 from automl.data.augment import Augment, augment_for, build_augment, scaled_pixels
 from automl.data.spec import load_data
 from automl.errors import UserError
-from automl.train import train_genotype
+from automl.training import train_genotype
 
 
 def _digits_folder(root: Path, n_per_class: int = 6) -> Path:

@@ -45,7 +45,7 @@ from automl.checkpoint import (
 )
 from automl.errors import UserError
 from automl.export_formats import DEFAULT_FILENAMES, EXPORT_FORMATS, check_format  # noqa: F401 (re-exported)
-from automl.train import build_network, split_output
+from automl.training import build_network, split_output
 
 CLASSIFIER_NAMES = ("classifier", "fc", "head", "linear")
 SIDECAR_KEYS = ("in_channels", "image_size", "num_outputs", "task", "class_names", "genotype", "space")
@@ -319,7 +319,7 @@ def export_nni(
     """The genotype as an NNI frozen architecture; NNI must rebuild it before anything is written.
 
     ``allow_user_code``: the ``nni:`` space the user chose explicitly (see
-    :func:`automl.train.build_network`)."""
+    :func:`automl.training.build_network`)."""
     from search_spaces.registry import UserCodeRefusedError
 
     try:

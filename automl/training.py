@@ -209,7 +209,7 @@ def _embedding_forward(model: nn.Module) -> tuple[EmbeddingForward | None, Calla
     """(``x -> (output, embedding)``, a clean-up to call afterwards); ``(None, ...)`` when the
     network has no embedding to read.
 
-    The embedding is the export's (:mod:`automl.export`): the network's own
+    The embedding is the export's (:mod:`automl.exporting`): the network's own
     ``forward_with_embedding`` / ``embed`` when it has them, else the input of its final linear
     classifier, read by a forward hook (:class:`automl.distill.EmbeddingTap`) during the ordinary
     forward, so the checked features are those of the very pass that gave the logits.
