@@ -75,7 +75,8 @@ class SearchSection(_Section):
     max_params: float | None = Field(None, gt=0, description="Parameter budget in millions.")
     precision: Literal["float32", "float64"] = Field(
         "float32",
-        description="float64 makes runs with different process counts agree bit for bit (slow; CPU).",
+        description="float64 makes runs with different process counts agree to float64 rounding, "
+        "which keeps their discrete choices identical (slow; CPU).",
     )
     cpu_threads: int | None = Field(
         None,
