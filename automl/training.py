@@ -315,6 +315,215 @@ def evaluate(
     return task.evaluate(outputs.logits, y.cpu())
 
 
+@dataclass
+class _Trainer:
+    """What every training step needs, gathered once by :func:`_setup_training` so that the epoch
+    and step helpers of :func:`fit` share one set of objects instead of a dozen arguments."""
+
+    model: nn.Module
+    task: Any
+    train_cfg: TrainSection
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    scaler: torch.amp.GradScaler
+    params: list[nn.Parameter]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    prepare: TransformFn
+    transform: TransformFn | None
+    extra_loss: ExtraLossFn | None
+    on_device: bool = True
+
+    @property
+    def cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+
+def _fit_lengths(
+    train_x: torch.Tensor,
+    test_x: torch.Tensor | None,
+    test_y: torch.Tensor | None,
+    train_cfg: TrainSection,
+    epochs: int | None,
+    eval_every: int | None,
+) -> tuple[int, int, int]:
+    """``(epochs, eval_every, n)`` with the config's defaults, refusing sizes the loop cannot run:
+    checked before anything is seeded or moved, so a bad call leaves the model untouched."""
+    eval_every = int(eval_every if eval_every is not None else train_cfg.eval_every)
+    epochs = int(epochs if epochs is not None else train_cfg.epochs)
+    if epochs < 1:
+        raise UserError(f"the number of epochs must be at least 1 (got {epochs})", argument="epochs")
+    n = int(train_x.shape[0])
+    if n < 2:
+        raise UserError(f"the training split has {n} samples; training needs at least 2")
+    if test_x is not None and test_y is None:
+        raise ValueError("test_x given without test_y")
+    return epochs, eval_every, n
+
+
+def _seeded_augment(augment: TransformFn | None, seed: int) -> TransformFn:
+    """The batch preparation: an :class:`Augment` draws from its own generator seeded with
+    ``seed + 1`` (so runs are reproducible and the shuffling generator is not disturbed); a custom
+    callable is used as given; without one the batch is only scaled to float."""
+    if isinstance(augment, Augment):
+        aug_generator = torch.Generator().manual_seed(seed + 1)
+        aug = augment
+
+        def augment(x: torch.Tensor) -> torch.Tensor:
+            return aug(x, generator=aug_generator)
+
+    return augment or to_float
+
+
+def _setup_training(
+    model: nn.Module,
+    train_cfg: TrainSection,
+    task: Any,
+    device: torch.device,
+    *,
+    epochs: int,
+    seed: int,
+    augment: TransformFn | None,
+    transform: TransformFn | None,
+    extra_loss: ExtraLossFn | None,
+) -> _Trainer:
+    """Device settings, the model on the device, optimiser, cosine schedule and batch preparation.
+
+    On CUDA this switches on ``cudnn.benchmark`` and channels-last; the gradient scaler is only
+    active for fp16 autocast (bf16 needs none).
+    """
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    amp_dtype = _amp_dtype(device, train_cfg.amp)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    model.to(device)
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(
+        params, lr=train_cfg.lr, momentum=train_cfg.momentum, weight_decay=train_cfg.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=0.0)
+    return _Trainer(
+        model=model,
+        task=task,
+        train_cfg=train_cfg,
+        device=device,
+        amp_dtype=amp_dtype,
+        scaler=scaler,
+        params=params,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        prepare=_seeded_augment(augment, seed),
+        transform=transform,
+        extra_loss=extra_loss,
+    )
+
+
+def _train_step(
+    tr: _Trainer, xs: torch.Tensor, ys: torch.Tensor, idx: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One optimiser step on the samples ``idx``: ``(loss, logits, labels)`` of that batch.
+
+    The loss is the task's on the logits, plus the weighted auxiliary head's and ``extra_loss``
+    (e.g. distillation); gradients are unscaled before norm clipping so the clip sees true norms.
+    """
+    xb = xs[idx]
+    yb = ys[idx]
+    if not tr.on_device:
+        xb = xb.to(tr.device, non_blocking=True)
+        yb = yb.to(tr.device, non_blocking=True)
+    xb = tr.prepare(xb)
+    if tr.transform is not None:
+        xb = tr.transform(xb)
+    if tr.cuda:
+        xb = xb.contiguous(memory_format=torch.channels_last)
+    cfg = tr.train_cfg
+    with _autocast(tr.device, tr.amp_dtype):
+        output = forward_train(tr.model, xb)
+        logits, aux = split_output(output)
+        loss = tr.task.loss(logits.float(), yb)
+        if aux is not None and cfg.auxiliary_weight > 0:
+            loss = loss + cfg.auxiliary_weight * tr.task.loss(aux.float(), yb)
+        if tr.extra_loss is not None:
+            loss = loss + tr.extra_loss(xb, yb, output)
+    tr.optimizer.zero_grad(set_to_none=True)
+    tr.scaler.scale(loss).backward()
+    tr.scaler.unscale_(tr.optimizer)
+    nn.utils.clip_grad_norm_(tr.params, cfg.grad_clip)
+    tr.scaler.step(tr.optimizer)
+    tr.scaler.update()
+    return loss, logits, yb
+
+
+def _train_epoch(
+    tr: _Trainer,
+    xs: torch.Tensor,
+    ys: torch.Tensor,
+    generator: torch.Generator,
+    *,
+    epoch: int,
+    epochs: int,
+    batch_size: int,
+    step: int,
+    total_steps: int,
+    progress: ProgressFn | None,
+) -> tuple[dict[str, Any], int]:
+    """One pass over a fresh permutation of the training split: ``(record, step)``.
+
+    Drop-path grows linearly with the epoch; the record holds the epoch's mean training loss,
+    its metric over every batch's logits and the learning rate used. A non-finite loss stops
+    here as a user error, since later epochs could only carry NaNs.
+    """
+    model = tr.model
+    n = int(xs.shape[0])
+    model.train()
+    if hasattr(model, "drop_path_prob"):
+        model.drop_path_prob = tr.train_cfg.drop_path * epoch / epochs
+    lr = tr.optimizer.param_groups[0]["lr"]
+    perm = torch.randperm(n, generator=generator)
+    if tr.on_device:
+        perm = perm.to(tr.device)
+    loss_sum = torch.zeros((), device=tr.device)
+    seen = 0
+    logit_chunks: list[torch.Tensor] = []
+    label_chunks: list[torch.Tensor] = []
+    for start in range(0, n, batch_size):
+        idx = perm[start : start + batch_size]
+        if idx.numel() < 2:  # a lone sample breaks BatchNorm statistics; skip the remainder
+            continue
+        loss, logits, yb = _train_step(tr, xs, ys, idx)
+        loss_sum += loss.detach().float() * idx.numel()
+        seen += idx.numel()
+        logit_chunks.append(logits.detach().float())
+        label_chunks.append(yb)
+        step += 1
+        if progress is not None:
+            progress(step, total_steps, {"epoch": epoch, "epochs": epochs})
+    tr.scheduler.step()
+    train_loss = float(loss_sum) / max(seen, 1)
+    if not math.isfinite(train_loss):
+        raise UserError(
+            f"training diverged (loss is {train_loss} in epoch {epoch}); lower the learning rate "
+            "(train.lr in the config file) or check the labels",
+            argument="config_file",
+        )
+    train_metric = float(tr.task.score(torch.cat(logit_chunks).cpu(), torch.cat(label_chunks).cpu()))
+    record: dict[str, Any] = {
+        "phase": "train",
+        "train_loss": train_loss,
+        "train_metric": train_metric,
+        "lr": lr,
+        "drop_path_prob": float(getattr(model, "drop_path_prob", 0.0)),
+    }
+    return record, step
+
+
+def _due_for_eval(epoch: int, epochs: int, eval_every: int) -> bool:
+    """The test split is evaluated every ``eval_every`` epochs (never when 0) and after the last."""
+    return epoch == epochs - 1 or (eval_every > 0 and (epoch + 1) % eval_every == 0)
+
+
 def fit(
     model: nn.Module,
     train_x: torch.Tensor,
@@ -343,130 +552,37 @@ def fit(
     Returns the per-epoch history and the final test metrics (empty if no test split is given).
     """
     device = resolve_device(device)
-    eval_every = int(eval_every if eval_every is not None else train_cfg.eval_every)
-    epochs = int(epochs if epochs is not None else train_cfg.epochs)
-    if epochs < 1:
-        raise UserError(f"the number of epochs must be at least 1 (got {epochs})", argument="epochs")
-    n = int(train_x.shape[0])
-    if n < 2:
-        raise UserError(f"the training split has {n} samples; training needs at least 2")
-    if test_x is not None and test_y is None:
-        raise ValueError("test_x given without test_y")
-
+    epochs, eval_every, n = _fit_lengths(train_x, test_x, test_y, train_cfg, epochs, eval_every)
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    cuda = device.type == "cuda"
-    if cuda:
-        torch.backends.cudnn.benchmark = True
-    amp_dtype = _amp_dtype(device, train_cfg.amp)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-
-    model.to(device)
-    if cuda:
-        model.to(memory_format=torch.channels_last)
+    tr = _setup_training(
+        model, train_cfg, task, device, epochs=epochs, seed=seed,
+        augment=augment, transform=transform, extra_loss=extra_loss,
+    )  # fmt: skip
     xs = place_split(train_x, device)
     ys = place_split(train_y, device)
-    on_device = xs.device == device
+    tr.on_device = xs.device == device
     if test_x is not None:  # evaluated every epoch: keep it on the device as well when it fits
         test_x = place_split(test_x, device)
-
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(
-        params, lr=train_cfg.lr, momentum=train_cfg.momentum, weight_decay=train_cfg.weight_decay
-    )
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=0.0)
-    if isinstance(augment, Augment):  # its randomness from a seeded generator: reproducible runs
-        aug_generator = torch.Generator().manual_seed(seed + 1)
-        aug = augment
-
-        def augment(x: torch.Tensor) -> torch.Tensor:
-            return aug(x, generator=aug_generator)
-
-    prepare = augment or to_float
     batch_size = min(train_cfg.batch_size, n)
-    steps_per_epoch = math.ceil(n / batch_size)
-    total_steps = steps_per_epoch * epochs
+    total_steps = math.ceil(n / batch_size) * epochs
     history: list[dict[str, Any]] = []
     metrics: dict[str, Any] = {}
     final_outputs: SplitOutputs | None = None
     step = 0
     start_all = time.perf_counter()
-
     for epoch in range(epochs):
         t0 = time.perf_counter()
-        model.train()
-        if hasattr(model, "drop_path_prob"):
-            model.drop_path_prob = train_cfg.drop_path * epoch / epochs
-        lr = optimizer.param_groups[0]["lr"]
-        perm = torch.randperm(n, generator=generator)
-        if on_device:
-            perm = perm.to(device)
-        loss_sum = torch.zeros((), device=device)
-        seen = 0
-        logit_chunks: list[torch.Tensor] = []
-        label_chunks: list[torch.Tensor] = []
-        for start in range(0, n, batch_size):
-            idx = perm[start : start + batch_size]
-            if idx.numel() < 2:  # a lone sample breaks BatchNorm statistics; skip the remainder
-                continue
-            xb = xs[idx]
-            yb = ys[idx]
-            if not on_device:
-                xb = xb.to(device, non_blocking=True)
-                yb = yb.to(device, non_blocking=True)
-            xb = prepare(xb)
-            if transform is not None:
-                xb = transform(xb)
-            if cuda:
-                xb = xb.contiguous(memory_format=torch.channels_last)
-            with _autocast(device, amp_dtype):
-                output = forward_train(model, xb)
-                logits, aux = split_output(output)
-                loss = task.loss(logits.float(), yb)
-                if aux is not None and train_cfg.auxiliary_weight > 0:
-                    loss = loss + train_cfg.auxiliary_weight * task.loss(aux.float(), yb)
-                if extra_loss is not None:
-                    loss = loss + extra_loss(xb, yb, output)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-            nn.utils.clip_grad_norm_(params, train_cfg.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            loss_sum += loss.detach().float() * idx.numel()
-            seen += idx.numel()
-            logit_chunks.append(logits.detach().float())
-            label_chunks.append(yb)
-            step += 1
-            if progress is not None:
-                progress(step, total_steps, {"epoch": epoch, "epochs": epochs})
-        scheduler.step()
-        train_loss = float(loss_sum) / max(seen, 1)
-        if not math.isfinite(train_loss):
-            raise UserError(
-                f"training diverged (loss is {train_loss} in epoch {epoch}); lower the learning rate "
-                "(train.lr in the config file) or check the labels",
-                argument="config_file",
-            )
-        train_metric = float(task.score(torch.cat(logit_chunks).cpu(), torch.cat(label_chunks).cpu()))
-        record: dict[str, Any] = {
-            "phase": "train",
-            "train_loss": train_loss,
-            "train_metric": train_metric,
-            "lr": lr,
-            "drop_path_prob": float(getattr(model, "drop_path_prob", 0.0)),
-        }
+        record, step = _train_epoch(
+            tr, xs, ys, generator, epoch=epoch, epochs=epochs, batch_size=batch_size,
+            step=step, total_steps=total_steps, progress=progress,
+        )  # fmt: skip
         last = epoch == epochs - 1
-        if test_x is not None and (last or (eval_every > 0 and (epoch + 1) % eval_every == 0)):
+        if test_x is not None and _due_for_eval(epoch, epochs, eval_every):
             outputs = predict_split(  # the last epoch's also feeds the learning checks
-                model,
-                test_x,
-                device=device,
-                batch_size=max(batch_size, 256),
-                amp=train_cfg.amp,
-                transform=transform,
-                embeddings=last,
-            )
+                model, test_x, device=device, batch_size=max(batch_size, 256),
+                amp=train_cfg.amp, transform=transform, embeddings=last,
+            )  # fmt: skip
             metrics = task.evaluate(outputs.logits, test_y.cpu())
             if last:
                 final_outputs = outputs
@@ -509,6 +625,83 @@ class TrainResult:
     signal: dict[str, Any] | None = None  # automl.learning_checks' verdict on the evaluated split
 
 
+@dataclass
+class _BuiltNetwork:
+    """A freshly initialised network for a data set, with what its checkpoint must record."""
+
+    model: nn.Module
+    genotype: dict[str, Any]  # validated by the space (canonical form)
+    options: dict[str, Any]
+    sizes: dict[str, Any]
+    cost: dict[str, float | None]
+
+
+def _build_for_data(
+    genotype: dict[str, Any],
+    data: Any,
+    train_cfg: TrainSection,
+    *,
+    seed: int,
+    allow_user_code: AllowUserCode,
+) -> _BuiltNetwork:
+    """``genotype``'s network sized for ``data``, with its cost. The global seed is set just
+    before construction because the weight initialisation is part of the seeded run."""
+    options = network_options(train_cfg)
+    sizes = {"in_channels": data.in_channels, "num_outputs": data.num_outputs, "image_size": data.image_size}
+    torch.manual_seed(seed)
+    model, space = build_network(genotype, options=options, allow_user_code=allow_user_code, **sizes)
+    genotype = space.validate_genotype(genotype)
+    cost = network_cost(space, genotype, model, **sizes, **options)
+    return _BuiltNetwork(model=model, genotype=genotype, options=options, sizes=sizes, cost=cost)
+
+
+def _default_augment(
+    augment: TransformFn | None, train_cfg: TrainSection, augment_cfg: AugmentSection | None, data: Any
+) -> TransformFn | None:
+    """The caller's ``augment``, else (when ``train_cfg.augment`` is on) the ``[augment]`` section's
+    at the data's size; flips only where the data allows them (``hflip_ok``), since some face
+    labels (e.g. left/right action units) are not mirror-symmetric."""
+    if augment is None and train_cfg.augment:
+        augment = build_augment(
+            augment_cfg if augment_cfg is not None else AugmentSection(),
+            image_size=data.image_size,
+            hflip_ok=bool(getattr(data, "hflip_ok", True)),
+        )
+    return augment
+
+
+def _checkpoint_meta(
+    built: _BuiltNetwork,
+    data: Any,
+    task: Any,
+    metrics: dict[str, Any],
+    *,
+    epochs_run: int,
+    seed: int,
+    augment: TransformFn | None,
+    extra_meta: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The checkpoint's description: enough to rebuild the network (genotype, sizes, options) and
+    to tell later what it was trained on and how well it did; ``extra_meta`` wins on conflicts."""
+    return {
+        "genotype": built.genotype,
+        "space": built.genotype["space"],
+        **built.sizes,
+        "class_names": list(data.class_names),
+        "task": data.task,
+        "data": data.name,
+        "primary_metric": task.primary_metric,
+        "metrics": metrics,
+        "network_options": built.options,
+        "params": built.cost["params"],
+        "mflops": built.cost["mflops"],
+        "epochs": epochs_run,
+        "seed": seed,
+        "augment": _augment_settings(augment),
+        **(extra_meta or {}),
+    }
+
+
 def train_genotype(
     genotype: dict[str, Any],
     data: Any,
@@ -545,56 +738,22 @@ def train_genotype(
     ``data``'s test split (named ``eval_split`` in the warnings; see :func:`split_signal`).
     ``allow_user_code``: the ``nni:`` space the user chose explicitly (see :func:`build_network`).
     """
-    options = network_options(train_cfg)
-    sizes = {"in_channels": data.in_channels, "num_outputs": data.num_outputs, "image_size": data.image_size}
-    torch.manual_seed(seed)  # weight initialisation is part of the seeded run
-    model, space = build_network(genotype, options=options, allow_user_code=allow_user_code, **sizes)
-    genotype = space.validate_genotype(genotype)
-    cost = network_cost(space, genotype, model, **sizes, **options)
+    built = _build_for_data(genotype, data, train_cfg, seed=seed, allow_user_code=allow_user_code)
+    model = built.model
     if prepare_model is not None:
         prepare_model(model)
-    if augment is None and train_cfg.augment:
-        augment = build_augment(
-            augment_cfg if augment_cfg is not None else AugmentSection(),
-            image_size=data.image_size,
-            hflip_ok=bool(getattr(data, "hflip_ok", True)),
-        )
+    augment = _default_augment(augment, train_cfg, augment_cfg, data)
     result = fit(
-        model,
-        data.train_x,
-        data.train_y,
-        task,
-        train_cfg,
-        test_x=data.test_x,
-        test_y=data.test_y,
-        device=device,
-        seed=seed,
-        epochs=epochs,
-        augment=augment,
-        transform=transform,
-        extra_loss=extra_loss,
-        progress=progress,
-        on_epoch=on_epoch,
-    )
+        model, data.train_x, data.train_y, task, train_cfg,
+        test_x=data.test_x, test_y=data.test_y, device=device, seed=seed, epochs=epochs,
+        augment=augment, transform=transform, extra_loss=extra_loss, progress=progress, on_epoch=on_epoch,
+    )  # fmt: skip
     metrics = dict(result.metrics)
     signal = split_signal(task, result.outputs, data.test_y, split=eval_split)
-    meta = {
-        "genotype": genotype,
-        "space": genotype["space"],
-        **sizes,
-        "class_names": list(data.class_names),
-        "task": data.task,
-        "data": data.name,
-        "primary_metric": task.primary_metric,
-        "metrics": metrics,
-        "network_options": options,
-        "params": cost["params"],
-        "mflops": cost["mflops"],
-        "epochs": len(result.history),
-        "seed": seed,
-        "augment": _augment_settings(augment),
-        **(extra_meta or {}),
-    }
+    meta = _checkpoint_meta(
+        built, data, task, metrics, epochs_run=len(result.history), seed=seed, augment=augment,
+        extra_meta=extra_meta,
+    )  # fmt: skip
     model.cpu()
     checkpoint = None
     if run_dir is not None:
@@ -603,12 +762,12 @@ def train_genotype(
         checkpoint = save_checkpoint(Path(run_dir) / "model.safetensors", model, meta).path
     return TrainResult(
         model=model,
-        genotype=genotype,
+        genotype=built.genotype,
         metrics=metrics,
         history=result.history,
-        params=int(cost["params"] or 0),
-        mflops=cost["mflops"],
-        network_options=options,
+        params=int(built.cost["params"] or 0),
+        mflops=built.cost["mflops"],
+        network_options=built.options,
         wall_time=result.wall_time,
         checkpoint=checkpoint,
         meta=meta,

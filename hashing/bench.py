@@ -258,6 +258,89 @@ def check_index_benchmark(n: int, n_bits: int, dim: int, n_queries: int, k: int,
         raise HashingError(f"n_bits must be a positive multiple of 8 (got {n_bits})", param="n_bits")
 
 
+def _synthetic_embeddings(
+    rng: np.random.Generator, n: int, dim: int, n_classes: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(centers, labels, float16 embeddings)``: Gaussian clusters, drawn in chunks of 200k so a
+    million float32 rows never exist at once (only their float16 copy)."""
+    centers = rng.standard_normal((n_classes, dim)).astype(np.float32)
+    labels = rng.integers(0, n_classes, n)
+    emb = np.empty((n, dim), np.float16)
+    for s in range(0, n, 200_000):
+        e = s + 200_000
+        emb[s:e] = centers[labels[s:e]] + rng.standard_normal((len(labels[s:e]), dim), dtype=np.float32)
+    return centers, labels, emb
+
+
+def _build_and_refresh(
+    emb: np.ndarray, labels: np.ndarray, n_bits: int, dim: int, seed: int, say: Callable[[str], None]
+) -> tuple[Any, float, float, float]:
+    """``(index, build seconds, refresh seconds, refresh CPU seconds)``.
+
+    The first 2000 items are added with labels (they train the hasher), the rest unlabelled.
+    One labelled update (a BSODH stage) then makes every stored code stale, which is the case the
+    refresh time is about.
+    """
+    from hashing.index import HashIndex
+
+    n = len(emb)
+    idx = HashIndex(BSODH(n_bits, **PRESETS["cifar10"], seed=seed), dim, refresh_every=1, device="cpu")
+    say("building the index")
+    t0 = time.perf_counter()
+    n_lab = min(2000, n)
+    idx.add(emb[:n_lab], labels=labels[:n_lab])
+    if n > n_lab:
+        idx.add(emb[n_lab:])
+    build_s = time.perf_counter() - t0
+    batch = emb[:2000].astype(np.float32)
+    idx.hasher.partial_fit(batch, labels[:2000])
+    t0, c0 = time.perf_counter(), time.process_time()
+    idx.refresh()
+    refresh_s, refresh_cpu_s = time.perf_counter() - t0, time.process_time() - c0
+    return idx, build_s, refresh_s, refresh_cpu_s
+
+
+def _time_raw_faiss(
+    codes: np.ndarray, q_codes: np.ndarray, n_bits: int, k: int
+) -> tuple[np.ndarray, np.ndarray, float, float, float]:
+    """``(distances, ids, seconds, 1-thread seconds, 1-thread CPU seconds)`` of a plain
+    ``IndexBinaryFlat`` over the same codes: the baseline HashIndex must not fall far behind.
+    The one-thread repeat gives a figure that holds on a loaded machine; the thread count is
+    restored afterwards."""
+    import faiss
+
+    raw = faiss.IndexBinaryFlat(n_bits)
+    raw.add(codes)
+    t0 = time.perf_counter()
+    D_raw, I_raw = raw.search(q_codes, k)
+    raw_s = time.perf_counter() - t0
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)  # the same search on one OpenMP thread, for a loaded machine
+    t0, c0 = time.perf_counter(), time.process_time()
+    raw.search(q_codes, k)
+    raw_1t_s, raw_1t_cpu = time.perf_counter() - t0, time.process_time() - c0
+    faiss.omp_set_num_threads(threads)
+    return D_raw, I_raw, raw_s, raw_1t_s, raw_1t_cpu
+
+
+def _numpy_popcount(
+    codes: np.ndarray, q_codes: np.ndarray, n_bits: int, k: int, nq_np: int
+) -> tuple[list[np.ndarray], float, float]:
+    """``(top-k row numbers per query, seconds, CPU seconds)`` of brute-force popcount in numpy,
+    the naive alternative; rows are compared as uint64 words when the code length allows."""
+    db64 = codes.view(np.uint64) if n_bits % 64 == 0 else None
+    t0, c0 = time.perf_counter(), time.process_time()
+    np_ids = []
+    for i in range(nq_np):
+        if db64 is not None:
+            dist = np.bitwise_count(db64 ^ q_codes[i].view(np.uint64)).sum(axis=1)
+        else:
+            dist = np.bitwise_count(codes ^ q_codes[i]).sum(axis=1)
+        top = np.argpartition(dist, k)[:k]
+        np_ids.append(top[np.lexsort((top, dist[top]))])
+    return np_ids, time.perf_counter() - t0, time.process_time() - c0
+
+
 def index_benchmark(
     n: int = 1_000_000,
     n_bits: int = 64,
@@ -276,49 +359,18 @@ def index_benchmark(
     check_index_benchmark(n, n_bits, dim, n_queries, k, numpy_queries)
     import faiss
 
-    from hashing.index import HashIndex
-
     say = progress or (lambda s: None)
     rng = np.random.default_rng(seed)
     n_classes = 50
-    centers = rng.standard_normal((n_classes, dim)).astype(np.float32)
     say(f"generating {n:,} x {dim} embeddings")
-    labels = rng.integers(0, n_classes, n)
-    emb = np.empty((n, dim), np.float16)
-    for s in range(0, n, 200_000):
-        e = s + 200_000
-        emb[s:e] = centers[labels[s:e]] + rng.standard_normal((len(labels[s:e]), dim), dtype=np.float32)
-    idx = HashIndex(BSODH(n_bits, **PRESETS["cifar10"], seed=seed), dim, refresh_every=1, device="cpu")
-    say("building the index")
-    t0 = time.perf_counter()
-    n_lab = min(2000, n)
-    idx.add(emb[:n_lab], labels=labels[:n_lab])
-    if n > n_lab:
-        idx.add(emb[n_lab:])
-    build_s = time.perf_counter() - t0
-    # One labelled update (a BSODH stage) makes every code stale: time the full refresh.
-    batch = emb[:2000].astype(np.float32)
-    idx.hasher.partial_fit(batch, labels[:2000])
-    t0, c0 = time.perf_counter(), time.process_time()
-    idx.refresh()
-    refresh_s, refresh_cpu_s = time.perf_counter() - t0, time.process_time() - c0
-
+    centers, labels, emb = _synthetic_embeddings(rng, n, dim, n_classes)
+    idx, build_s, refresh_s, refresh_cpu_s = _build_and_refresh(emb, labels, n_bits, dim, seed, say)
     q_emb = (centers[rng.integers(0, n_classes, n_queries)] + rng.standard_normal((n_queries, dim))).astype(
         np.float32
     )
     q_codes = idx.encode_queries(q_emb)
     say("querying: raw faiss")
-    raw = faiss.IndexBinaryFlat(n_bits)
-    raw.add(idx.codes)
-    t0 = time.perf_counter()
-    D_raw, I_raw = raw.search(q_codes, k)
-    raw_s = time.perf_counter() - t0
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)  # the same search on one OpenMP thread, for a loaded machine
-    t0, c0 = time.perf_counter(), time.process_time()
-    raw.search(q_codes, k)
-    raw_1t_s, raw_1t_cpu = time.perf_counter() - t0, time.process_time() - c0
-    faiss.omp_set_num_threads(threads)
+    D_raw, I_raw, raw_s, raw_1t_s, raw_1t_cpu = _time_raw_faiss(idx.codes, q_codes, n_bits, k)
     say("querying: HashIndex")
     t0 = time.perf_counter()
     res = idx.search_codes(q_codes, k)
@@ -327,18 +379,8 @@ def index_benchmark(
     idx.search(q_emb, k)
     ours_emb_s = time.perf_counter() - t0
     say("querying: numpy popcount brute force")
-    db64 = idx.codes.view(np.uint64) if n_bits % 64 == 0 else None
     nq_np = min(numpy_queries, n_queries)
-    t0, c0 = time.perf_counter(), time.process_time()
-    np_ids = []
-    for i in range(nq_np):
-        if db64 is not None:
-            dist = np.bitwise_count(db64 ^ q_codes[i].view(np.uint64)).sum(axis=1)
-        else:
-            dist = np.bitwise_count(idx.codes ^ q_codes[i]).sum(axis=1)
-        top = np.argpartition(dist, k)[:k]
-        np_ids.append(top[np.lexsort((top, dist[top]))])
-    numpy_s, numpy_cpu = time.perf_counter() - t0, time.process_time() - c0
+    np_ids, numpy_s, numpy_cpu = _numpy_popcount(idx.codes, q_codes, n_bits, k, nq_np)
     same_as_raw = bool(np.array_equal(res.ids, idx.ids[I_raw]) and np.array_equal(res.distances, D_raw))
     np_dist = np.sort(
         np.stack([np.bitwise_count(idx.codes[p] ^ q_codes[i]).sum(1) for i, p in enumerate(np_ids)]), 1

@@ -371,20 +371,20 @@ def _single_path(loop: Any) -> bool:
     return getattr(loop.strategy, "mode", None) == "single_path"
 
 
-def run_seed(
+def _search_all(
     cfg: Config,
     data: Any,
-    task: Any,
     device: str,
-    *,
     strategies: Sequence[str],
-    random_archs: int,
-    retrain_epochs: int,
-    with_nni: bool = False,
-    status: Status | None = None,
-) -> dict[str, Any]:
-    """The whole comparison for ``cfg.search.seed`` (search seed and retraining seed alike)."""
-    seed = cfg.search.seed
+    with_nni: bool,
+    status: Status | None,
+) -> tuple[list[dict[str, Any]], dict[str, Any], Any, Any]:
+    """``(records, single-path loops, space, budget)`` of every strategy's search, ours then NNI's.
+
+    Only single-path supernets are kept (they can estimate the random architectures); the others
+    are dropped as soon as their search ends, to free their memory before the next search.
+    The space is the first search's, or built from the config when only NNI strategies ran.
+    """
     results: list[dict[str, Any]] = []
     loops: dict[str, Any] = {}
     space = budget = None
@@ -405,21 +405,37 @@ def run_seed(
         from automl.nas.search import build_space
 
         space = build_space(cfg, data.task)
-    rng = np.random.default_rng(seed + 1)
-    choices = draw_random_choices(space, random_archs, rng, budget)
-    # Estimates first, then free the supernets before the retraining.
+    return results, loops, space, budget
+
+
+def _supernet_estimates(
+    loops: dict[str, Any], choices: Sequence[Any], seed: int, status: Status | None
+) -> dict[str, list[float]]:
+    """Each kept supernet's metric estimate of every random architecture; the supernets are
+    released afterwards (``loops`` is emptied) so that retraining does not share memory with them."""
     estimates: dict[str, list[float]] = {}
     for name, loop in loops.items():
         if status is not None:
             status(f"seed {seed}: {name} supernet estimates {len(choices)} random architectures...")
         estimates[name] = [float(loop.evaluate(list(choice))[1]) for choice in choices]
     loops.clear()
-    for r in results:
-        if status is not None:
-            status(f"seed {seed}: retraining the {r['strategy']} architecture ({retrain_epochs} epochs)...")
-        r["retrained_metric"], r["params"] = retrain(
-            r["genotype"], data, task, cfg, device, seed, retrain_epochs
-        )
+    return estimates
+
+
+def _retrain_randoms(
+    space: Any,
+    choices: Sequence[Any],
+    estimates: dict[str, list[float]],
+    data: Any,
+    task: Any,
+    cfg: Config,
+    device: str,
+    seed: int,
+    retrain_epochs: int,
+    status: Status | None,
+) -> list[dict[str, Any]]:
+    """The random reference architectures retrained with the found ones' recipe, each row with
+    the supernets' estimate of it (what the ranking correlation compares)."""
     randoms = []
     for k, choice in enumerate(choices):
         if status is not None:
@@ -435,8 +451,12 @@ def run_seed(
                 "supernet_estimates": {name: est[k] for name, est in estimates.items()},
             }
         )
-    metrics = [a["retrained_metric"] for a in randoms]
-    reference = {
+    return randoms
+
+
+def _random_reference(randoms: list[dict[str, Any]], metrics: list[float]) -> dict[str, Any]:
+    """Summary of the random architectures' retrained metrics (None where there are none)."""
+    return {
         "count": len(randoms),
         "mean": statistics.fmean(metrics) if metrics else None,
         "std": statistics.stdev(metrics) if len(metrics) > 1 else 0.0,
@@ -444,6 +464,16 @@ def run_seed(
         "max": max(metrics) if metrics else None,
         "archs": randoms,
     }
+
+
+def _rank_against_randoms(
+    results: list[dict[str, Any]],
+    estimates: dict[str, list[float]],
+    metrics: list[float],
+    mean: float | None,
+) -> dict[str, dict[str, Any]]:
+    """Each supernet's Kendall tau (its estimates vs the retrained metrics), returned; and, written
+    into each strategy's record, where its found architecture stands among the random ones."""
     taus: dict[str, dict[str, Any]] = {}
     for name, est in estimates.items():
         tau, p = kendall_tau(est, metrics)
@@ -452,10 +482,44 @@ def run_seed(
         found = r["retrained_metric"]
         r["percentile"] = percentile_rank(found, metrics)
         r["z_score"] = z_score(found, metrics)
-        r["minus_random_mean"] = found - reference["mean"] if reference["mean"] is not None else None
+        r["minus_random_mean"] = found - mean if mean is not None else None
         t = taus.get(r["strategy"], {})
         r["supernet_tau"] = t.get("tau")
         r["supernet_tau_p_value"] = t.get("p_value")
+    return taus
+
+
+def run_seed(
+    cfg: Config,
+    data: Any,
+    task: Any,
+    device: str,
+    *,
+    strategies: Sequence[str],
+    random_archs: int,
+    retrain_epochs: int,
+    with_nni: bool = False,
+    status: Status | None = None,
+) -> dict[str, Any]:
+    """The whole comparison for ``cfg.search.seed`` (search seed and retraining seed alike)."""
+    seed = cfg.search.seed
+    results, loops, space, budget = _search_all(cfg, data, device, strategies, with_nni, status)
+    rng = np.random.default_rng(seed + 1)
+    choices = draw_random_choices(space, random_archs, rng, budget)
+    # Estimates first, then free the supernets before the retraining.
+    estimates = _supernet_estimates(loops, choices, seed, status)
+    for r in results:
+        if status is not None:
+            status(f"seed {seed}: retraining the {r['strategy']} architecture ({retrain_epochs} epochs)...")
+        r["retrained_metric"], r["params"] = retrain(
+            r["genotype"], data, task, cfg, device, seed, retrain_epochs
+        )
+    randoms = _retrain_randoms(
+        space, choices, estimates, data, task, cfg, device, seed, retrain_epochs, status
+    )
+    metrics = [a["retrained_metric"] for a in randoms]
+    reference = _random_reference(randoms, metrics)
+    taus = _rank_against_randoms(results, estimates, metrics, reference["mean"])
     ratios = bench_ratios({r["strategy"]: r for r in results}, reference["mean"])
     return {"seed": seed, "strategies": results, "random_reference": reference, "ratios": ratios, "tau": taus}
 
@@ -484,6 +548,70 @@ def _aggregate(per_seed: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _bench_plan(
+    cfg: Config,
+    seeds: int | Sequence[int],
+    random_archs: int,
+    strategies: Sequence[str],
+    retrain_epochs: int | None,
+) -> tuple[list[int], int]:
+    """``(seeds to run, retraining epochs)``, refusing bad arguments before any data is loaded,
+    so a typo fails in a second rather than after the first search."""
+    from automl.errors import UserError
+
+    unknown = [s for s in strategies if s not in strategy_names()]
+    if unknown or not strategies:
+        raise UserError(f"unknown strategies {unknown} (choose from {', '.join(strategy_names())})",
+                        argument="strategies")
+    if isinstance(seeds, int):
+        seed_list = [cfg.search.seed + i for i in range(seeds)]
+    else:
+        seed_list = [int(s) for s in seeds]
+    if not seed_list:
+        raise UserError("bench nas needs at least one seed", argument="seeds")
+    if random_archs < 0:
+        raise UserError(f"the number of random architectures must be >= 0, not {random_archs}",
+                        argument="random_archs")
+    epochs = cfg.train.epochs if retrain_epochs is None else int(retrain_epochs)
+    if epochs < 1:
+        raise UserError(f"the number of retraining epochs must be >= 1, not {epochs}",
+                        argument="retrain_epochs")
+    return seed_list, epochs
+
+
+def _bench_data(cfg: Config, with_nni: bool) -> tuple[Config, Any, Any]:
+    """``(config, data, task)``: the data loaded once for all seeds, the config's task set to the
+    data's (a copy, the caller's is left alone), and NNI checked now rather than after the searches."""
+    from automl.data import make_task
+    from automl.nas.search import load_search_data
+
+    data = load_search_data(cfg)
+    if data.task != cfg.search.task:
+        cfg = cfg.model_copy(deep=True)
+        cfg.search.task = data.task  # type: ignore[assignment]
+    task = make_task(data)
+    if with_nni:  # fail before the long searches, not after them
+        from automl.nas.nni_baselines import check_nni
+
+        check_nni(cfg, data.task)
+    return cfg, data, task
+
+
+def _headline_tau(aggregate: dict[str, Any], per_seed: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The ranking correlation the report leads with: DDPNAS' supernet when it ran, else the first
+    supernet that has one, per seed and as mean/std over seeds."""
+    headline = "ddpnas" if "ddpnas" in aggregate["tau"] else next(iter(aggregate["tau"]), None)
+    return {
+        "supernet": headline,
+        "per_seed": [
+            {"seed": s["seed"], **{k: s["tau"].get(headline, {}).get(k) for k in ("tau", "p_value", "n")}}
+            for s in per_seed
+        ],
+        "mean": aggregate["tau"][headline]["tau"]["mean"] if headline else None,
+        "std": aggregate["tau"][headline]["tau"]["std"] if headline else None,
+    }
+
+
 def run_nas_bench(
     cfg: Config,
     *,
@@ -507,69 +635,27 @@ def run_nas_bench(
     seed's; ``ratios`` and ``targets_met`` are computed from the means over seeds (for one seed,
     that seed's). Everything per seed is under ``per_seed``, the summaries under ``aggregate``.
     """
-    from automl.data import make_task
-    from automl.errors import UserError
-    from automl.nas.search import load_search_data, resolve_device
+    from automl.nas.search import resolve_device
 
-    unknown = [s for s in strategies if s not in strategy_names()]
-    if unknown or not strategies:
-        raise UserError(f"unknown strategies {unknown} (choose from {', '.join(strategy_names())})",
-                        argument="strategies")
-    if isinstance(seeds, int):
-        seed_list = [cfg.search.seed + i for i in range(seeds)]
-    else:
-        seed_list = [int(s) for s in seeds]
-    if not seed_list:
-        raise UserError("bench nas needs at least one seed", argument="seeds")
-    if random_archs < 0:
-        raise UserError(f"the number of random architectures must be >= 0, not {random_archs}",
-                        argument="random_archs")
-    epochs = cfg.train.epochs if retrain_epochs is None else int(retrain_epochs)
-    if epochs < 1:
-        raise UserError(f"the number of retraining epochs must be >= 1, not {epochs}",
-                        argument="retrain_epochs")
+    seed_list, epochs = _bench_plan(cfg, seeds, random_archs, strategies, retrain_epochs)
     dev = str(resolve_device(device if device != "auto" else cfg.search.device))
-    data = load_search_data(cfg)
-    if data.task != cfg.search.task:
-        cfg = cfg.model_copy(deep=True)
-        cfg.search.task = data.task  # type: ignore[assignment]
-    task = make_task(data)
-    if with_nni:  # fail before the long searches, not after them
-        from automl.nas.nni_baselines import check_nni
-
-        check_nni(cfg, data.task)
+    cfg, data, task = _bench_data(cfg, with_nni)
     per_seed = []
     for seed in seed_list:
         c = cfg.model_copy(deep=True)
         c.search.seed = seed
         per_seed.append(
             run_seed(
-                c,
-                data,
-                task,
-                dev,
-                strategies=strategies,
-                random_archs=random_archs,
-                retrain_epochs=epochs,
-                with_nni=with_nni,
-                status=status,
-            )
+                c, data, task, dev, strategies=strategies, random_archs=random_archs,
+                retrain_epochs=epochs, with_nni=with_nni, status=status,
+            )  # fmt: skip
         )
     aggregate = _aggregate(per_seed)
     means = {
         name: {f: s["mean"] for f, s in fields.items()} for name, fields in aggregate["strategies"].items()
     }
     ratios = bench_ratios(means, aggregate["random_reference"]["mean"]["mean"])
-    headline = "ddpnas" if "ddpnas" in aggregate["tau"] else next(iter(aggregate["tau"]), None)
-    tau = {
-        "supernet": headline,
-        "per_seed": [
-            {"seed": s["seed"], **{k: s["tau"].get(headline, {}).get(k) for k in ("tau", "p_value", "n")}}
-            for s in per_seed
-        ],
-        "mean": aggregate["tau"][headline]["tau"]["mean"] if headline else None,
-        "std": aggregate["tau"][headline]["tau"]["std"] if headline else None,
-    }
+    tau = _headline_tau(aggregate, per_seed)
     ddpnas_records = [r for s in per_seed for r in s["strategies"] if r["strategy"] == "ddpnas"]
     return {
         "benchmark": "nas",

@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -111,6 +112,76 @@ def take(man: Manifest, idx: np.ndarray) -> Manifest:
     )
 
 
+def _split_layout(
+    man: Manifest, fold: int | None
+) -> tuple[np.ndarray, tuple[Any, Any], tuple[Any, Any], int]:
+    """``(order, train range, test range, unique rows)``: the manifest rows in cache order and
+    where each split lies in it, so that each split is one contiguous slice of the cache.
+
+    With folds the blocks are 1, 2, 3 and then block 1 again: the two training folds of any
+    choice are then adjacent. Only the first ``unique rows`` are decoded; the repeat is copied.
+    """
+    if man.fold is not None:
+        f = check_fold(fold)
+        blocks = [np.flatnonzero(man.fold == k) for k in (1, 2, 3)]
+        order = np.concatenate(blocks + [blocks[0]])
+        starts = np.cumsum([0] + [len(b) for b in blocks + [blocks[0]]])
+        test_range = (starts[f - 1], starts[f])
+        # the two other folds, contiguous thanks to the repeated fold-1 block at the end
+        train_range = (starts[f], starts[f + 2]) if f < 3 else (0, starts[2])
+        return order, train_range, test_range, len(man)  # decode three blocks, copy block 1 to the end
+    if man.split is None:
+        raise ValueError("manifest needs split or fold")
+    tr, te = np.flatnonzero(~man.split), np.flatnonzero(man.split)
+    order = np.concatenate([tr, te])
+    return order, (0, len(tr)), (len(tr), len(man)), len(man)
+
+
+def _decoded_images(
+    name: str,
+    root: str | os.PathLike,
+    ordered: Manifest,
+    n_rows: int,
+    unique_rows: int,
+    shape: tuple[int, int, int],
+    opts: LoadOptions,
+) -> tuple[np.ndarray, np.ndarray, Path]:
+    """``(images, ok mask, cache path)``: the cached decode when the cache key (name, size,
+    sampling and the ordered paths) matches, else a fresh decode written to the cache."""
+    channels, size, _ = shape
+    key = cache_key(
+        {"name": name, "size": size, "channels": channels, "n": opts.n, "seed": opts.seed}, ordered.paths
+    )
+    path = cache_dir(root) / f"{name.split(':')[0]}-{key}.npy"
+
+    def fill(out: np.ndarray) -> np.ndarray:
+        boxes = None if ordered.boxes is None else ordered.boxes[:unique_rows]
+        with progress_bar(f"decoding {name}", unique_rows) as advance:
+            ok = decode_into(out[:unique_rows], ordered.paths[:unique_rows], size, channels, boxes, advance)
+        if n_rows > unique_rows:  # the repeated fold-1 block
+            nb = n_rows - unique_rows
+            out[unique_rows:] = out[:nb]
+            ok = np.concatenate([ok, ok[:nb]])
+        return ok
+
+    images, ok = build_images(path, n_rows, shape, fill)
+    return images, ok, path
+
+
+def _compact_rows(pos: np.ndarray, a: int, b: int) -> tuple[int, int]:
+    """Positions ``[a, b)`` of the cache order as rows of the compacted cache (bad images are
+    dropped from it, so a range shrinks by the undecodable rows before its end)."""
+    lo = int(pos[a - 1] + 1) if a > 0 else 0
+    hi = int(pos[b - 1] + 1) if b > 0 else 0
+    return lo, hi
+
+
+def _range_labels(ordered: Manifest, ok: np.ndarray, a: int, b: int) -> tuple[np.ndarray, Any]:
+    """Labels and subjects of the decodable rows in positions ``[a, b)``, matching the images."""
+    sel = np.arange(a, b)[ok[a:b]]
+    return ordered.labels[sel], (None if ordered.subjects is None else ordered.subjects[sel])
+
+
 def build_facedata(
     name: str,
     task: str,
@@ -131,61 +202,23 @@ def build_facedata(
     man = subset(man, opts.n, opts.seed)
     size = int(opts.image_size or native_size)
     channels = int(opts.channels or native_channels)
-    if man.fold is not None:
-        f = check_fold(opts.fold)
-        blocks = [np.flatnonzero(man.fold == k) for k in (1, 2, 3)]
-        order = np.concatenate(blocks + [blocks[0]])
-        starts = np.cumsum([0] + [len(b) for b in blocks + [blocks[0]]])
-        test_range = (starts[f - 1], starts[f])
-        # the two other folds, contiguous thanks to the repeated fold-1 block at the end
-        train_range = (starts[f], starts[f + 2]) if f < 3 else (0, starts[2])
-        unique_rows = len(man)  # decode the first three blocks, copy block 1 to the end
-    else:
-        if man.split is None:
-            raise ValueError("manifest needs split or fold")
-        tr, te = np.flatnonzero(~man.split), np.flatnonzero(man.split)
-        order = np.concatenate([tr, te])
-        train_range, test_range = (0, len(tr)), (len(tr), len(man))
-        unique_rows = len(man)
+    order, train_range, test_range, unique_rows = _split_layout(man, opts.fold)
     ordered = take(man, order)
-    key = cache_key(
-        {"name": name, "size": size, "channels": channels, "n": opts.n, "seed": opts.seed}, ordered.paths
+    images, ok, path = _decoded_images(
+        name, root, ordered, len(order), unique_rows, (channels, size, size), opts
     )
-    path = cache_dir(root) / f"{name.split(':')[0]}-{key}.npy"
-
-    def fill(out: np.ndarray) -> np.ndarray:
-        boxes = None if ordered.boxes is None else ordered.boxes[:unique_rows]
-        with progress_bar(f"decoding {name}", unique_rows) as advance:
-            ok = decode_into(out[:unique_rows], ordered.paths[:unique_rows], size, channels, boxes, advance)
-        if len(order) > unique_rows:  # the repeated fold-1 block
-            nb = len(order) - unique_rows
-            out[unique_rows:] = out[:nb]
-            ok = np.concatenate([ok, ok[:nb]])
-        return ok
-
-    images, ok = build_images(path, len(order), (channels, size, size), fill)
     check_bad(ok[:unique_rows], ordered.paths[:unique_rows], name)
     # map the ranges (in 'order' positions) to rows of the compacted cache
     pos = np.cumsum(ok) - 1  # row in the compact array for every position that is ok
-
-    def rows(a: int, b: int) -> tuple[int, int]:
-        lo = int(pos[a - 1] + 1) if a > 0 else 0
-        hi = int(pos[b - 1] + 1) if b > 0 else 0
-        return lo, hi
-
-    def labels(a: int, b: int):
-        sel = np.arange(a, b)[ok[a:b]]
-        return ordered.labels[sel], (None if ordered.subjects is None else ordered.subjects[sel])
-
-    (trl, trh), (tel, teh) = rows(*train_range), rows(*test_range)
+    (trl, trh), (tel, teh) = _compact_rows(pos, *train_range), _compact_rows(pos, *test_range)
     if trh <= trl or teh <= tel:
         which = "training" if trh <= trl else "held-out"
         raise UserError(
             f"{name}: the {which} split is empty (too few samples: raise n, or a fold without subjects)",
             argument="n",
         )
-    y_tr, s_tr = labels(*train_range)
-    y_te, s_te = labels(*test_range)
+    y_tr, s_tr = _range_labels(ordered, ok, *train_range)
+    y_te, s_te = _range_labels(ordered, ok, *test_range)
     x_all = torch.from_numpy(images)
     return FaceData(
         name=name,
