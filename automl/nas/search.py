@@ -640,6 +640,20 @@ class SearchLoop:
     def _evaluate_choice(self, choice: list[int]) -> float:
         return self.evaluate(list(choice))[1]
 
+    def _report_progress(
+        self, epoch: int, total: int, record: dict[str, Any], epoch_times: list[float]
+    ) -> None:
+        """One progress report after ``epoch``: its record, the strategy's status and an ETA from
+        the mean of the last ten epochs."""
+        if self.progress is None:
+            return
+        remaining = self.strategy.remaining_epochs()
+        mean_t = float(np.mean(epoch_times[-10:]))
+        self.progress(
+            {"epoch": epoch + 1, "total": total, **record, **self.strategy.status(),
+             "eta_seconds": remaining * mean_t}
+        )  # fmt: skip
+
     def run(self, resume: bool = False, stop_after: int | None = None) -> SearchOutcome | None:
         """Search to the end (or ``stop_after`` epochs, for tests); ``resume`` continues from the
         checkpoint in ``run_dir``. Returns ``None`` when stopped early."""
@@ -696,18 +710,7 @@ class SearchLoop:
             reports = {"epoch": epoch, "record": _plain(record), "updates": _plain(updates)}
             self.save_state({"reports": reports})
             self._report(reports)
-            if self.progress is not None:
-                remaining = self.strategy.remaining_epochs()
-                mean_t = float(np.mean(epoch_times[-10:]))
-                self.progress(
-                    {
-                        "epoch": epoch + 1,
-                        "total": total,
-                        **record,
-                        **self.strategy.status(),
-                        "eta_seconds": remaining * mean_t,
-                    }
-                )
+            self._report_progress(epoch, total, record, epoch_times)
         result: StrategyResult = self.strategy.finalize(self._evaluate_choice)
         wall_time = time.perf_counter() - started
         summary = {
