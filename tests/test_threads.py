@@ -124,7 +124,9 @@ def test_hpo_trials_run_on_the_configured_threads(cli, db_url, tmp_path, workers
     assert res.code == 0, res.err
     store = open_store(db_url)
     summaries = [store.get_run(r["id"])["summary"] for r in store.list_runs(kind="train")]
-    assert len(summaries) == 2 and all(s["cpu_threads"] == 2 for s in summaries)
+    every_run = [(r["id"], r["kind"], r["state"], r["pid"], r["error"]) for r in store.list_runs()]
+    assert len(summaries) == 2, (every_run, res.out[-2000:], res.err[-2000:])  # what happened, if not
+    assert all(s["cpu_threads"] == 2 for s in summaries), summaries
     assert torch.get_num_threads() == 1  # the in-process worker restores the count
 
 
