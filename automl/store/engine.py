@@ -55,7 +55,7 @@ def make_engine(url: str, *, readonly: bool = False) -> Engine:
         if path is not None:
             _check_sqlite_file(path, url)
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
-        _configure_sqlite(engine, readonly=readonly)
+        _configure_sqlite(engine, url, readonly=readonly)
         _report_readonly(engine, url)
         return engine
     try:
@@ -72,23 +72,24 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def _check_sqlite_file(path: Path, url: str) -> None:
-    """Refuse a store path that cannot be a SQLite database (a folder, a PNG, a text file) before
-    SQLite fails on it with a traceback. A missing or empty file is a new store; an unreadable one
-    is left to SQLite, which says why."""
+    """Refuse a store path that cannot be a SQLite database (a folder, or under a file) before
+    SQLite fails on it with a traceback. Only ``stat`` calls: opening and closing the database
+    file from Python would drop the POSIX locks every SQLite connection of this process holds on
+    it (closing *any* descriptor of a file releases them), which lets another process corrupt the
+    store (sqlite.org/howtocorrupt.html, section 2.2). A file that is not a database is reported
+    by SQLite itself when it is first read (:func:`_not_a_database`)."""
     if not path.parent.is_dir():
         raise UserError(f"cannot open the store {safe_url(url)}: {path.parent} is a file, not a directory")
     if path.is_dir():
         raise UserError(f"cannot open the store {safe_url(url)}: {path} is a directory, not a database file")
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(len(SQLITE_HEADER))
-    except OSError:
-        return
-    if head and head != SQLITE_HEADER:
-        raise UserError(
-            f"cannot open the store {safe_url(url)}: {path} is not a SQLite database "
-            "(give the path of an automl store, or of a file that does not exist yet)"
-        )
+
+
+def _not_a_database(url: str) -> UserError:
+    path = sqlite_path(url)
+    return UserError(
+        f"cannot open the store {safe_url(url)}: {path} is not a SQLite database "
+        "(give the path of an automl store, or of a file that does not exist yet)"
+    )
 
 
 def _report_readonly(engine: Engine, url: str) -> None:
@@ -98,6 +99,8 @@ def _report_readonly(engine: Engine, url: str) -> None:
     @event.listens_for(engine, "handle_error")
     def _on_error(context) -> None:  # type: ignore[no-untyped-def]
         error = context.original_exception
+        if isinstance(error, sqlite3.DatabaseError) and "file is not a database" in str(error):
+            raise _not_a_database(url)
         if isinstance(error, sqlite3.OperationalError) and "readonly database" in str(error):
             raise UserError(
                 f"the store {safe_url(url)} is read-only ({error}): this command writes to it, so it "
@@ -105,17 +108,23 @@ def _report_readonly(engine: Engine, url: str) -> None:
             )
 
 
-def _configure_sqlite(engine: Engine, *, readonly: bool) -> None:
+def _configure_sqlite(engine: Engine, url: str, *, readonly: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
         # Let SQLAlchemy's "begin" event own transactions (pysqlite would BEGIN on its own).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        if not readonly:
-            cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            if not readonly:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.DatabaseError as exc:
+            if "file is not a database" in str(exc):
+                raise _not_a_database(url) from None
+            raise
+        finally:
+            cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection) -> None:  # type: ignore[no-untyped-def]
