@@ -177,8 +177,8 @@ def tune_job(
     from automl.hpo import check_configurations, check_pruning, parse_objectives, read_enqueue_file
     from automl.hpo_registry import check_pruner, check_sampler
     from automl.hpo_workers import choose_storage, storage_kind
+    from automl.nas.job import as_store
     from automl.process_state import preserved_process_state
-    from automl.store import open_store
 
     if trials < 1 or workers < 1:
         raise UserError(f"trials and workers must be at least 1 (got {trials} and {workers})")
@@ -190,7 +190,7 @@ def tune_job(
         configurations = read_enqueue_file(Path(enqueue))
     else:
         configurations = check_configurations(list(enqueue or []))
-    store = open_store(store) if isinstance(store, str) else store
+    store = as_store(store)
     storage_url = storage or choose_storage(store.url, workers)
     storage_kind(storage_url)  # validates the URL before anything is written
     resolved = _resolve_target(store, target, space)

@@ -728,27 +728,6 @@ class SearchLoop:
         return SearchOutcome(result.genotype, summary, total, wall_time, epoch_times)
 
 
-def run_search(
-    cfg: Config,
-    recorder: SearchRecorder,
-    *,
-    run_dir: str | Path | None = None,
-    data: FaceData | None = None,
-    device: str | torch.device | None = None,
-    progress: Progress | None = None,
-    resume: bool = False,
-) -> SearchOutcome:
-    """Build the loop and run it to the end (the library entry point behind ``automl search``)."""
-    loop = SearchLoop(cfg, recorder, run_dir=run_dir, data=data, device=device, progress=progress)
-    try:
-        outcome = loop.run(resume=resume)
-    except Exception as exc:
-        recorder.on_fail(f"{type(exc).__name__}: {exc}")
-        raise
-    assert outcome is not None
-    return outcome
-
-
 def dry_run_plan(cfg: Config) -> dict[str, Any]:
     """The search plan (epochs, decisions, candidates) without loading data or building networks."""
     space = build_space(cfg, cfg.search.task)

@@ -32,7 +32,7 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -224,7 +224,7 @@ def tracked_run(
     )
     beat = _Heartbeat(store, run_id, heartbeat_interval_s)
     started_wall, started_at = time.perf_counter(), claimed
-    signals = interrupt_on_signals() if handle_signals else _no_signals()
+    signals = interrupt_on_signals() if handle_signals else nullcontext()
     exc_seen: BaseException | None = None
     beat.start()
     try:
@@ -242,11 +242,6 @@ def tracked_run(
                 _finish(store, run_id, handle.state, exc_seen, started_at, time.perf_counter() - started_wall)
     finally:
         beat.stop()
-
-
-@contextmanager
-def _no_signals() -> Iterator[None]:
-    yield
 
 
 def _finish(
