@@ -23,10 +23,12 @@ from hashing.errors import (
     NoFaceError,
     UnknownHasherError,
 )
+from hashing.hmoh import HMOH
 from hashing.registry import HasherSpec, create_hasher, hasher_names, register_hasher
 
 __all__ = [
     "BSODH",
+    "HMOH",
     "ITQ",
     "LSH",
     "OKH",

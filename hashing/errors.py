@@ -41,3 +41,8 @@ class IndexConflictError(HashingError):
 
 class UnknownHasherError(HashingError):
     """A hasher name that is not in the registry (:func:`hashing.registry.create_hasher`)."""
+
+
+class CollapseWarning(UserWarning):
+    """A hash update was refused because it would have mapped many items onto a few codes (the
+    index keeps its previous hash function; ``stats()`` counts the refusals)."""

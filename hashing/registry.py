@@ -21,6 +21,8 @@ from hashing.base import OnlineHasher
 from hashing.baselines import ITQ, LSH, OKH, OSH, AdaptHash, SketchHash
 from hashing.bsodh import BSODH, PRESETS
 from hashing.errors import HashingError, UnknownHasherError
+from hashing.hmoh import HMOH
+from hashing.hmoh import bench_params as hmoh_bench_params
 
 
 def _no_params(n_bits: int, d: int, preset: str) -> dict[str, Any]:
@@ -133,6 +135,8 @@ for _spec in (
     HasherSpec(
         "BSODH", BSODH, bench_params=lambda r, d, p: {"center": False, "normalize": False, **PRESETS[p]}
     ),
+    # The official script's lr and Hadamard order per dataset (hashing.hmoh.PRESETS).
+    HasherSpec("HMOH", HMOH, bench_params=hmoh_bench_params),
     HasherSpec("OKH", OKH, bench_params=lambda r, d, p: {"c": 0.1, "alpha": 0.2}),
     HasherSpec("OSH", OSH, bench_params=lambda r, d, p: {"stepsize": 0.1, "sgd_boost": True}),
     HasherSpec(

@@ -57,11 +57,12 @@ class DenseReference:
             Bs[k] = np.where(t >= 0, 1.0, -1.0)
         # B_e = sgn(B_s S), decided exactly: with the dense mask, B_s S / r = eta_s * (sum of B_s
         # over similar rows) - eta_d * (sum over the others), two integer matrices. (The official
-        # single-precision BLAS result at an exact tie depends on summation order; sgn(0) = +1.)
+        # single-precision BLAS result at an exact tie depends on summation order.) The rule:
+        # the etas as the decimals they are written as (1.2 = 6/5), sgn(0) = +1.
         mask = S > 0
         Bi = Bs.astype(np.int64)
         pos, neg = Bi @ mask.astype(np.int64), Bi @ (~mask).astype(np.int64)
-        fs, fd = Fraction(self.eta_s), Fraction(self.eta_d)
+        fs, fd = Fraction(repr(self.eta_s)), Fraction(repr(self.eta_d))
         exact = np.frompyfunc(lambda a, b: 1.0 if fs * int(a) - fd * int(b) >= 0 else -1.0, 2, 1)
         self.Be = exact(pos, neg).astype(np.float64)
         d = Xs.shape[0]
@@ -98,7 +99,7 @@ def _stream(rng, n_stages, n, d, n_classes, multi=False):
 def test_fast_stage_is_bit_identical_to_dense_reference(d, n, multi, etas):
     rng = np.random.default_rng(3)
     r = 16
-    fast = BSODH(r, lam=0.3, sigma=0.5, eta_s=etas[0], eta_d=etas[1], seed=7)
+    fast = BSODH(r, lam=0.3, sigma=0.5, eta_s=etas[0], eta_d=etas[1], mode="paper", seed=7)
     ref = DenseReference(r, 0.3, 0.5, etas[0], etas[1], d, seed=7)
     for stage, (X, y) in enumerate(_stream(rng, 5, n, d, 5, multi)):
         fast.partial_fit(X, y)
@@ -113,20 +114,18 @@ def test_fast_stage_is_bit_identical_to_dense_reference(d, n, multi, etas):
     np.testing.assert_array_equal(fast.encode(Xq, packed=False), ref_codes)
 
 
-def test_ties_in_existing_code_update_are_exercised():
-    """With the paper's etas, eta_s*c == eta_d*(R-c) happens (6c = R-c): the exact rule must hold."""
-    from hashing.bsodh import exact_sign_balance
+def test_existing_code_update_tie_rule_is_as_documented():
+    """The documented rule: etas as written in decimal (1.2 = 6/5, 0.2 = 1/5), sgn(0) = +1, so
+    the paper's tie 1.2 c = 0.2 * 6 c gives +1 (binary64 arithmetic would give -1)."""
+    from hashing.bsodh import decimal_fraction, exact_sign_balance
 
-    same = np.array([[1, 0, 2, -1]])
-    other = np.array([[6, 0, 12, -5]])
+    same = np.array([[1, 0, 2, -1, 5, 1]])
+    other = np.array([[6, 0, 12, -6, 31, 7]])
     out = exact_sign_balance(1.2, 0.2, same, other)
-    # 1.2*1 - 0.2*6 is exactly 0 in rationals of the float etas? Compare with Fraction directly.
-    expect = [
-        1 if Fraction(1.2) * int(a) - Fraction(0.2) * int(b) >= 0 else -1
-        for a, b in zip(same[0], other[0], strict=True)
-    ]
-    assert out[0].tolist() == expect
-    assert out[0, 1] == 1  # 0 - 0 -> sgn(0) = +1
+    # 6/5 - 6/5 = 0 -> +1; 0 -> +1; 12/5 - 12/5 = 0 -> +1; -6/5 + 6/5 = 0 -> +1; 6 - 31/5 < 0; 6/5 - 7/5 < 0
+    assert out[0].tolist() == [1, 1, 1, 1, -1, -1]
+    assert 1.2 * 1 - 0.2 * 6 < 0  # what float64 says about the first tie
+    assert decimal_fraction(1.2) == Fraction(6, 5) and decimal_fraction(0.2) == Fraction(1, 5)
 
 
 def test_first_batch_only_initialises():
