@@ -225,8 +225,17 @@ def validation_split(data: Any, fraction: float, seed: int) -> Any:
         test_y=data.train_y[val_idx],
         train_subjects=None if subjects is None else subjects[~val_mask],
         test_subjects=None if subjects is None else subjects[val_mask],
+        train_sources=_subset(data.train_sources, ~val_mask),
+        test_sources=_subset(data.train_sources, val_mask),
         meta={**(data.meta or {}), "split": f"hpo validation ({fraction:.0%} of train)"},
     )
+
+
+def _subset(sources: list[str] | None, mask: Any) -> list[str] | None:
+    """The file paths of the rows ``mask`` keeps (None when the data set has none)."""
+    if sources is None or len(sources) != len(mask):
+        return None
+    return [s for s, keep in zip(sources, mask, strict=True) if keep]
 
 
 class TrainObjective:

@@ -62,6 +62,7 @@ __all__ = [
     "IndexNotRecordedError",
     "IndexUpdate",
     "add_to_index",
+    "bsodh_params",
     "build_index",
     "check_batch_size",
     "check_build",
@@ -96,7 +97,7 @@ class Embedded:
     sources: list[str]
     labels: np.ndarray | None = None
     skipped: list[tuple[str, str]] = field(default_factory=list)
-    class_names: list[str] | None = None  # what class labels index (a data set's own names)
+    class_names: list[str] | None = None  # what labels index (a data set's or labels CSV's own names)
     label_names: list[str] | None = None  # multi-label column names (AU1, AU2, ...)
     model: dict[str, Any] = field(default_factory=dict)  # the model that embedded them (model_metadata)
 
@@ -222,9 +223,12 @@ def embed_folder(
 ) -> Embedded:
     """Embed an image file, a folder of images (recursive) or a list of image paths with an
     exported model (:func:`hashing.stream.load_model`); faces are detected unless
-    ``detect=False``. ``labels_csv`` (``file,label`` or ``file,AU1,AU2,...``) labels them.
-    ``model``: an :class:`~hashing.stream.EmbeddingModel` or the path of an exported one."""
-    from hashing.stream import embed_images, label_columns, list_images, read_labels_csv
+    ``detect=False``. ``labels_csv`` (``file,label`` or ``file,AU1,AU2,...``) labels them in its
+    own names (``class_names``: the CSV's classes, sorted; or its columns), whatever the model's
+    classes are; :func:`add_to_index` maps them onto the index's vocabulary.
+    ``model``: an :class:`~hashing.stream.EmbeddingModel` or the path of an exported one.
+    Sources are recorded as absolute, resolved paths (skipped files as given)."""
+    from hashing.stream import embed_images, list_images, read_labels_csv
 
     model = _model(model)
 
@@ -233,14 +237,15 @@ def embed_folder(
     else:
         paths = [Path(p) for p in images]
     got = embed_images(model, paths, detect=detect, progress=_stage(progress, "embedding", len(paths)))
-    labels = None
-    label_names = None
-    if labels_csv is not None and got.paths:
-        labels = read_labels_csv(labels_csv, got.paths, model.class_names)
-        if labels.ndim == 2:
-            label_names = label_columns(labels_csv)
+    labels = class_names = label_names = None
+    if labels_csv is not None and got.paths:  # the CSV's own names, never the model's classes
+        from_csv = read_labels_csv(labels_csv, got.paths)
+        labels, class_names = from_csv.labels, from_csv.names  # ids into the names (AU: columns)
+        label_names = from_csv.names if from_csv.multi_label else None
+    # sources a user can open from anywhere: absolute, resolved (labels matched the paths as given)
+    sources = [str(Path(p).resolve()) for p in got.paths]
     return Embedded(
-        got.embeddings, list(got.paths), labels, list(got.skipped), None, label_names, model_metadata(model)
+        got.embeddings, sources, labels, list(got.skipped), class_names, label_names, model_metadata(model)
     )
 
 
@@ -262,7 +267,10 @@ def embed_dataset(
 ) -> Embedded:
     """Embed a split (``train``, ``test`` or ``all``) of a data spec (``synth:fer``,
     ``folder:/faces`` ...: :func:`automl.data.load_data`) or of an in-memory
-    :class:`~automl.data.FaceData` (:func:`automl.face_data`), labels and class names included."""
+    :class:`~automl.data.FaceData` (:func:`automl.face_data`), labels and class names included.
+
+    Sources: the absolute path of each item's file when the data set was read from files
+    (``folder:``, ``rafdb:`` ...: :meth:`FaceData.sources`), else ``SPEC#SPLIT:i``."""
     from automl.data import load_data
     from hashing.stream import embed_uint8
 
@@ -280,9 +288,10 @@ def embed_dataset(
     emb = np.concatenate([embed_uint8(model, x, progress=advance) for x in xs])
     labels = np.concatenate([_labels_from_data(y) for _, y in parts[split]])
     names = [str(c) for c in ds.class_names]
+    files = ds.sources(split) if hasattr(ds, "sources") else None
     return Embedded(
         emb,
-        [f"{spec}#{split}:{i}" for i in range(len(emb))],
+        files if files is not None else [f"{spec}#{split}:{i}" for i in range(len(emb))],
         labels,
         class_names=names,
         label_names=names if labels.ndim == 2 else None,
@@ -337,6 +346,31 @@ def make_hasher(
     return made
 
 
+def bsodh_params(
+    hasher: str | OnlineHasher,
+    *,
+    mode: str = "robust",
+    eta_s: float | None = None,
+    eta_d: float | None = None,
+    replay: int | None = None,
+) -> dict[str, Any]:
+    """BSODH's options from the command line as hasher parameters: ``mode`` (robust or paper),
+    ``eta_s``, ``eta_d`` (given: used as is, ``balance="fixed"``; else robust mode derives it from
+    the stream) and ``replay``. Options other than the default mode for another hasher are an
+    error rather than silently ignored."""
+    given = {k: v for k, v in (("eta_s", eta_s), ("eta_d", eta_d), ("replay", replay)) if v is not None}
+    name = hasher if isinstance(hasher, str) else type(hasher).__name__
+    if str(name).lower() != "bsodh":
+        if given or mode != "robust":
+            flags = ", ".join(sorted(given) + (["mode"] if mode != "robust" else []))
+            raise HashingError(f"{flags} are BSODH options, not {name}'s", param="hasher")
+        return {}
+    params: dict[str, Any] = {"mode": mode, **given}
+    if eta_d is not None:
+        params["balance"] = "fixed"
+    return params
+
+
 def check_build(
     *,
     batch_size: int = 2000,
@@ -374,11 +408,17 @@ def build_index(
     refresh_every: int = 1,
     eval_queries: int = 0,
     seed: int = 0,
+    shuffle: bool = True,
     lock_timeout: float | None = DEFAULT_LOCK_TIMEOUT,
     progress: Progress | None = None,
 ) -> IndexUpdate:
     """Learn a hasher on the (labelled part of the) stream in batches of ``batch_size``, index
     it and save it to the new directory ``out``.
+
+    ``shuffle`` (default) streams the items in a random order (``seed``): readers list files
+    class by class, and a class-sorted stream teaches an online hash far less (MNIST-5k, 64 bits,
+    robust BSODH: mAP 0.80 shuffled vs 0.64 sorted). Item ids stay the items' positions in
+    ``embedded``, whatever the order they were learned in.
 
     ``model`` (default: the one that embedded ``embedded``) is recorded in ``extra``.
     ``hasher``: a registered name (``bits``, ``seed``, BSODH's ``preset`` and ``hasher_params``
@@ -406,14 +446,28 @@ def build_index(
         recorder = StreamMapRecorder(*queries)
     index = HashIndex(made, emb.shape[1], refresh_every=refresh_every)
     index.extra = model_metadata(model) if model is not None else dict(embedded.model)
-    if embedded.class_names is not None:  # labels index the data set's own class names
+    if embedded.class_names is not None:  # the vocabulary: the data set's or the labels CSV's names
         index.extra["class_names"] = list(embedded.class_names)
+    elif labels is None:  # no labels: the model's class names would pass for a vocabulary
+        index.extra.pop("class_names", None)
     if labels is not None and labels.ndim == 2 and embedded.label_names:
         index.extra["label_names"] = list(embedded.label_names)
+    ids = np.arange(len(emb))
+    if shuffle:
+        ids = np.random.default_rng(seed).permutation(len(emb))
+        emb, sources = emb[ids], [sources[i] for i in ids]
+        labels = None if labels is None else labels[ids]
     advance = _stage(progress, "hashing + indexing", len(emb))
     index.add_batches(
-        emb, labels=labels, sources=sources, batch_size=batch_size, after_batch=recorder, progress=advance
+        emb,
+        labels=labels,
+        sources=sources,
+        ids=ids,
+        batch_size=batch_size,
+        after_batch=recorder,
+        progress=advance,
     )
+    index.sort_by_id()  # rows in input order again
     if recorder is not None:
         recorder.save_to(index)
     signal = judge_index(index, emb)
@@ -453,6 +507,7 @@ def add_to_index(
             raise HashingError(
                 f"the model embeds {emb.shape[1]}-d features but the index holds {index.dim}-d ones"
             )
+        labels = _labels_for_index(index, embedded)  # under the lock: the vocabulary grows here
         advance = _stage(progress, "hashing + indexing", len(emb))
         index.add_batches(
             emb, labels=labels, sources=embedded.sources, batch_size=batch_size, progress=advance
@@ -467,6 +522,48 @@ def add_to_index(
         signal = judge_index(index, emb)
         index.save(root, lock_timeout=lock_timeout)
     return IndexUpdate(index, root, signal, len(emb), labels is not None)
+
+
+def _labels_for_index(index: HashIndex, embedded: Embedded) -> np.ndarray | None:
+    """``embedded``'s labels in the index's own vocabulary, which grows here.
+
+    Class labels with names (a labels CSV, a data set): a name the index knows
+    (``extra["class_names"]``) keeps its id, a new name is appended with the next id
+    (:func:`hashing.stream.merge_vocabulary`); ids of an index's classes that have no name are
+    named by their number. An index without class labels yet starts a vocabulary. Multi-label
+    rows are matched to the index's columns (``extra["label_names"]``) by name, and a missing or
+    unknown column is refused (:func:`hashing.stream.align_label_columns`). Labels without names
+    (an :class:`Embedded` made by hand) are taken as the index's ids.
+    """
+    from hashing.stream import align_label_columns, merge_vocabulary
+
+    if embedded.labels is None:
+        return None
+    labels, width = np.asarray(embedded.labels), index.label_width
+    if labels.ndim == 2:
+        if width == 0:
+            raise HashingError("the index holds single-label classes, but these labels are 0/1 columns")
+        names = index.extra.get("label_names") if width else None
+        if names and embedded.label_names:
+            return align_label_columns(names, embedded.label_names, labels)
+        return labels
+    if embedded.class_names is None:
+        return labels
+    if width:
+        columns = ", ".join(map(str, index.extra.get("label_names") or []))
+        raise HashingError(
+            f"the index holds multi-label rows ({columns}); these labels are single classes: give a "
+            "CSV with the index's label columns"
+        )
+    known: list[str] = []
+    if width == 0:
+        known = [str(n) for n in index.extra.get("class_names") or []]
+        known += [str(i) for i in range(len(known), int(index.labels.max(initial=-1)) + 1)]
+    vocab, ids = merge_vocabulary(known, [str(n) for n in embedded.class_names])
+    if labels.size and int(labels.max()) >= len(ids):
+        raise HashingError(f"class label {int(labels.max())} has no name among {len(ids)} class names")
+    index.extra["class_names"] = vocab
+    return np.where(labels >= 0, ids[np.clip(labels, 0, None)], -1)
 
 
 # -- querying -------------------------------------------------------------------------------------

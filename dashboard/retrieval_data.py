@@ -149,22 +149,26 @@ def embed_upload(model_file: Path, data: bytes, *, detect: bool) -> tuple[np.nda
     an already-cropped face still gets a result.
     """
     from hashing.errors import HashingError
-    from hashing.stream import FaceDetector, decode_image_bytes, to_model_input
+    from hashing.image_limits import check_image
+    from hashing.stream import FaceDetector, image_input
 
     # The header first: too many pixels -> ImageTooLargeError (a HashingError), nothing decoded.
-    bgr = decode_image_bytes(data, "the uploaded image")
-    if bgr is None:
-        raise HashingError("the uploaded file is not an image OpenCV can decode (png, jpg, bmp, webp...)")
-    note = "whole image used (face detection off)"
-    if detect:
-        crop = FaceDetector().crop(bgr)
-        if crop is None:
-            note = "no face detected: the whole image was used"
-        else:
-            bgr, note = crop, "largest detected face used"
+    name = "the uploaded image"
+    not_an_image = HashingError("the uploaded file is not an image that can be decoded (png, jpg, webp...)")
+    if not data or check_image(bytes(data), name) is None:
+        raise not_an_image
     model = _model(str(model_file), model_file.stat().st_mtime_ns)
-    x = to_model_input(bgr, model.image_size, model.in_channels)[None]
-    return model.embed(x), note
+    # The same decode, crop and resize as `automl index build|query` (hashing.image_io).
+    size, channels = model.image_size, model.in_channels
+    x, why, note = None, "", "whole image used (face detection off)"
+    if detect:
+        x, why = image_input(bytes(data), size, channels, detector=FaceDetector(), name=name)
+        note = "largest detected face used" if x is not None else "no face detected: the whole image was used"
+    if x is None and why != "unreadable image":  # detection off, or no face: the whole image
+        x, why = image_input(bytes(data), size, channels, name=name)
+    if x is None:
+        raise not_an_image
+    return model.embed(x[None]), note
 
 
 @functools.lru_cache(maxsize=4)

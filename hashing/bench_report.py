@@ -91,3 +91,19 @@ def index_lines(res: dict[str, Any]) -> list[str]:
         f"({cq['raw_faiss_1_thread'] / cq['numpy_popcount']:.1f}x); "
         f"refresh used {res['refresh_cpu_s']:.2f} CPU-s",
     ]
+
+
+def streams_table(res: dict[str, Any]) -> Table:
+    """:func:`hashing.bench_streams.stream_benchmark`: one row per data set, method and stream
+    order; "vs shuffled" is the method's mAP on that order over its mAP on the shuffled stream."""
+    columns = ["dataset", "order", "method", "mAP", "mAP@1000", "P@H<=2", "codes", "train s", "vs shuffled"]
+    shuffled = {(r["dataset"], r["method"]): r["mAP"] for r in res["results"] if r["order"] == "shuffled"}
+    rows = []
+    for r in res["results"]:
+        ref = shuffled.get((r["dataset"], r["method"]))
+        top = next(v for k, v in r.items() if k.startswith("mAP@"))
+        rows.append([
+            r["dataset"], r["order"], r["method"], f"{r['mAP']:.3f}", f"{top:.3f}", f"{r['P@H<=2']:.3f}",
+            str(r["distinct_codes"]), f"{r['train_s']:.2f}", f"{r['mAP'] / ref:.2f}" if ref else "-",
+        ])  # fmt: skip
+    return "Online hashing on real-world streams (tie-aware mAP; higher is better)", columns, rows

@@ -18,9 +18,11 @@ Two modes, one class (``mode``):
 The paper's stage learns W from the current batch alone and rewrites every existing code from it,
 so a batch of one person (or a class-sorted stream) maps the whole collection onto one or two
 codes, and with many classes the fixed ``eta_d`` lets the dissimilar pairs (all but a 1/C
-fraction) outvote the similar ones until every code is the same. Robust mode changes four things
+fraction) outvote the similar ones until every code is the same. Robust mode changes five things
 and nothing else:
 
+* **a PCA start**: the first W is the first batch's top principal directions under a random
+  rotation (as ITQ starts) instead of random hyperplanes;
 * **balance from the stream** (``balance="stream"``): ``eta_d`` is re-derived at every stage from
   the label statistics of everything seen so far. With ``p`` the fraction of similar pairs among
   all labelled pairs (``sum_c n_c^2 / N^2`` for classes; label overlap for multi-label rows),
@@ -115,6 +117,32 @@ def exact_sign_balance(eta_s: float, eta_d: float, same: np.ndarray, other: np.n
     return out
 
 
+def _random_rank_within(groups: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``(order, rank)``: the rows in a random order grouped by value, and each one's place
+    within its group (0 = first), so ``rank < k`` picks k random members of every group."""
+    perm = rng.permutation(len(groups))
+    order = perm[np.argsort(groups[perm], kind="stable")]
+    sorted_groups = groups[order]
+    starts = np.flatnonzero(np.r_[True, sorted_groups[1:] != sorted_groups[:-1]])
+    rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+    return order, rank
+
+
+class PatternSimilarity:
+    """The similarity of label patterns: the identity for classes (kept implicit, so 10,000
+    classes never make a 10,000 x 10,000 matrix), label overlap for multi-label rows."""
+
+    def __init__(self, n: int, matrix: np.ndarray | None) -> None:
+        self.n, self.matrix = n, matrix
+
+    def spread(self, values: np.ndarray) -> np.ndarray:
+        """``values @ sim`` over the last axis (sim is symmetric): per pattern, the sum of the
+        values of all patterns similar to it."""
+        if self.matrix is None:
+            return np.asarray(values, np.float64)
+        return np.asarray(values, np.float64) @ self.matrix.astype(np.float64)
+
+
 MODES = ("robust", "paper")
 BALANCES = ("stream", "fixed")
 DEFAULT_REPLAY = 2000
@@ -195,6 +223,22 @@ class BSODH(OnlineHasher):
         self.W_ = random_unit_columns(self.rng_, X.shape[1], self.n_bits)
         if self.center and self.mean_ is None:
             self.mean_ = X.mean(axis=0)
+        if self.robust:
+            self.W_ = self._pca_start(self._prep(X), self.W_)
+
+    def _pca_start(self, Xn: np.ndarray, W_random: np.ndarray) -> np.ndarray:
+        """Robust mode's first W: the first batch's top principal directions under a random
+        rotation (ITQ's start), unit columns; columns beyond the batch's rank stay random. The
+        first codes then follow the data's main axes of variation instead of random hyperplanes
+        (1,000 identities, 64 bits: mAP 0.88 -> 0.94; MNIST-5k unchanged)."""
+        k = min(self.n_bits, Xn.shape[1], len(Xn) - 1)
+        if k < 1:
+            return W_random
+        _, _, vt = np.linalg.svd(Xn - Xn.mean(axis=0), full_matrices=False)
+        rotation = np.linalg.qr(self.rng_.standard_normal((k, k)))[0]
+        W = W_random.copy()
+        W[:, :k] = vt[:k].T @ rotation
+        return W / np.linalg.norm(W, axis=0, keepdims=True)
 
     def _prep(self, X: np.ndarray) -> np.ndarray:
         if self.center and self.mean_ is not None:
@@ -229,21 +273,21 @@ class BSODH(OnlineHasher):
             ids[i] = pid
         return ids
 
-    def _pattern_similarity(self) -> np.ndarray:
-        """(P, P) bool: patterns similar when they share a class / at least one label."""
+    def _pattern_similarity(self) -> PatternSimilarity:
+        """Which label patterns are similar: the same class, or at least one shared label."""
         if self.n_labels_ == 0:
-            return np.eye(len(self._patterns), dtype=bool)
+            return PatternSimilarity(len(self._patterns), None)
         rows = np.stack(self._pattern_rows).astype(np.int64)
-        return (rows @ rows.T) > 0
+        return PatternSimilarity(len(rows), (rows @ rows.T) > 0)
 
-    def stream_eta_d(self, counts: np.ndarray, sim: np.ndarray) -> float:
+    def stream_eta_d(self, counts: np.ndarray, sim: PatternSimilarity) -> float:
         """``eta_d`` from the stream's label statistics (``balance="stream"``): ``counts`` items per
         label pattern seen so far, ``sim`` the pattern similarity. See the module docstring."""
         c = np.asarray(counts, np.float64)
         total = c.sum() ** 2
         if total == 0:
             return self.eta_d
-        p = float(c @ sim.astype(np.float64) @ c) / total
+        p = float(sim.spread(c) @ c) / total
         if p >= 1.0:
             return self.eta_s
         return min(self.eta_s, self.eta_d * _REFERENCE_ODDS * p / (1.0 - p))
@@ -261,7 +305,7 @@ class BSODH(OnlineHasher):
             self._remember(Xn, pids_new, np.arange(n_new))
             return
         sim = self._pattern_similarity()
-        n_pat = sim.shape[0]
+        n_pat = sim.n
         replayed = self._replay_rows(pids_new, n_pat) if self.robust else np.zeros(0, np.int64)
         if replayed.size:
             Xs = np.concatenate([Xn, self.replay_X_[replayed]])
@@ -296,32 +340,32 @@ class BSODH(OnlineHasher):
         self.pattern_e_ = np.concatenate([self.pattern_e_, pids_new])
         self._remember(Xn, pids_new, m + np.arange(n_new))
 
-    def _start_codes(self, Xs: np.ndarray, pids: np.ndarray, sim: np.ndarray, m: int) -> np.ndarray:
+    def _start_codes(self, Xs: np.ndarray, pids: np.ndarray, sim: PatternSimilarity, m: int) -> np.ndarray:
         """Copy the first similar existing item's code, else ``sgn(W^T x)``: (r, n) float +-1."""
         Bs = np.where((Xs @ self.W_).T >= 0, 1.0, -1.0)
-        first = np.full(sim.shape[0], m, np.int64)
+        first = np.full(sim.n, m, np.int64)
         uniq, first_idx = np.unique(self.pattern_e_, return_index=True)
         first[uniq] = first_idx
-        first_similar = np.where(sim, first[None, :], m).min(axis=1)
+        first_similar = first if sim.matrix is None else np.where(sim.matrix, first[None, :], m).min(axis=1)
         src = first_similar[pids]
         has = src < m
         Bs[:, has] = self.codes_e_[:, src[has]]
         return Bs
 
     def _discrete_bs_step(
-        self, Bs: np.ndarray, Xs: np.ndarray, pids: np.ndarray, sim: np.ndarray, eta_d: float
+        self, Bs: np.ndarray, Xs: np.ndarray, pids: np.ndarray, sim: PatternSimilarity, eta_d: float
     ) -> None:
         """``B_s`` by discrete cyclic coordinate descent, in place, bit by bit, using the rows
         updated so far; ``P = r B_e S^T + W^T X_s`` with ``B_e S^T`` from per-pattern sums."""
         r = self.n_bits
         Be = self.codes_e_.astype(np.float64)
-        n_pat = sim.shape[0]
+        n_pat = sim.n
         sums_e = pattern_sums(self.codes_e_, self.pattern_e_, n_pat)  # r x P, integers
         total_e = Be.sum(axis=1, keepdims=True)
-        same = (sums_e @ sim.astype(np.float64).T)[:, pids]  # sum of B_e over similar items, r x n
+        same = sim.spread(sums_e)[:, pids]  # sum of B_e over similar items, r x n
         other = total_e - same
         if self.robust:  # a class new to the existing set: no push towards -sum(B_e)
-            known = np.bincount(self.pattern_e_, minlength=n_pat) @ sim.astype(np.float64).T
+            known = sim.spread(np.bincount(self.pattern_e_, minlength=n_pat).astype(np.float64))
             other = other * (known[pids] > 0)[None, :]
         P = float(r) * (float(r) * (self.eta_s * same - eta_d * other)) + (Xs @ self.W_).T
         G = Be @ Be.T
@@ -330,18 +374,19 @@ class BSODH(OnlineHasher):
             g[k] = 0.0
             Bs[k] = np.where(P[k] - g @ Bs >= 0, 1.0, -1.0)
 
-    def _existing_update(self, Bs: np.ndarray, pids: np.ndarray, sim: np.ndarray, eta_d: float) -> np.ndarray:
+    def _existing_update(
+        self, Bs: np.ndarray, pids: np.ndarray, sim: PatternSimilarity, eta_d: float
+    ) -> np.ndarray:
         """``B_e = sgn(B_s S)``, per existing item's pattern (robust mode: only items with a
         similar item in the stage change)."""
-        n_pat = sim.shape[0]
-        sim_f = sim.astype(np.float64)
+        n_pat = sim.n
         sums_s = pattern_sums(Bs.astype(np.int8), pids, n_pat)
-        same_s = sums_s @ sim_f  # r x P: sum of B_s over stage items similar to pattern q
+        same_s = sim.spread(sums_s)  # r x P: sum of B_s over stage items similar to pattern q
         total_s = Bs.sum(axis=1, keepdims=True)
         be_pattern = exact_sign_balance(self.eta_s, eta_d, same_s, total_s - same_s)
         codes_e = be_pattern[:, self.pattern_e_]
         if self.robust:
-            touched = (np.bincount(pids, minlength=n_pat) @ sim_f) > 0
+            touched = sim.spread(np.bincount(pids, minlength=n_pat).astype(np.float64)) > 0
             keep = ~touched[self.pattern_e_]
             codes_e[:, keep] = self.codes_e_[:, keep]
         return codes_e
@@ -372,16 +417,11 @@ class BSODH(OnlineHasher):
         class the reservoir knows (a class already that well represented gets none)."""
         if not self.replay or self.replay_X_ is None or not len(self.replay_pattern_):
             return np.zeros(0, np.int64)
-        classes = np.unique(self.replay_pattern_)
-        q = max(1, self.replay // len(classes))
-        in_batch = np.bincount(pids_new, minlength=n_pat)
-        picked = []
-        for c in classes:
-            need = q - int(in_batch[c])
-            if need > 0:
-                rows = np.flatnonzero(self.replay_pattern_ == c)
-                picked.append(rows if len(rows) <= need else self.rng_.choice(rows, need, replace=False))
-        return np.sort(np.concatenate(picked)) if picked else np.zeros(0, np.int64)
+        held = self.replay_pattern_
+        q = max(1, self.replay // len(np.unique(held)))
+        need = np.maximum(0, q - np.bincount(pids_new, minlength=n_pat))
+        order, rank = _random_rank_within(held, self.rng_)
+        return np.sort(order[rank < need[held[order]]])
 
     def _remember(self, Xn: np.ndarray, pids: np.ndarray, positions: np.ndarray) -> None:
         """Add a batch to the class-balanced reservoir; past ``replay`` items, the largest
@@ -394,13 +434,7 @@ class BSODH(OnlineHasher):
         P = np.concatenate([self.replay_pattern_, pids])
         pos = np.concatenate([self.replay_pos_, positions])
         if len(P) > self.replay:
-            order = self.rng_.permutation(len(P))
-            _, inverse = np.unique(P[order], return_inverse=True)
-            rank = np.empty(len(P), np.int64)  # how many of the same class come before, in `order`
-            seen = np.zeros(inverse.max() + 1, np.int64)
-            for i, c in enumerate(inverse):
-                rank[i] = seen[c]
-                seen[c] += 1
+            order, rank = _random_rank_within(P, self.rng_)
             keep = np.sort(order[np.argsort(rank, kind="stable")[: self.replay]])
             X, P, pos = X[keep], P[keep], pos[keep]
         self.replay_X_, self.replay_pattern_, self.replay_pos_ = X, P, pos

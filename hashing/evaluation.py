@@ -2,13 +2,18 @@
 
 A held-out set of labelled samples (never indexed) is scored against the items indexed so far
 after every hash update; the curve is kept in the index's ``extra[STREAM_MAP_KEY]`` as
-``[{"update", "items", "mAP"}, ...]``, which is where the dashboard's Retrieval page reads it
-(``dashboard.retrieval_data.HISTORY_KEYS[0]``). Nothing here needs torch or the store::
+``[{"update", "items", "mAP", "ties"}, ...]``, which is where the dashboard's Retrieval page reads
+it (``dashboard.retrieval_data.HISTORY_KEYS[0]``; it plots ``update`` against ``mAP`` and ignores
+the other keys). The mAP is tie-aware (:mod:`hashing.metrics`: the expected AP over random orders
+of the items at equal Hamming distance), so a stream sorted by class scores as a shuffled one
+would; ``"ties"`` names the rule of each point and ``extra[STREAM_MAP_TIES_KEY]`` that of the
+curve. Curves saved before the rule was recorded have no ``"ties"``: they broke ties by
+position (``"index"``). Nothing here needs torch or the store::
 
     (emb, labels, sources), (q_emb, q_labels) = hold_out_queries(emb, labels, sources, 200, seed=0)
     recorder = StreamMapRecorder(q_emb, q_labels)
     index.add_batches(emb, labels=labels, sources=sources, batch_size=2000, after_batch=recorder)
-    recorder.save_to(index)  # extra["stream_map"], extra["stream_map_queries"]
+    recorder.save_to(index)  # extra["stream_map"], ["stream_map_queries"], ["stream_map_ties"]
 """
 
 from __future__ import annotations
@@ -18,10 +23,11 @@ from typing import Any
 import numpy as np
 
 from hashing.errors import HashingError
-from hashing.metrics import hamming_distances, mean_average_precision, relevance
+from hashing.metrics import TIES, hamming_distances, mean_average_precision, relevance
 
 STREAM_MAP_KEY = "stream_map"
 STREAM_MAP_QUERIES_KEY = "stream_map_queries"
+STREAM_MAP_TIES_KEY = "stream_map_ties"  # the tie rule of the curve's mAP (hashing.metrics.TIES)
 
 
 def hold_out_queries(
@@ -65,29 +71,35 @@ def hold_out_queries(
 class StreamMapRecorder:
     """An ``after_batch`` hook for :meth:`hashing.index.HashIndex.add_batches`: after every hash
     update, the mAP of the held-out queries against the items indexed so far, appended to
-    :attr:`history` as ``{"update", "items", "mAP"}``.
+    :attr:`history` as ``{"update", "items", "mAP", "ties"}``.
 
     It ranks with the index's own codes and query-encoding snapshot (what a user querying the
     index at that moment would get, stale codes included when ``refresh_every`` > 1) and scores
-    with :mod:`hashing.metrics`, the benchmarks' mAP. An undefined mAP (no query has a relevant
-    item yet) is stored as ``None``: JSON has no NaN and the dashboard skips non-numbers.
+    with :mod:`hashing.metrics`, tie-aware by default (``ties="index"``: the MIHash framework's
+    position order, which depends on the order items were streamed in). An undefined mAP (no
+    query has a relevant item yet) is stored as ``None``: JSON has no NaN and the dashboard skips
+    non-numbers.
     """
 
-    def __init__(self, queries: np.ndarray, query_labels: np.ndarray) -> None:
+    def __init__(self, queries: np.ndarray, query_labels: np.ndarray, *, ties: str = "aware") -> None:
+        if ties not in TIES:
+            raise HashingError(f"ties must be one of {', '.join(TIES)}, not {ties!r}", param="ties")
         self.queries = np.asarray(queries)
         self.query_labels = np.asarray(query_labels)
+        self.ties = ties
         self.history: list[dict[str, Any]] = []
 
     def __call__(self, index: Any) -> None:
         if index.n_updates == (self.history[-1]["update"] if self.history else 0):
             return  # an unlabelled batch: the hash did not change
         dist = hamming_distances(index.encode_queries(self.queries), index.codes)
-        value = mean_average_precision(dist, relevance(self.query_labels, index.labels))
+        value = mean_average_precision(dist, relevance(self.query_labels, index.labels), ties=self.ties)
         self.history.append(
             {
                 "update": int(index.n_updates),
                 "items": len(index),
                 "mAP": None if np.isnan(value) else round(float(value), 6),
+                "ties": self.ties,
             }
         )
 
@@ -97,9 +109,10 @@ class StreamMapRecorder:
         return final_map(self.history)
 
     def save_to(self, index: Any) -> None:
-        """Keep the curve (and how many queries made it) in ``index.extra``."""
+        """Keep the curve (how many queries made it, and its tie rule) in ``index.extra``."""
         index.extra[STREAM_MAP_KEY] = self.history
         index.extra[STREAM_MAP_QUERIES_KEY] = len(self.queries)
+        index.extra[STREAM_MAP_TIES_KEY] = self.ties
 
 
 def final_map(history: list[dict[str, Any]]) -> float | None:

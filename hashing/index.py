@@ -43,7 +43,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -111,17 +111,62 @@ def check_radius(radius: object) -> int:
     return n
 
 
+def _tie_counter(
+    db_codes: np.ndarray, query_codes: np.ndarray, distances: np.ndarray, maybe: np.ndarray
+) -> np.ndarray | Callable[[], np.ndarray]:
+    """``SearchResult.ties_beyond``: zeros where no query ``maybe`` ties, else a function that
+    counts, for those queries, the items of ``db_codes`` (the array the search saw) within the
+    k-th distance, minus k -- a popcount in blocks of queries, run when first asked for."""
+    nq, k = distances.shape
+    if not maybe.any():
+        return np.zeros(nq, np.int64)
+    rows = np.flatnonzero(maybe)
+    q, kth = query_codes[rows].copy(), distances[rows, k - 1].astype(np.int64)
+
+    def count() -> np.ndarray:
+        from hashing.metrics import hamming_distances
+
+        out = np.zeros(nq, np.int64)
+        step = max(1, (1 << 22) // max(1, len(db_codes)))
+        for s in range(0, len(rows), step):
+            d = hamming_distances(q[s : s + step], db_codes)
+            out[rows[s : s + step]] = (d <= kth[s : s + step, None]).sum(axis=1) - k
+        return out
+
+    return count
+
+
 @dataclass
 class SearchResult:
     """k-NN answer for a batch of queries: ids (-1 = no item) and Hamming distances, (nq, k').
 
     ``k'`` is ``min(k_requested, len(index))``; ``clamped`` says the index held fewer items than
     asked for (every item is then in the answer).
+
+    Ties: items at the same distance are returned in position order (the order they were added,
+    as FAISS's exact CPU search breaks ties; the GPU index's selection may pick other tied items,
+    the counts stay the same), so when the k'-th distance is shared by items that did not fit,
+    *which* of them made the cut is arbitrary. ``ties_beyond[i]`` (int64, (nq,)) counts,
+    for query ``i``, the index items left out of the answer at exactly its k'-th distance (0: the
+    cut is clean; always 0 when clamped). A radius answer has none (``None``): a Hamming ball
+    holds every item at each distance it covers.
+
+    Cost: the search fetches one neighbour more than asked, which settles every query whose next
+    item is farther (0); the others are counted by a popcount over the codes the search saw, done
+    on first access of ``ties_beyond`` only, so a search that never asks pays nothing for it.
     """
 
     ids: np.ndarray
     distances: np.ndarray
     k_requested: int = 0
+    _ties: Any = field(default=None, repr=False, compare=False)  # an array, or how to count it
+
+    @property
+    def ties_beyond(self) -> np.ndarray | None:
+        """(nq,) int64: items beyond the answer at its last distance (None: a radius answer)."""
+        if callable(self._ties):
+            self._ties = self._ties()
+        return self._ties
 
     @property
     def clamped(self) -> bool:
@@ -130,12 +175,25 @@ class SearchResult:
 
 @dataclass
 class Neighbours:
-    """One query's answer, ready to print: ``rows`` of rank, id, distance, source and label."""
+    """One query's answer, ready to print: ``rows`` of rank, id, distance, source, label and
+    ``tied`` (the row sits at the last row's distance and ``ties_beyond`` > 0: other items at
+    that distance could have taken its place).
+
+    ``ties_beyond``: for a k-NN answer, how many index items beyond the rows returned sit at the
+    same distance as the last one (:class:`SearchResult`; ties go by position, i.e. the items
+    added first are returned); 0 for a radius answer, which cuts no distance.
+    """
 
     rows: list[dict[str, Any]]
     k: int | None  # the k asked for (None for a radius query)
     radius: int | None
     index_size: int
+    ties_beyond: int = 0
+
+    @property
+    def tie_distance(self) -> int | None:
+        """The distance at which the answer cuts a tie (the last row's), or None."""
+        return self.rows[-1]["distance"] if self.ties_beyond and self.rows else None
 
     @property
     def clamped(self) -> bool:
@@ -277,11 +335,13 @@ class HashIndex:
         *,
         labels: object = None,
         sources: list[str] | None = None,
+        ids: object = None,
         batch_size: int = 2000,
         after_batch: Callable[[HashIndex], None] | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> np.ndarray:
-        """Feed a stream in batches of ``batch_size`` (one hash update per labelled batch);
+        """Feed a stream in batches of ``batch_size`` (one hash update per labelled batch;
+        ``ids``: the items' ids, default the next free ones);
         ``after_batch(index)`` runs after each (e.g. :class:`hashing.evaluation.StreamMapRecorder`)
         and ``progress(n)`` reports the items added. Shapes are checked before the first batch."""
         batch_size = check_batch_size(batch_size)
@@ -306,6 +366,7 @@ class HashIndex:
                     X[part],
                     labels=None if y is None else y[part],
                     sources=None if sources is None else list(sources[part]),
+                    ids=None if ids is None else np.asarray(ids)[part],
                 )
             )
             if after_batch is not None:
@@ -344,6 +405,20 @@ class HashIndex:
         parts = [self.encoder.encode(seg, validate=False) for seg in self._segments]
         self.codes = np.concatenate(parts) if parts else np.zeros((0, self.n_bits // 8), np.uint8)
         self.updates_since_refresh = 0
+        self._rebuild_faiss()
+
+    def sort_by_id(self) -> None:
+        """Put the rows in id order (e.g. after a shuffled build, so that rows, sources and
+        position-ordered ties follow the input order again); codes and ids are unchanged."""
+        order = np.argsort(self.ids, kind="stable")
+        if np.array_equal(order, np.arange(len(order))):
+            return
+        emb = np.concatenate(self._segments)[order]
+        self._segments, self._segment_files = [emb], [None]
+        self.ids, self.codes = self.ids[order], self.codes[order]
+        self.sources = [self.sources[i] for i in order]
+        if self.labels is not None:
+            self.labels = self.labels[order]
         self._rebuild_faiss()
 
     def remove(self, ids: object) -> int:
@@ -385,28 +460,46 @@ class HashIndex:
         return self.encoder.encode(X.astype(np.float16), validate=False)
 
     def search(self, embeddings: object, k: int = 10) -> SearchResult:
-        """k nearest items by Hamming distance (ties: lower position first, as FAISS returns them);
-        ``k`` above the index size is clamped to it (see :class:`SearchResult`)."""
+        """k nearest items by Hamming distance (ties: lower position first, as FAISS returns them;
+        ``ties_beyond`` counts the tied items the cut left out); ``k`` above the index size is
+        clamped to it (see :class:`SearchResult`)."""
         k = check_k(k)
         return self.search_codes(self.encode_queries(embeddings), k)
 
     def search_codes(self, codes: np.ndarray, k: int = 10) -> SearchResult:
+        """:meth:`search` for packed query codes (as :meth:`encode_queries` makes them)."""
         k = check_k(k)
         codes = np.ascontiguousarray(codes, dtype=np.uint8)
         if codes.ndim != 2 or codes.shape[1] != self.n_bits // 8:
             raise HashingError(f"query codes must be (n, {self.n_bits // 8}) uint8")
         k_eff = min(k, len(self))
+        nq = len(codes)
         if k_eff == 0:
-            return SearchResult(np.zeros((len(codes), 0), np.int64), np.zeros((len(codes), 0), np.int32), k)
-        index = self._gpu[1] if (self._gpu is not None and k_eff <= 2048) else self._faiss
-        D, pos = index.search(codes, k_eff)
+            return SearchResult(
+                np.zeros((nq, 0), np.int64), np.zeros((nq, 0), np.int32), k, np.zeros(nq, np.int64)
+            )
+        gpu = self._gpu is not None and k_eff <= 2048
+        # One neighbour more than asked (where there is one, and the GPU's k limit allows): where
+        # it is farther than the k-th, the cut is clean.
+        k_ask = k_eff + 1 if k_eff < len(self) and (not gpu or k_eff < 2048) else k_eff
+        D, pos = (self._gpu[1] if gpu else self._faiss).search(codes, k_ask)
+        if k_eff == len(self):
+            maybe = np.zeros(nq, bool)  # every item returned: nothing lies beyond
+        elif k_ask > k_eff:
+            maybe = D[:, k_eff] == D[:, k_eff - 1]
+        else:
+            maybe = np.ones(nq, bool)
+        D, pos = D[:, :k_eff], pos[:, :k_eff]
         found = pos >= 0
         out = np.full(pos.shape, -1, np.int64)
         out[found] = self.ids[pos[found]]
-        return SearchResult(out, np.where(found, D, -1).astype(np.int32), k)
+        return SearchResult(
+            out, np.where(found, D, -1).astype(np.int32), k, _tie_counter(self.codes, codes, D, maybe)
+        )
 
     def range_search(self, embeddings: object, radius: int) -> list[SearchResult]:
-        """All items within Hamming distance ``<= radius`` of each query, nearest first."""
+        """All items within Hamming distance ``<= radius`` of each query, nearest first (equal
+        distances in position order); a ball cuts no tie, so ``ties_beyond`` is None."""
         radius = check_radius(radius)
         codes = self.encode_queries(embeddings)
         if len(self) == 0:
@@ -422,12 +515,15 @@ class HashIndex:
 
     def neighbours(self, embedding: object, *, k: int | None = None, radius: int | None = None) -> Neighbours:
         """The items nearest one query embedding (``(D,)`` or ``(1, D)``): the ``k`` nearest
-        (default 10, clamped to the index size) or all within Hamming ``radius`` -- not both."""
+        (default 10, clamped to the index size) or all within Hamming ``radius`` -- not both.
+        Equal distances go in position order; ``ties_beyond`` and each row's ``tied`` say where
+        the k-th distance is shared by items left out (:class:`Neighbours`)."""
         if k is not None and radius is not None:
             raise HashingError(
                 "give k or radius, not both: radius returns every item within it", param="k,radius"
             )
         query = np.asarray(embedding, dtype=np.float64).reshape(1, -1)
+        ties = 0
         if radius is not None:
             res = self.range_search(query, radius)[0]
             ids, dists = res.ids, res.distances
@@ -436,7 +532,9 @@ class HashIndex:
             res = self.search(query, k)
             keep = res.ids[0] >= 0
             ids, dists = res.ids[0][keep], res.distances[0][keep]
+            ties = int(res.ties_beyond[0]) if res.ties_beyond is not None else 0
         pos = self.position_of(ids) if len(ids) else np.zeros(0, np.int64)
+        cut = int(dists[-1]) if ties and len(dists) else None
         rows = [
             {
                 "rank": r,
@@ -444,10 +542,11 @@ class HashIndex:
                 "distance": int(d),
                 "source": self.sources[p],
                 "label": self.label_of(p),
+                "tied": cut is not None and int(d) == cut,
             }
             for r, (i, d, p) in enumerate(zip(ids, dists, pos, strict=True), start=1)
         ]
-        return Neighbours(rows, k, None if radius is None else int(radius), len(self))
+        return Neighbours(rows, k, None if radius is None else int(radius), len(self), ties)
 
     def label_of(self, position: int) -> Any:
         """The label of the item at row ``position`` for display: its class name (or number), the
@@ -485,6 +584,8 @@ class HashIndex:
             "stale_updates": self.updates_since_refresh,
             "codes_current": self.updates_since_refresh == 0,
             "hasher_items_learned": int(self.hasher.n_seen_),
+            **({"hasher_mode": self.hasher.mode} if hasattr(self.hasher, "mode") else {}),
+            "refused_updates": int(getattr(self.hasher, "refused_stages_", 0)),
             "hasher_stages": int(self.hasher.n_batches_),
             "generation": self.generation,
             "search_backend": "faiss GpuIndexBinaryFlat"

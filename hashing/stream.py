@@ -5,15 +5,21 @@ The embedding model is an *exported* TorchScript file (``model.pt``) with a JSON
 ``embedding_dim``). Its ``embed(x)`` method maps float32 (N, C, H, W) images in [0, 1] to (N, D)
 features; nothing from the search code is needed, so an index runs wherever a model is shipped.
 
-Raw photos go through OpenCV's Haar frontal-face detector (the largest face, with a margin, is
-cropped); a photo with no face is reported back to the caller, never embedded. ``detect=False``
-is for images that are already aligned face crops.
+Images are decoded by :mod:`hashing.image_io`, the path the data readers use too (pixel limit from
+the header, EXIF orientation, 16-bit and float images scaled to 8 bits, alpha over white, the
+centre square, bilinear resize), so a file embeds to the same input as a query and as a data set
+item. Raw photos go through OpenCV's Haar frontal-face detector, run on the full-resolution
+upright 8-bit image: the largest face, with a margin, is cropped and goes through the same
+crop-and-resize step; a photo with no face is reported back to the caller, never embedded.
+``detect=False`` is for images that are already aligned face crops: they take exactly the
+decode of the data readers (:func:`hashing.image_io.model_input`, JPEG draft included).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from hashing import image_io
 from hashing.errors import HashingError, ModelFormatError, NoFaceError
-from hashing.image_limits import check_image
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp"}
 _FACE_MARGIN = 0.1
@@ -130,34 +136,44 @@ def list_images(path: str | Path) -> list[Path]:
 
 
 def read_image(path: Path) -> np.ndarray | None:
-    """BGR uint8 image, or None when the file cannot be decoded.
+    """Full-resolution upright BGR uint8 (H, W, 3) image of a file, or None when it cannot be
+    decoded (:func:`hashing.image_io.decode`: EXIF orientation applied, 16-bit scaled to 8 bits,
+    alpha over white).
 
-    The header is checked first (:func:`hashing.image_limits.check_image`): an image of more
+    The header is checked first (:func:`hashing.image_limits.open_image`): an image of more
     pixels than the limit raises :class:`~hashing.image_limits.ImageTooLargeError` before any
-    pixel is decoded, and a file whose size nothing can vouch for is not handed to OpenCV.
+    pixel is decoded.
     """
-    if check_image(Path(path), str(path)) is None:
-        return None
-    data = np.fromfile(str(path), dtype=np.uint8)
-    return decode_bgr(data)
+    return _bgr(image_io.decode(Path(path), str(path)))
 
 
 def decode_image_bytes(data: bytes, name: str = "the image") -> np.ndarray | None:
-    """BGR uint8 image of an encoded file's bytes (e.g. an upload), or None when it cannot be
-    decoded; too many pixels -> :class:`~hashing.image_limits.ImageTooLargeError`, undecoded."""
-    if not data or check_image(bytes(data), name) is None:
+    """BGR uint8 image of an encoded file's bytes (e.g. an upload), as :func:`read_image`, or None
+    when it cannot be decoded; too many pixels -> :class:`~hashing.image_limits.ImageTooLargeError`,
+    undecoded."""
+    if not data:
         return None
-    return decode_bgr(np.frombuffer(data, np.uint8))
+    return _bgr(image_io.decode(bytes(data), name))
 
 
 def decode_bgr(data: np.ndarray) -> np.ndarray | None:
-    """OpenCV's decode of encoded bytes; call it only on bytes whose header passed
-    :func:`~hashing.image_limits.check_image` (as :func:`read_image` does)."""
+    """BGR uint8 image of encoded bytes held in a uint8 array (as :func:`decode_image_bytes`; the
+    pixel limit applies)."""
     if data.size == 0:
         return None
-    import cv2
+    return _bgr(image_io.decode(np.ascontiguousarray(data, np.uint8).tobytes(), "the image"))
 
-    return cv2.imdecode(data, cv2.IMREAD_COLOR)
+
+def _bgr(rgb: np.ndarray | None) -> np.ndarray | None:
+    return None if rgb is None else np.ascontiguousarray(rgb[:, :, ::-1])
+
+
+def _rgb(image: np.ndarray) -> np.ndarray:
+    """A BGR (H, W, 3) or grey (H, W) / (H, W, 1) uint8 image as RGB (H, W, 3) or grey (H, W)."""
+    img = np.asarray(image)
+    if img.ndim == 3 and img.shape[2] == 1:
+        return img[:, :, 0]
+    return img[:, :, ::-1] if img.ndim == 3 else img
 
 
 class FaceDetector:
@@ -174,34 +190,70 @@ class FaceDetector:
         self.scale_factor, self.min_neighbors, self.min_size = scale_factor, min_neighbors, min_size
 
     def boxes(self, bgr: np.ndarray) -> np.ndarray:
-        import cv2
-
-        gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+        """``(N, 4)`` int64 ``x, y, w, h`` faces of a BGR (or grey) uint8 image."""
+        grey = image_io.to_channels(_rgb(bgr), 1)
         found = self._cascade.detectMultiScale(
-            gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(self.min_size,) * 2
+            grey, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(self.min_size,) * 2
         )
         return np.asarray(found, dtype=np.int64).reshape(-1, 4)
 
-    def crop(self, bgr: np.ndarray) -> np.ndarray | None:
+    def face_box(self, bgr: np.ndarray) -> tuple[int, int, int, int] | None:
+        """``(x, y, w, h)`` of the largest face plus a 10% margin on every side, clipped to the
+        image; None when no face is found."""
         boxes = self.boxes(bgr)
         if len(boxes) == 0:
             return None
-        x, y, w, h = boxes[np.argmax(boxes[:, 2] * boxes[:, 3])]
+        x, y, w, h = (int(v) for v in boxes[np.argmax(boxes[:, 2] * boxes[:, 3])])
         mx, my = int(w * _FACE_MARGIN), int(h * _FACE_MARGIN)
         H, W = bgr.shape[:2]
-        return bgr[max(0, y - my) : min(H, y + h + my), max(0, x - mx) : min(W, x + w + mx)]
+        left, top = max(0, x - mx), max(0, y - my)
+        return left, top, min(W, x + w + mx) - left, min(H, y + h + my) - top
+
+    def crop(self, bgr: np.ndarray) -> np.ndarray | None:
+        """The image inside :meth:`face_box` (None without a face); :func:`to_model_input` then
+        keeps its centre square."""
+        box = self.face_box(bgr)
+        if box is None:
+            return None
+        x, y, w, h = box
+        return bgr[y : y + h, x : x + w]
 
 
-def to_model_input(bgr: np.ndarray, image_size: int, channels: int) -> np.ndarray:
-    """BGR uint8 crop -> float32 (C, S, S) in [0, 1] (grey for 1 channel, RGB for 3)."""
-    import cv2
+def to_model_input(
+    bgr: np.ndarray, image_size: int, channels: int, box: tuple[float, float, float, float] | None = None
+) -> np.ndarray:
+    """A decoded BGR (or grey) uint8 image -> float32 (C, S, S) in [0, 1] (grey for 1 channel,
+    RGB for 3) by :func:`hashing.image_io.fit`: channels converted, cropped to ``box`` if given,
+    else to the centre square (never stretched), bilinear resize."""
+    return image_io.fit(_rgb(bgr), image_size, channels, box).astype(np.float32) / 255.0
 
-    img = cv2.resize(bgr, (image_size, image_size), interpolation=cv2.INTER_AREA)
-    if channels == 1:
-        arr = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)[None]
-    else:
-        arr = cv2.cvtColor(img, cv2.COLOR_BGR2RGB).transpose(2, 0, 1)
-    return arr.astype(np.float32) / 255.0
+
+def image_input(
+    source: Path | bytes,
+    image_size: int,
+    channels: int,
+    *,
+    detector: FaceDetector | None = None,
+    name: str | None = None,
+) -> tuple[np.ndarray | None, str]:
+    """float32 (C, S, S) model input of one image file or encoded bytes, and why not when None
+    (``"unreadable image"``, ``"no face detected"``).
+
+    Without ``detector`` (aligned crops): :func:`hashing.image_io.model_input`, exactly the
+    decode of the data readers. With one: the full-resolution upright image is decoded, the
+    largest face found (:meth:`FaceDetector.face_box`) and cropped and resized by the same rule.
+    Too many pixels -> :class:`~hashing.image_limits.ImageTooLargeError`, undecoded."""
+    label = name if name is not None else (str(source) if isinstance(source, str | Path) else None)
+    if detector is None:
+        x = image_io.model_input(source, image_size, channels, name=label)
+        return (None, "unreadable image") if x is None else (x.astype(np.float32) / 255.0, "")
+    rgb = image_io.decode(source, label)
+    if rgb is None:
+        return None, "unreadable image"
+    box = detector.face_box(rgb[:, :, ::-1])
+    if box is None:
+        return None, "no face detected"
+    return image_io.fit(rgb, image_size, channels, box).astype(np.float32) / 255.0, ""
 
 
 @dataclass
@@ -222,25 +274,16 @@ def embed_images(
     progress: Callable[[int], None] | None = None,
 ) -> EmbeddedBatch:
     """Read, detect (unless ``detect=False``), crop, resize and embed images
-    (``progress(1)`` after each image is read)."""
+    (:func:`image_input`; ``progress(1)`` after each image is read)."""
     det = (detector or FaceDetector()) if detect else None
     inputs, kept, skipped = [], [], []
     for p in paths:
-        img = read_image(p)
-        if img is None:
-            skipped.append((str(p), "unreadable image"))
-            if progress is not None:
-                progress(1)
-            continue
-        if det is not None:
-            img = det.crop(img)
-            if img is None:
-                skipped.append((str(p), "no face detected"))
-                if progress is not None:
-                    progress(1)
-                continue
-        inputs.append(to_model_input(img, model.image_size, model.in_channels))
-        kept.append(str(p))
+        x, why = image_input(Path(p), model.image_size, model.in_channels, detector=det, name=str(p))
+        if x is None:
+            skipped.append((str(p), why))
+        else:
+            inputs.append(x)
+            kept.append(str(p))
         if progress is not None:
             progress(1)
     if not inputs:
@@ -265,23 +308,16 @@ def embed_query(model: EmbeddingModel, path: Path, *, detect: bool = True) -> np
 def embed_uint8(
     model: EmbeddingModel, images: np.ndarray, progress: Callable[[int], None] | None = None
 ) -> np.ndarray:
-    """Embed already-aligned uint8 (N, C, H, W) images (e.g. a data set split), resizing and
-    converting channels to what the model expects."""
-    import cv2
-
+    """Embed already-aligned uint8 (N, C, H, W) images (e.g. a data set split); images of another
+    size or channel count are converted by :func:`hashing.image_io.fit` (centre square, bilinear)."""
     x = np.asarray(images)
     if x.ndim != 4 or x.shape[1] not in (1, 3):
         raise HashingError(f"images must be uint8 (N, C, H, W) with C in (1, 3), got {x.shape}")
     if x.shape[2:] != (model.image_size, model.image_size) or x.shape[1] != model.in_channels:
         out = np.empty((len(x), model.in_channels, model.image_size, model.image_size), np.float32)
         for i, img in enumerate(x):
-            hwc = img.transpose(1, 2, 0)
-            bgr = (
-                cv2.cvtColor(hwc, cv2.COLOR_GRAY2BGR)
-                if hwc.shape[2] == 1
-                else cv2.cvtColor(hwc, cv2.COLOR_RGB2BGR)
-            )
-            out[i] = to_model_input(np.ascontiguousarray(bgr), model.image_size, model.in_channels)
+            pixels = img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0)
+            out[i] = image_io.fit(pixels, model.image_size, model.in_channels).astype(np.float32) / 255.0
         return model.embed(out, progress=progress)
     parts = [
         model.embed(x[s : s + 4096].astype(np.float32) / 255.0, progress=progress)
@@ -298,8 +334,13 @@ def _not_utf8(path: Path, exc: UnicodeDecodeError) -> HashingError:
     )
 
 
+_KEY_COLUMNS = ("file", "path", "image", "filename")
+_CLASS_COLUMNS = ("label", "class", "emotion", "y")
+_INTEGER = re.compile(r"^[+-]?[0-9]+$")
+
+
 def label_columns(csv_path: str | Path) -> list[str]:
-    """The label column names of a labels CSV (everything but the file column)."""
+    """The label column names of a labels CSV (everything but the file column), in file order."""
     p = Path(csv_path)
     try:
         with open(p, newline="", encoding="utf-8-sig") as fh:
@@ -309,16 +350,83 @@ def label_columns(csv_path: str | Path) -> list[str]:
     except UnicodeDecodeError as exc:
         raise _not_utf8(p, exc) from None
     names = [h.strip() for h in header]
-    return [h for h in names if h.lower() not in ("file", "path", "image", "filename")]
+    return [h for h in names if h.lower() not in _KEY_COLUMNS]
 
 
-def read_labels_csv(
-    csv_path: str | Path, images: list[str], class_names: list[str] | None = None
-) -> np.ndarray:
+@dataclass
+class CsvLabels:
+    """What a labels CSV says about a list of images, in the CSV's own names.
+
+    Single-label (``multi_label`` False): ``labels`` is (n,) int64, each an id into ``names``,
+    the CSV's class vocabulary (:func:`vocabulary_order`). Multi-label: ``labels`` is (n, A)
+    uint8 0/1 and ``names`` are the A column names, in the file's order. Nothing here refers to
+    a model's classes: mapping onto an index's vocabulary is :func:`merge_vocabulary` /
+    :func:`align_label_columns`.
+    """
+
+    labels: np.ndarray
+    names: list[str]
+    multi_label: bool
+
+
+def vocabulary_order(names: set[str] | list[str]) -> list[str]:
+    """The order a new vocabulary takes: sorted, names that are whole numbers (``"0"``, ``"7"``,
+    ``"-1"``) first by value, then the others by code point -- so it depends neither on the order
+    of the CSV's rows nor on which photos were embedded."""
+
+    def key(name: str) -> tuple[int, int, str]:
+        return (0, int(name), name) if _INTEGER.match(name) else (1, 0, name)
+
+    return sorted(set(names), key=key)
+
+
+def merge_vocabulary(known: list[str], names: list[str]) -> tuple[list[str], np.ndarray]:
+    """``known`` grown by the ``names`` it lacks (appended in :func:`vocabulary_order`), and the
+    id of each of ``names`` in the grown list: a known name keeps its id, a new one gets the next
+    free id, and no name is ever mapped onto another."""
+    vocab = [str(n) for n in known]
+    if len(set(vocab)) != len(vocab):
+        raise HashingError(f"the index's class names repeat a name: {vocab}")
+    ids = {n: i for i, n in enumerate(vocab)}
+    for name in vocabulary_order([n for n in names if n not in ids]):
+        ids[name] = len(vocab)
+        vocab.append(name)
+    return vocab, np.asarray([ids[n] for n in names], np.int64)
+
+
+def align_label_columns(index_names: list[str], csv_names: list[str], labels: np.ndarray) -> np.ndarray:
+    """Multi-label rows whose columns are ``csv_names``, reordered to ``index_names`` by name.
+    The two must hold the same names (an index's label columns are fixed when it is built): a
+    missing or an unknown column is one error line naming them."""
+    want, got = [str(n) for n in index_names], [str(n) for n in csv_names]
+    missing = [n for n in want if n not in got]
+    unknown = [n for n in got if n not in want]
+    if missing or unknown:
+        what = "; ".join(
+            part
+            for part in (
+                f"missing {', '.join(missing)}" if missing else "",
+                f"not in the index: {', '.join(unknown)}" if unknown else "",
+            )
+            if part
+        )
+        raise HashingError(
+            f"the labels CSV's columns ({', '.join(got)}) do not match the index's multi-label columns "
+            f"({', '.join(want)}): {what}; give every one of the index's columns, in any order"
+        )
+    return np.ascontiguousarray(np.asarray(labels)[:, [got.index(n) for n in want]])
+
+
+def read_labels_csv(csv_path: str | Path, images: list[str]) -> CsvLabels:
     """Labels for ``images`` from a CSV with a ``file`` column and either one ``label`` column
-    (class index or class name) or several 0/1 columns (multi-label, e.g. AU1, AU2, ...).
+    (a class *name* per row: any text, whole numbers included, e.g. ``face``, ``Alice`` or ``3``;
+    names are taken as written, trimmed, so ``3`` and ``03`` are two classes) or several 0/1
+    columns (multi-label, e.g. AU1, AU2, ...). Returns :class:`CsvLabels` in the CSV's own names.
 
     Rows are matched by path as written, by path relative to the CSV's folder, or by file name.
+    An image without a row, an empty label or file cell, a file listed twice with different
+    labels, or a multi-label cell other than 0/1 is a one-line :class:`HashingError` naming the
+    line.
     """
     p = Path(csv_path)
     try:
@@ -331,15 +439,19 @@ def read_labels_csv(
     if len(rows) < 2:
         raise HashingError(f"labels CSV {p} needs a header row and at least one data row")
     header = [h.strip() for h in rows[0]]
-    key_cols = [i for i, h in enumerate(header) if h.lower() in ("file", "path", "image", "filename")]
+    key_cols = [i for i, h in enumerate(header) if h.lower() in _KEY_COLUMNS]
     if not key_cols:
         raise HashingError(f"labels CSV {p} needs a 'file' column (got {header})")
     kc = key_cols[0]
     value_cols = [i for i in range(len(header)) if i != kc]
     if not value_cols:
         raise HashingError(f"labels CSV {p} has no label column")
-    single = len(value_cols) == 1 and header[value_cols[0]].lower() in ("label", "class", "emotion", "y")
+    columns = [header[i] for i in value_cols]
+    if any(not c for c in columns) or len(set(columns)) != len(columns):
+        raise HashingError(f"labels CSV {p}: every label column needs its own name (got {columns})")
+    single = len(value_cols) == 1 and columns[0].lower() in _CLASS_COLUMNS
     lookup: dict[str, list[str]] = {}
+    exact: dict[str, tuple[int, list[str]]] = {}
     for line_no, row in enumerate(rows[1:], start=2):
         if not row:
             continue
@@ -347,6 +459,27 @@ def read_labels_csv(
             raise HashingError(f"labels CSV {p} line {line_no}: {len(row)} fields, header has {len(header)}")
         vals = [row[i].strip() for i in value_cols]
         name = row[kc].strip()
+        if not name:
+            raise HashingError(f"labels CSV {p} line {line_no}: empty {header[kc]!r} cell")
+        for col, v in zip(columns, vals, strict=True):
+            if not v:
+                raise HashingError(f"labels CSV {p} line {line_no}: empty {col!r} for {name}")
+            if not single and v not in ("0", "1", "0.0", "1.0"):
+                hint = (
+                    f"; a column of class names must be called {' or '.join(_CLASS_COLUMNS)}"
+                    if len(columns) == 1
+                    else ""
+                )
+                raise HashingError(
+                    f"labels CSV {p} line {line_no}: {col!r} is {v!r} for {name}, but multi-label "
+                    f"columns hold 0 or 1{hint}"
+                )
+        if name in exact and exact[name][1] != vals:
+            raise HashingError(
+                f"labels CSV {p} line {line_no}: {name} is listed again with other labels "
+                f"(first on line {exact[name][0]})"
+            )
+        exact.setdefault(name, (line_no, vals))
         for key in {name, str((p.parent / name).resolve()), Path(name).name}:
             lookup.setdefault(key, vals)
     out = []
@@ -356,23 +489,9 @@ def read_labels_csv(
             raise HashingError(f"labels CSV {p} has no row for image {img}")
         out.append(vals)
     if single:
-        names = {c: i for i, c in enumerate(class_names or [])}
-        labels = []
-        for (v,) in out:
-            if v in names:
-                labels.append(names[v])
-            else:
-                try:
-                    labels.append(int(v))
-                except ValueError:
-                    raise HashingError(
-                        f"label {v!r} is neither a class index nor a known class name"
-                    ) from None
-        return np.asarray(labels, np.int64)
-    try:
-        mat = np.asarray([[int(float(v)) for v in vals] for vals in out], np.int64)
-    except ValueError:
-        raise HashingError(f"multi-label columns of {p} must hold 0/1 values") from None
-    if not np.isin(mat, (0, 1)).all():
-        raise HashingError(f"multi-label columns of {p} must hold 0/1 values")
-    return mat.astype(np.uint8)
+        names = [v for (v,) in out]
+        vocab = vocabulary_order(names)
+        ids = {n: i for i, n in enumerate(vocab)}
+        return CsvLabels(np.asarray([ids[n] for n in names], np.int64), vocab, False)
+    mat = np.asarray([[int(float(v)) for v in vals] for vals in out], np.uint8)
+    return CsvLabels(mat.reshape(len(out), len(columns)), columns, True)

@@ -64,6 +64,59 @@ def bench_hash(
     write_report(out, res)
 
 
+@bench_app.command("streams")
+def bench_streams(
+    out: Path = REPORT_OUT_OPTION,
+    identities: str = typer.Option("100,1000,10000", "--identities", help="Synthetic identity counts."),
+    bits: int = typer.Option(64, "--bits", help="Code length."),
+    orders: str = typer.Option(
+        "shuffled,class-sorted,one-class adds", "--orders", help="Stream orders, comma separated."
+    ),
+    methods: str = typer.Option(None, "--methods", help="Only these methods (table labels)."),
+    mnist: bool = typer.Option(True, "--mnist/--no-mnist", help="Include MNIST-5k (10 classes)."),
+    au: bool = typer.Option(True, "--au/--no-au", help="Include synth:au pixels (multi-label)."),
+    seed: int = FIXED_SEED_OPTION,
+) -> None:
+    """Every hasher on many-identity, class-sorted, one-class-at-a-time and multi-label AU streams."""
+    from hashing.bench_report import machine_info, streams_table
+    from hashing.bench_streams import stream_benchmark
+
+    ids = _ints(identities, "--identities")
+    check_report_out(out)
+    extra = {"synth-au": _au_pixels(seed)} if au else {}
+    with hashing_errors(), console.status("running") as status:
+        res = stream_benchmark(
+            ids,
+            bits=bits,
+            seed=seed,
+            mnist=mnist,
+            orders=tuple(o.strip() for o in orders.split(",") if o.strip()),
+            methods=tuple(m.strip() for m in methods.split(",")) if methods else None,
+            extra=extra,
+            progress=lambda s: status.update(s),
+        )
+    res["machine"] = machine_info()
+    print_table(*streams_table(res), left=("dataset", "order", "method"))
+    print_targets(res["targets"])
+    write_report(out, res)
+
+
+def _au_pixels(seed: int) -> tuple:
+    """``synth:au`` as (queries, labels, items, labels): 500 test faces as queries, the training
+    faces as the indexed stream; 48x48 grey pixels, centred, unit rows (no model involved)."""
+    import numpy as np
+
+    from automl.data import load_data
+    from hashing.base import l2_rows
+
+    data = load_data("synth:au", seed=seed)
+    xs = [x.numpy().reshape(len(x), -1).astype(np.float64) for x in (data.test_x[:500], data.train_x)]
+    mean = np.concatenate(xs).mean(axis=0)
+    Xq, Xdb = (l2_rows(x - mean) for x in xs)
+    yq, ydb = (y.numpy().astype(np.uint8) for y in (data.test_y[:500], data.train_y))
+    return Xq, yq, Xdb, ydb
+
+
 @bench_app.command("index")
 def bench_index(
     n: int = typer.Option(1_000_000, "--n", help="Items in the index."),

@@ -62,6 +62,8 @@ ARGUMENT_FLAGS: dict[str, str] = {
     "images": "--images",
     "labels_csv": "--labels",
     "hasher": "--hasher",
+    "mode": "--mode",
+    "replay": "--replay",
     "bits": "--bits",
     "n_bits": "--bits",
     "batch_size": "--batch",

@@ -40,6 +40,8 @@ NoDetect = Annotated[bool, Opt("--no-detect", help="The images are aligned face 
 NoRecord = Annotated[bool, Opt("--no-record", help="Do not record the saved generation in the store (--db).")]
 LockTimeout = Annotated[float, Opt("--lock-timeout", help="Seconds to wait for another writer (0: none).")]
 _EVAL_HELP = "Hold out N labelled samples; record their mAP after every hash update (0 = off)."
+_MODE_HELP = "BSODH: robust (default; any stream) or paper (the authors' stage, exactly)."
+_ETA_D_HELP = "BSODH dissimilar-pair weight, used as given (default: derived from the stream's labels)."
 _THREADS_HELP = "torch and FAISS threads (default: one per core; see automl.threads)."
 
 
@@ -87,6 +89,11 @@ def build(
     no_record: NoRecord = False,
     cpu_threads: Annotated[int, Opt("--cpu-threads", min=1, help=_THREADS_HELP)] = None,
     lock_timeout: LockTimeout = 600.0,
+    mode: Annotated[str, Opt("--mode", help=_MODE_HELP)] = "robust",
+    eta_s: Annotated[float, Opt("--eta-s", help="BSODH similar-pair weight (default: the preset's).")] = None,
+    eta_d: Annotated[float, Opt("--eta-d", help=_ETA_D_HELP)] = None,
+    replay: Annotated[int, Opt("--replay", help="BSODH robust: replay reservoir size (0 = off).")] = None,
+    no_shuffle: Annotated[bool, Opt("--no-shuffle", help="Learn in the data's own order.")] = False,
 ) -> None:
     """Embed a data set or a folder of photos, learn the hasher on the labelled stream, save the index
     (recorded in the store unless --no-record). --eval-queries N holds N labelled samples out and
@@ -101,6 +108,8 @@ def build(
     options = dict(batch_size=batch, refresh_every=refresh_every, eval_queries=eval_queries, hasher=hasher)
     options.update(bits=bits, preset=preset, seed=seed, lock_timeout=lock_timeout)
     with hashing_errors():
+        options["hasher_params"] = retrieval.bsodh_params(hasher, mode=mode, eta_s=eta_s, eta_d=eta_d,
+                                                          replay=replay)  # fmt: skip
         retrieval.check_build(**options)
     threads = apply_cpu_threads("cpu", cpu_threads, faiss=True)  # embedding runs on the CPU
     with hashing_errors(), progress_bar(stderr=True) as progress:
@@ -108,7 +117,7 @@ def build(
                                       seed=seed, detect=not no_detect, progress=progress)  # fmt: skip
         _report_skipped(faces.skipped)
         try:
-            built = retrieval.build_index(faces, out, progress=progress, **options)
+            built = retrieval.build_index(faces, out, shuffle=not no_shuffle, progress=progress, **options)
         except retrieval.IndexConflictError:
             raise UserError(f"--out {out} was saved by another build meanwhile; add to it instead") from None
     console.print(built.summary("build"), soft_wrap=True)
@@ -162,7 +171,9 @@ def query(
     model: ModelFile = None,
     no_detect: NoDetect = False,
 ) -> None:
-    """The nearest indexed faces to a photo, by Hamming distance of their codes."""
+    """The nearest indexed faces to a photo, by Hamming distance of their codes. Equal distances go
+    in the order the items were added; when more items share the last row's distance than fit in
+    -k, the title says how many were left out and those rows are marked "=" (tied)."""
     from automl import retrieval
 
     with hashing_errors():
@@ -170,13 +181,19 @@ def query(
             directory, image, k=k, radius=radius, model=model, detect=not no_detect
         )
     if as_json:
-        shown = {"k": answer.k, "radius": answer.radius, "clamped": answer.clamped, "results": answer.rows}
-        print_json({"query": str(image), "bits": index.n_bits, **shown})
+        shown = {"k": answer.k, "radius": answer.radius, "clamped": answer.clamped}
+        ties = {"ties_beyond": answer.ties_beyond, "tie_distance": answer.tie_distance}
+        print_json({"query": str(image), "bits": index.n_bits, **shown, **ties, "results": answer.rows})
         return
     note = f"; -k {answer.k} is more than the index holds" if answer.clamped else ""
+    if answer.ties_beyond:
+        more, at = answer.ties_beyond, answer.tie_distance
+        note += f"; {more} more item(s) tie at distance {at} with the rows marked ="
     title = f"{len(answer.rows)} neighbour(s) of {image.name} ({index.n_bits}-bit codes{note})"
     columns = ("rank", "id", "distance", "label", "source")
-    print_table(title, columns, [[str(r[c]) for c in columns] for r in answer.rows], left=("label", "source"))
+    cell = {True: " =", False: ""}  # a tied row's distance: "3 ="
+    rows = [[str(r[c]) + (cell[r["tied"]] if c == "distance" else "") for c in columns] for r in answer.rows]
+    print_table(title, columns, rows, left=("label", "source"))
 
 
 @index_app.command("stats")

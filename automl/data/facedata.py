@@ -19,6 +19,12 @@ class FaceData:
     Labels: ``task == "fer"``: int64 (N,) class indices, or float32 (N, K) probability rows (FER+
     probability mode); ``task == "au"``: float32 (N, A) of 0/1 occurrences.
 
+    ``train_sources`` / ``test_sources``: for data read from image files, the absolute path of the
+    file behind each row of ``train_x`` / ``test_x`` (a retrieval index built from the data set
+    records them, so a hit can be opened); None for data without files (synthetic, FER2013 CSV,
+    CIFAR-10 batches). Code that keeps a subset or reorders rows must do the same to these lists,
+    or set them to None; :func:`FaceData.sources` ignores a list whose length does not match.
+
     ``hflip_ok``: whether a horizontally mirrored image keeps its label, so training may flip at
     random. True for faces (expression labels are flip-invariant, AUs are bilateral) and natural
     images (cifar10); the ``folder:`` reader says False, because its content is unknown and digits
@@ -37,6 +43,20 @@ class FaceData:
     test_subjects: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
     hflip_ok: bool = True
+    train_sources: list[str] | None = field(default=None, repr=False)
+    test_sources: list[str] | None = field(default=None, repr=False)
+
+    def sources(self, split: str) -> list[str] | None:
+        """The file paths of the rows of ``split`` (``train``, ``test`` or ``all``: train then test),
+        or None when the data has none (or a list that no longer matches its split's rows)."""
+        parts = {"train": [self.train_sources], "test": [self.test_sources]}
+        parts["all"] = parts["train"] + parts["test"]
+        sizes = {"train": [len(self.train_x)], "test": [len(self.test_x)]}
+        sizes["all"] = sizes["train"] + sizes["test"]
+        got = parts[split]
+        if any(s is None or len(s) != n for s, n in zip(got, sizes[split], strict=True)):
+            return None
+        return [str(p) for s in got for p in s]
 
     @property
     def num_outputs(self) -> int:

@@ -1,19 +1,27 @@
-"""Decode image files with Pillow into uint8 arrays of one size and channel count.
+"""Decode image files into uint8 arrays of one size and channel count, for the file-based readers.
 
-Why a helper: every file-based reader (RAF-DB, AffectNet, BP4D, DISFA, folder) needs the same
-decode -> optional face crop -> centre square -> resize -> grey/RGB path and the same policy for
-broken files (skip with a warning and a count, fail past a threshold).
+Every file-based reader (RAF-DB, AffectNet, BP4D, DISFA, folder) decodes through
+:func:`hashing.image_io.model_input`, the same function the retrieval side (``automl index
+--images``, queries, the dashboard's upload) uses, so a file gives the same array whether it is
+read as a data set or as a query: pixel limit checked from the header, JPEG draft, EXIF
+orientation applied, 16-bit and float images scaled (not clipped) to 8 bits, alpha composited over
+white, grey or RGB, the face box (if the format gives one) then the centre square, bilinear
+resize. This module adds the policy for broken files: skip with a warning and a count, fail
+past a threshold.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from automl.errors import UserError
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 MAX_BAD_FRACTION = 0.05
 
@@ -25,48 +33,29 @@ class DataWarning(UserWarning):
 def to_array(
     img: Image.Image, size: int, channels: int, box: tuple[float, float, float, float] | None = None
 ) -> np.ndarray:
-    """One Pillow image -> uint8 (C, size, size): crop to ``box`` (x, y, w, h) if given, else the
-    centre square, then resize with bilinear filtering."""
-    mode = "L" if channels == 1 else "RGB"
-    if img.mode != mode:
-        img = img.convert(mode)
-    w, h = img.size
-    if box is not None:
-        x, y, bw, bh = box
-        left, top = max(0, int(round(x))), max(0, int(round(y)))
-        right, bottom = min(w, int(round(x + bw))), min(h, int(round(y + bh)))
-        if right - left >= 2 and bottom - top >= 2:
-            img = img.crop((left, top, right, bottom))
-            w, h = img.size
-    if w != h:
-        s = min(w, h)
-        left, top = (w - s) // 2, (h - s) // 2
-        img = img.crop((left, top, left + s, top + s))
-    if img.size != (size, size):
-        img = img.resize((size, size), Image.BILINEAR)
-    arr = np.asarray(img, dtype=np.uint8)
-    return arr[None] if channels == 1 else arr.transpose(2, 0, 1)
+    """One loaded Pillow image -> uint8 (C, size, size), by the shared rules of
+    :mod:`hashing.image_io` (orientation, 8 bits, channels, crop to ``box`` (x, y, w, h) if
+    given, else the centre square, bilinear resize)."""
+    from hashing.image_io import chw, fit_image, upright_8bit
+
+    return chw(fit_image(upright_8bit(img, "L" if channels == 1 else "RGB"), size, box))
 
 
 def decode_file(path: str, size: int, channels: int, box=None) -> np.ndarray | None:
-    """Decode one file; ``None`` when it is missing, truncated or not an image.
+    """Decode one file (:func:`hashing.image_io.model_input`); ``None`` when it is missing,
+    truncated or not an image.
 
     Its header is checked first (:func:`hashing.image_limits.open_image`): an image of more pixels
     than the limit (40 megapixels, ``$AUTOML_MAX_IMAGE_PIXELS``) is a :class:`UserError` naming
     the file, before any pixel is decoded.
     """
     from hashing.errors import HashingError  # lazy: the hashing package imports scipy
-    from hashing.image_limits import open_image
+    from hashing.image_io import model_input
 
     try:
-        with open_image(path, str(path)) as img:
-            img.draft("L" if channels == 1 else "RGB", (size, size))  # JPEG: decode at reduced scale
-            img.load()
-            return to_array(img, size, channels, box)
+        return model_input(path, size, channels, box, str(path))
     except HashingError as exc:  # ImageTooLargeError, or a malformed $AUTOML_MAX_IMAGE_PIXELS
         raise UserError(str(exc)) from None
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
-        return None
 
 
 def decode_into(

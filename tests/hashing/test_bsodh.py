@@ -130,7 +130,7 @@ def test_existing_code_update_tie_rule_is_as_documented():
 
 def test_first_batch_only_initialises():
     rng = np.random.default_rng(0)
-    h = BSODH(8, seed=1)
+    h = BSODH(8, mode="paper", seed=1)
     X = rng.standard_normal((20, 5))
     h.partial_fit(X, rng.integers(0, 3, 20))
     W0 = random_unit_columns(np.random.default_rng(1), 5, 8)
@@ -179,3 +179,14 @@ def test_bad_input_is_rejected(X, y, match):
 def test_unlabelled_batch_is_rejected_for_learning():
     with pytest.raises(HashingError, match="supervised"):
         BSODH(8).partial_fit(np.ones((3, 2)))
+
+
+def test_robust_first_batch_starts_from_principal_directions():
+    """Robust mode: the first W spans the first batch's top principal directions (rotated)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 12)) * np.r_[np.full(4, 5.0), np.full(8, 0.1)]
+    h = BSODH(4, center=False, normalize=False, seed=0).partial_fit(X, rng.integers(0, 3, 200))
+    top = np.linalg.svd(X - X.mean(0), full_matrices=False)[2][:4].T  # 12 x 4
+    residual = h.W_ - top @ (top.T @ h.W_)
+    assert np.abs(residual).max() < 1e-8
+    assert h.codes_e_.shape == (4, 200)

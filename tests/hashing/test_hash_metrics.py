@@ -1,4 +1,6 @@
-"""Metrics against brute-force, loop-by-loop definitions (small random data with many ties)."""
+"""Metrics against brute-force, loop-by-loop definitions (small random data with many ties): the
+MIHash framework's index-order rule (``ties="index"``). The tie-aware default is checked in
+test_tie_aware_metrics.py."""
 
 from __future__ import annotations
 
@@ -64,7 +66,9 @@ def test_map_full_and_topk(data):
     rel = metrics.relevance(yq, yd)
     aps = [_brute_ap(dist[i], rel[i]) for i in range(len(yq))]
     assert np.isnan(aps[0])
-    assert metrics.mean_average_precision(dist, rel) == pytest.approx(np.nanmean(aps), abs=1e-12)
+    assert metrics.mean_average_precision(dist, rel, ties="index") == pytest.approx(
+        np.nanmean(aps), abs=1e-12
+    )
     for k in (1, 10, 37):
         aps_k = []
         for i in range(len(yq)):
@@ -76,7 +80,7 @@ def test_map_full_and_topk(data):
                     hits += 1
                     precs.append(hits / pos)
             aps_k.append(np.mean(precs) if precs else np.nan)
-        assert metrics.mean_average_precision(dist, rel, top_k=k) == pytest.approx(
+        assert metrics.mean_average_precision(dist, rel, top_k=k, ties="index") == pytest.approx(
             np.nanmean(aps_k), abs=1e-12
         )
 
@@ -93,7 +97,7 @@ def test_precision_radius_and_k(data):
         assert metrics.precision_at_radius(dist, rel, radius) == pytest.approx(np.mean(vals), abs=1e-12)
     for k in (1, 5, 50):
         vals = [np.mean([rel[i, j] for j in _brute_order(dist[i])[:k]]) for i in range(len(yq))]
-        assert metrics.precision_at_k(dist, rel, k) == pytest.approx(np.mean(vals), abs=1e-12)
+        assert metrics.precision_at_k(dist, rel, k, ties="index") == pytest.approx(np.mean(vals), abs=1e-12)
 
 
 def test_empty_ball_counts_zero():

@@ -118,17 +118,18 @@ def test_labels_csv(tmp_path):
     rows = _crops(tmp_path / "img", 2)
     csv_path = _write_csv(tmp_path / "labels.csv", rows)
     paths = [str(tmp_path / "img" / f) for f, _ in rows]
-    assert read_labels_csv(csv_path, paths, CLASSES).tolist() == [c for _, c in rows]
+    got = read_labels_csv(csv_path, paths)  # the CSV's own names (sorted), not the model's
+    assert [got.names[i] for i in got.labels] == [CLASSES[c] for _, c in rows] and not got.multi_label
     (tmp_path / "au.csv").write_text("file,AU1,AU2\n" + "".join(f"{f},1,0\n" for f, _ in rows))
-    assert read_labels_csv(tmp_path / "au.csv", paths).shape == (6, 2)
+    au = read_labels_csv(tmp_path / "au.csv", paths)
+    assert au.labels.shape == (6, 2) and au.names == ["AU1", "AU2"] and au.multi_label
     (tmp_path / "bad.csv").write_text("name,label\nx.png,1\n")
     with pytest.raises(HashingError, match="'file' column"):
         read_labels_csv(tmp_path / "bad.csv", paths)
     with pytest.raises(HashingError, match="no row for image"):
-        read_labels_csv(csv_path, paths + [str(tmp_path / "other.png")], CLASSES)
+        read_labels_csv(csv_path, paths + [str(tmp_path / "other.png")])
     (tmp_path / "unk.csv").write_text("file,label\n" + "".join(f"{f},angry\n" for f, _ in rows))
-    with pytest.raises(HashingError, match="class name"):
-        read_labels_csv(tmp_path / "unk.csv", paths, CLASSES)
+    assert read_labels_csv(tmp_path / "unk.csv", paths).names == ["angry"]  # any name is a class
 
 
 # -- CLI -----------------------------------------------------------------------------------

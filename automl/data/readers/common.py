@@ -148,10 +148,12 @@ def _decoded_images(
 ) -> tuple[np.ndarray, np.ndarray, Path]:
     """``(images, ok mask, cache path)``: the cached decode when the cache key (name, size,
     sampling and the ordered paths) matches, else a fresh decode written to the cache."""
+    from hashing.image_io import DECODE_VERSION  # lazy: the hashing package imports scipy
+
     channels, size, _ = shape
-    key = cache_key(
-        {"name": name, "size": size, "channels": channels, "n": opts.n, "seed": opts.seed}, ordered.paths
-    )
+    parts = {"name": name, "size": size, "channels": channels, "n": opts.n, "seed": opts.seed}
+    # the decode rules are part of the key: a cache of older rules is decoded again
+    key = cache_key({**parts, "decode": DECODE_VERSION}, ordered.paths)
     path = cache_dir(root) / f"{name.split(':')[0]}-{key}.npy"
 
     def fill(out: np.ndarray) -> np.ndarray:
@@ -182,6 +184,12 @@ def _range_labels(ordered: Manifest, ok: np.ndarray, a: int, b: int) -> tuple[np
     return ordered.labels[sel], (None if ordered.subjects is None else ordered.subjects[sel])
 
 
+def _range_sources(ordered: Manifest, ok: np.ndarray, a: int, b: int) -> list[str]:
+    """Absolute paths of the files of the decodable rows in positions ``[a, b)`` (they are not
+    in the cache: the manifest lists the files on every load, cached or not)."""
+    return [os.path.realpath(ordered.paths[i]) for i in np.arange(a, b)[ok[a:b]]]
+
+
 def build_facedata(
     name: str,
     task: str,
@@ -196,7 +204,8 @@ def build_facedata(
     """Decode (or reuse the cache of) the manifest's images and split them.
 
     ``hflip_ok`` goes to :attr:`FaceData.hflip_ok` (the cache holds only pixels, so it is the
-    reader's say on every load, cached or not)."""
+    reader's say on every load, cached or not); the absolute path of every row's file goes to
+    :attr:`FaceData.train_sources` / ``test_sources``, from the manifest, on every load too."""
     if len(man) == 0:
         raise UserError(f"{name}: no labelled samples found under {root}")
     man = subset(man, opts.n, opts.seed)
@@ -232,4 +241,6 @@ def build_facedata(
         test_subjects=s_te,
         meta={"cache": str(path), "fold": opts.fold if man.fold is not None else None, **man.extra},
         hflip_ok=hflip_ok,
+        train_sources=_range_sources(ordered, ok, *train_range),
+        test_sources=_range_sources(ordered, ok, *test_range),
     )

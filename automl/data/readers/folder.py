@@ -3,7 +3,9 @@
 With ``train/`` and ``test/`` (or ``val/``) sub-folders the split is theirs; otherwise a seeded,
 stratified 80/20 split is drawn. The images may be anything, so ``hflip_ok`` is False: training
 does not mirror them unless ``augment.flip = true``. Corrupt images are skipped with a warning and
-a count; more than 5 % bad images is an error.
+a count; more than 5 % bad images is an error. Images decode by the shared rules of
+:mod:`hashing.image_io` (EXIF orientation, 16 bits scaled, centre square, bilinear), and every
+row keeps its file's absolute path (:attr:`FaceData.train_sources` / ``test_sources``).
 """
 
 from __future__ import annotations

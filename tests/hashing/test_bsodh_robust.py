@@ -1,0 +1,156 @@
+"""BSODH's robust mode on the streams that collapse the paper's stage, and its state."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from hashing import BSODH, LSH, metrics
+from hashing.bench import official_stream_batches
+from hashing.bench_streams import identity_data, stream_order
+from hashing.errors import CollapseWarning, HashingError
+from hashing.index import HashIndex
+
+
+def _map(h, data) -> float:
+    Xq, yq, Xdb, ydb = data
+    return metrics.mean_average_precision(
+        metrics.hamming_distances(h.encode(Xq), h.encode(Xdb)), metrics.relevance(yq, ydb)
+    )
+
+
+def _feed(h, X, y, parts):
+    for rows in parts:
+        h.partial_fit(X[rows], y[rows])
+    return h
+
+
+def _hasher(mode: str, **kw) -> BSODH:
+    return BSODH(32, 0.6, 0.5, 1.2, 0.2, center=False, normalize=False, mode=mode, seed=0, **kw)
+
+
+@pytest.fixture(scope="module")
+def ten_classes():
+    return identity_data(10, per_id=60, queries_per_id=10, dim=32, noise=1.2, seed=1)
+
+
+def test_one_class_adds_keep_the_shuffled_quality(ten_classes):
+    """Half the stream shuffled, then one class per batch: robust stays within 0.02 of the fully
+    shuffled stream; the paper's stage collapses (the issue's 20-photos-of-one-person case)."""
+    Xq, yq, Xdb, ydb = ten_classes
+    batches = lambda idx: [idx[s : s + 100] for s in range(0, len(idx), 100)]  # noqa: E731
+    shuffled = batches(stream_order(ydb, "shuffled", 0)[0])
+    first, *groups = stream_order(ydb, "one-class adds", 0)
+    one_class = batches(first) + groups
+    results = {}
+    for mode in ("robust", "paper"):
+        results[mode] = (
+            _map(_feed(_hasher(mode), Xdb, ydb, shuffled), ten_classes),
+            _map(_feed(_hasher(mode), Xdb, ydb, one_class), ten_classes),
+        )
+    robust_shuffled, robust_one_class = results["robust"]
+    assert robust_shuffled > 0.8
+    assert robust_one_class >= robust_shuffled - 0.02
+    assert results["paper"][1] < robust_one_class - 0.3  # the faithful mode still collapses
+
+
+def test_many_identities_beat_lsh_where_the_paper_collapses():
+    data = identity_data(300, seed=0)
+    Xq, yq, Xdb, ydb = data
+    parts = [np.arange(s, min(s + 500, len(ydb))) for s in range(0, len(ydb), 500)]
+    robust = _map(_feed(BSODH(64, center=False, normalize=False), Xdb, ydb, parts), data)
+    paper = _map(_feed(BSODH(64, center=False, normalize=False, mode="paper"), Xdb, ydb, parts), data)
+    lsh = _map(_feed(LSH(64, seed=0), Xdb, ydb, parts), data)
+    assert paper < 0.05  # chance is 1/300: every code the same
+    assert robust > lsh > 0.3
+
+
+def test_stream_eta_d_follows_the_label_statistics():
+    h = BSODH(8)
+    sim = h._pattern_similarity  # noqa: F841 (the rule only needs counts and the similarity)
+    from hashing.bsodh import PatternSimilarity
+
+    ten = PatternSimilarity(10, None)
+    assert h.stream_eta_d(np.full(10, 50), ten) == pytest.approx(0.2)  # the paper's setting
+    thousand = PatternSimilarity(1000, None)
+    assert h.stream_eta_d(np.full(1000, 10), thousand) == pytest.approx(0.2 * 9 / 999)
+    assert h.stream_eta_d(np.array([100]), PatternSimilarity(1, None)) == h.eta_s  # one class: capped
+
+
+def test_replay_reservoir_is_class_balanced_and_bounded():
+    rng = np.random.default_rng(0)
+    h = BSODH(16, replay=40, seed=0)
+    y = np.r_[np.zeros(100, int), np.ones(10, int), np.full(10, 2)]
+    h.partial_fit(rng.standard_normal((120, 6)), y)
+    counts = np.bincount(h.replay_pattern_)
+    assert len(h.replay_pattern_) == 40
+    assert counts[1] == counts[2] == 10 and counts[0] == 20  # the big class gave up members
+    # a one-class batch is topped up with every other class
+    rows = h._replay_rows(np.zeros(5, np.int64), 3)
+    got = np.bincount(h.replay_pattern_[rows], minlength=3)
+    assert got[1] == got[2] == 10 and got[0] == 8  # q = 40 // 3 = 13 per class; class 0 has 5
+
+
+def test_robust_state_round_trip_continues_identically():
+    rng = np.random.default_rng(2)
+    X, y = rng.standard_normal((300, 10)), rng.integers(0, 5, 300)
+    a = BSODH(16, seed=3).fit(X[:200], y[:200], batch_size=50)
+    b = BSODH.from_state(*a.get_state())
+    assert b.mode == "robust" and b.replay == a.replay
+    for h in (a, b):
+        h.fit(X[200:], y[200:], batch_size=50)
+    np.testing.assert_array_equal(a.encode(X), b.encode(X))
+    np.testing.assert_array_equal(a.codes_e_, b.codes_e_)
+
+
+def test_state_without_mode_loads_as_the_paper_stage():
+    h = BSODH(8, mode="paper").partial_fit(
+        np.random.default_rng(0).standard_normal((10, 3)), np.arange(10) % 2
+    )
+    params, arrays = h.get_state()
+    del params["mode"]
+    assert BSODH.from_state(params, arrays).mode == "paper"
+
+
+def test_collapsing_stage_is_refused():
+    """A W step that would put a two-class stage on one code is refused, with a warning."""
+    rng = np.random.default_rng(0)
+    h = BSODH(8, center=False, normalize=False, replay=0, seed=0)
+    X = rng.standard_normal((40, 4))
+    h.partial_fit(X, np.arange(40) % 2)
+    before = h.W_.copy()
+    h._w_step = lambda Xs, Bs: np.zeros_like(before)  # noqa: E731 (a degenerate solve: one code)
+    with pytest.warns(CollapseWarning, match="refused"):
+        h.partial_fit(X[:20] + 0.01, np.arange(20) % 2)
+    assert h.refused_stages_ == 1
+    np.testing.assert_array_equal(h.W_, before)
+    assert h.codes_e_.shape[1] == 60
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"mode": "fast"}, "mode"), ({"balance": "x"}, "balance"), ({"replay": -1}, "replay")],
+)
+def test_bad_robust_options_are_one_line_errors(kwargs, match):
+    with pytest.raises(HashingError, match=match):
+        BSODH(8, **kwargs)
+
+
+def test_index_with_robust_bsodh_reports_mode_and_refusals(tmp_path):
+    rng = np.random.default_rng(0)
+    idx = HashIndex("BSODH", 6, hasher_params={"n_bits": 16})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CollapseWarning)
+        idx.add_batches(rng.standard_normal((90, 6)), labels=rng.integers(0, 3, 90), batch_size=30)
+    st = idx.stats()
+    assert st["hasher_mode"] == "robust" and st["refused_updates"] == 0
+    idx.save(tmp_path / "i")
+    again = HashIndex.load(tmp_path / "i")
+    assert again.hasher.mode == "robust" and len(again.hasher.replay_pattern_) == 90
+
+
+def test_official_stream_batches_learn_one_plus_six_of_eight():
+    parts = official_stream_batches(4000, 500)
+    assert len(parts) == 7 and parts[0] == slice(0, 500) and parts[-1] == slice(3000, 3500)
