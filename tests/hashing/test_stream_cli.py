@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from hashing import HashingError, ModelFormatError
+from hashing.index import HashIndex
 from hashing.stream import embed_images, load_model, read_labels_csv
 from tests.tiny_embedder import CLASSES, write_tiny_embedder
 
@@ -413,3 +414,37 @@ def test_cli_add_to_a_locked_index_says_who_holds_it(cli, built_index, tmp_path)
     line = _one_line_error(r)
     assert "is locked by process" in line and "a long add" in line and "--lock-timeout" in line
     assert json.loads(cli("index", "stats", out, "--json").out)["items"] == 18
+
+
+def test_cli_build_paper_mode_with_fixed_etas(cli, model_file, tmp_path):
+    rows = _crops(tmp_path / "faces", 4)
+    labels = _write_csv(tmp_path / "l.csv", rows)
+    out = tmp_path / "ix"
+    r = cli("index", "build", "--model", model_file, "--images", tmp_path / "faces", "--labels", labels,
+            "--no-detect", "--bits", "16", "--batch", "4", "--out", out, "--no-record", "--mode", "paper",
+            "--eta-s", "1.0", "--eta-d", "0.0", "--no-shuffle")  # fmt: skip
+    assert r.code == 0, r.err
+    st = json.loads(cli("index", "stats", out, "--json").out)
+    assert st["hasher_mode"] == "paper" and st["refused_updates"] == 0
+    hasher = HashIndex.load(out).hasher
+    assert (hasher.eta_s, hasher.eta_d, hasher.balance) == (1.0, 0.0, "fixed")
+    # BSODH options with another hasher, and a bad mode: one line, exit 2, nothing written
+    bad = ((["--hasher", "LSH", "--eta-d", "0.1"], "BSODH options"), (["--mode", "x"], "--mode"))
+    for extra, needle in bad:
+        r = cli("index", "build", "--model", model_file, "--images", tmp_path / "faces", "--labels", labels,
+                "--no-detect", "--bits", "16", "--out", tmp_path / "bad", "--no-record", *extra)  # fmt: skip
+        assert r.code == 2 and needle in r.err and len(r.err.strip().splitlines()) == 1, r.err
+        assert not (tmp_path / "bad").exists()
+
+
+def test_cli_bench_streams_small(cli, tmp_path):
+    out = tmp_path / "streams.json"
+    r = cli("bench", "streams", "--identities", "40", "--no-mnist", "--no-au", "--bits", "16",
+            "--methods", "BSODH,BSODH (paper),LSH", "--orders", "shuffled,one-class adds",
+            "--out", out)  # fmt: skip
+    assert r.code == 0, r.err
+    res = json.loads(out.read_text())
+    got = {(x["order"], x["method"]): x for x in res["results"]}
+    assert len(got) == 6 and got[("shuffled", "BSODH")]["mAP"] > got[("shuffled", "BSODH (paper)")]["mAP"]
+    assert "ids-40_bsodh_one_class_within_0.02_of_shuffled" in res["targets"]
+    assert "one-class adds" in r.out
