@@ -36,12 +36,11 @@ import numpy as np
 
 from hashing import metrics
 from hashing.base import OnlineHasher, l2_rows
-from hashing.bench import load_mnist5k, make_methods, protocol_split
+from hashing.bench import PAPER_LABEL, load_mnist5k, make_methods, protocol_split
 from hashing.errors import CollapseWarning, HashingError
-from hashing.registry import create_hasher, hasher_spec
+from hashing.registry import hasher_spec
 
 ORDERS = ("shuffled", "class-sorted", "one-class adds")
-PAPER_LABEL = "BSODH (paper)"
 
 
 def identity_data(
@@ -98,10 +97,7 @@ def _stream(h: OnlineHasher, X: np.ndarray, y: np.ndarray, stages: list[np.ndarr
 
 
 def _methods(bits: int, dim: int, seed: int, preset: str) -> dict[str, Callable[[], OnlineHasher]]:
-    methods = make_methods(bits, dim, seed, preset)
-    params = hasher_spec("BSODH").bench_params(bits, dim, preset)
-    methods[PAPER_LABEL] = lambda: create_hasher("BSODH", n_bits=bits, seed=seed, mode="paper", **params)
-    return methods
+    return make_methods(bits, dim, seed, preset)
 
 
 def _row(

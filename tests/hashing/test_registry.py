@@ -66,13 +66,14 @@ def test_the_bench_and_create_hasher_share_one_registry():
     names = hasher_names()
     assert names[:1] == ["BSODH"] and {"OKH", "OSH", "AdaptHash", "SketchHash", "LSH", "ITQ"} <= set(names)
     methods = make_methods(16, 64, seed=0)
-    assert list(methods) == [hasher_spec(n).label for n in names]
+    assert list(methods) == [hasher_spec(n).label for n in names] + ["BSODH (paper)"]
     assert "ITQ (offline)" in methods
     for label, factory in methods.items():
         h = factory()
         assert h.n_bits == 16 and registered_name(h) in names, label
     bsodh = methods["BSODH"]()
     assert (bsodh.center, bsodh.normalize, bsodh.lam) == (False, False, PRESETS["mnist"]["lam"])
+    assert bsodh.mode == "robust" and methods["BSODH (paper)"]().mode == "paper"
 
 
 def test_register_a_new_hasher(monkeypatch):
