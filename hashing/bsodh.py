@@ -18,7 +18,7 @@ Two modes, one class (``mode``):
 The paper's stage learns W from the current batch alone and rewrites every existing code from it,
 so a batch of one person (or a class-sorted stream) maps the whole collection onto one or two
 codes, and with many classes the fixed ``eta_d`` lets the dissimilar pairs (all but a 1/C
-fraction) outvote the similar ones until every code is the same. Robust mode changes five things
+fraction) outvote the similar ones until every code is the same. Robust mode changes six things
 and nothing else:
 
 * **a PCA start**: the first W is the first batch's top principal directions under a random
@@ -38,6 +38,9 @@ and nothing else:
 * **local existing-code update**: ``B_e = sgn(B_s S)`` is applied only to existing items that
   have at least one similar item in the stage; the others keep their codes (the paper's rule
   would give them all ``-sgn(sum of the stage's codes)``).
+* **new classes start together**: the items of a class with no similar existing item all start
+  from one code, the sign of the sum of their ``sgn(W^T x)`` (the paper starts each from its own
+  projection, so a new class began as scattered codes; MNIST-5k sorted by class: 0.64 -> 0.76);
 * **new classes are not pushed**: in the ``B_s`` step, a stage item with no similar existing
   item gets no dissimilar term. The paper's term pushes it to ``-sgn(sum of all existing codes)``,
   the same target for every new class, so a class-sorted stream put its new classes on one code
@@ -350,6 +353,10 @@ class BSODH(OnlineHasher):
         src = first_similar[pids]
         has = src < m
         Bs[:, has] = self.codes_e_[:, src[has]]
+        if self.robust and not has.all():  # a new class starts from one code: its items' vote
+            new = ~has
+            votes = pattern_sums(Bs[:, new].astype(np.int8), pids[new], sim.n)
+            Bs[:, new] = np.where(votes[:, pids[new]] >= 0, 1.0, -1.0)
         return Bs
 
     def _discrete_bs_step(

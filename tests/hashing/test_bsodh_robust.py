@@ -154,3 +154,41 @@ def test_index_with_robust_bsodh_reports_mode_and_refusals(tmp_path):
 def test_official_stream_batches_learn_one_plus_six_of_eight():
     parts = official_stream_batches(4000, 500)
     assert len(parts) == 7 and parts[0] == slice(0, 500) and parts[-1] == slice(3000, 3500)
+
+
+def test_class_sorted_stream_keeps_classes_apart(ten_classes):
+    Xq, yq, Xdb, ydb = ten_classes
+    order = stream_order(ydb, "class-sorted", 0)[0]
+    parts = [order[s : s + 100] for s in range(0, len(order), 100)]
+    robust = _map(_feed(_hasher("robust"), Xdb, ydb, parts), ten_classes)
+    paper = _map(_feed(_hasher("paper"), Xdb, ydb, parts), ten_classes)
+    assert robust > paper + 0.3 and robust > 0.6
+
+
+def _leave_one_out_map(index: HashIndex) -> float:
+    dist = metrics.hamming_distances(index.codes, index.codes)
+    rel = metrics.relevance(index.labels, index.labels)
+    np.fill_diagonal(rel, False)
+    dist = dist + np.eye(len(dist), dtype=dist.dtype) * 10_000  # the item itself ranks last
+    return metrics.mean_average_precision(dist, rel)
+
+
+def test_index_survives_a_batch_of_one_person():
+    """The issue's case: a 240-item index (12 people x 20), then 20 more photos of person 0 in one
+    labelled add. Robust: quality and code diversity stay; paper: collapses to a few codes."""
+    rng = np.random.default_rng(0)
+    centers = rng.standard_normal((12, 32)) * 2
+    y = np.repeat(np.arange(12), 20)
+    X = centers[y] + rng.standard_normal((240, 32))
+    extra = centers[0] + rng.standard_normal((20, 32))
+    perm = rng.permutation(240)
+    got = {}
+    for mode in ("robust", "paper"):
+        idx = HashIndex("BSODH", 32, hasher_params={"n_bits": 32, "mode": mode})
+        idx.add_batches(X[perm], labels=y[perm], batch_size=60)
+        before = _leave_one_out_map(idx)
+        idx.add(extra, labels=np.zeros(20, int))
+        got[mode] = (before, _leave_one_out_map(idx), len(np.unique(idx.codes, axis=0)))
+    before, after, distinct = got["robust"]
+    assert before > 0.9 and after >= before - 0.02 and distinct > 12
+    assert got["paper"][1] < got["paper"][0] - 0.2  # the faithful stage still collapses here
