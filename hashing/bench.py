@@ -221,6 +221,24 @@ def _dense_stage(
     return h.sigma * np.linalg.inv(h.sigma * Xs @ Xs.T + h.lam * np.eye(d)) @ Xs @ Bs.T
 
 
+def _time_stage(
+    h: BSODH, stream: list[tuple[np.ndarray, np.ndarray]], X: np.ndarray, y: np.ndarray, repeats: int
+) -> tuple[BSODH, list[float], list[float]]:
+    """Feed ``stream``, then time the stage ``(X, y)`` ``repeats`` times from the same saved state:
+    ``(the hasher before that stage, wall seconds, CPU seconds)``."""
+    for Xb, yb in stream:
+        h.partial_fit(Xb, yb)
+    state = h.get_state()
+    times, cpu = [], []
+    for _ in range(repeats):  # same stage, same state, repeated for a stable figure
+        hh = BSODH.from_state(*state)
+        t0, c0 = time.perf_counter(), time.process_time()
+        hh.partial_fit(X, y)
+        times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return h, times, cpu
+
+
 def bsodh_stage_timing(
     d: int = 4096,
     n_t: int = 2000,
@@ -231,7 +249,8 @@ def bsodh_stage_timing(
     dense: bool = True,
     repeats: int = 3,
 ) -> dict[str, Any]:
-    """Time one BSODH stage with ``m`` existing items (the stage after ``m / n_t`` batches)."""
+    """Time one BSODH stage with ``m`` existing items (the stage after ``m / n_t`` batches), in
+    paper mode (vs the literal dense stage) and in robust mode, side by side on the same stream."""
     if m % n_t:
         raise HashingError("m must be a multiple of n_t")
     rng = np.random.default_rng(seed)
@@ -241,27 +260,26 @@ def bsodh_stage_timing(
         y = rng.integers(0, n_classes, n_t)
         return centers[y] + 2.0 * rng.standard_normal((n_t, d)), y
 
-    h = BSODH(n_bits, **PRESETS["cifar10"], seed=seed)
-    for _ in range(m // n_t):
-        h.partial_fit(*batch())
+    stream = [batch() for _ in range(m // n_t)]
     X, y = batch()
-    state = h.get_state()
-    times, cpu = [], []
-    for _ in range(repeats):  # same stage, same state, repeated for a stable figure
-        hh = BSODH.from_state(*state)
-        t0, c0 = time.perf_counter(), time.process_time()
-        hh.partial_fit(X, y)
-        times.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
+    make = {mode: BSODH(n_bits, **PRESETS["cifar10"], mode=mode, seed=seed) for mode in ("robust", "paper")}
+    timed = {mode: _time_stage(h, stream, X, y, repeats) for mode, h in make.items()}
+    h, times, cpu = timed["paper"]
+    robust_times, robust_cpu = timed["robust"][1:]
     out: dict[str, Any] = {
         "d": d,
         "n_t": n_t,
         "m": int(h.codes_e_.shape[1]),
         "bits": n_bits,
+        # the authors' stage (paper mode): what the dense reference computes
         "fast_stage_s": min(times),
         "fast_stage_s_all": times,
         # CPU seconds of this process (all its threads): the work, independent of other load.
         "fast_stage_cpu_s": min(cpu),
+        # the product's default (robust mode: replay top-up, collapse check), same stream
+        "robust_stage_s": min(robust_times),
+        "robust_stage_cpu_s": min(robust_cpu),
+        "robust_over_paper": min(robust_times) / min(times),
         "threads": os.cpu_count(),
     }
     if dense:
@@ -272,7 +290,7 @@ def bsodh_stage_timing(
         _dense_stage(h.codes_e_.astype(np.float64), le, h.W_, Xs, ls, h)
         out["dense_stage_s"] = time.perf_counter() - t0
         out["speedup"] = out["dense_stage_s"] / out["fast_stage_s"]
-    out["target_met"] = bool(out["fast_stage_s"] < 0.5)
+    out["target_met"] = bool(max(out["fast_stage_s"], out["robust_stage_s"]) < 0.5)
     return out
 
 

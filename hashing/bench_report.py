@@ -63,7 +63,8 @@ def stage_line(st: dict[str, Any]) -> str:
     verdict = "met" if st["target_met"] else "NOT met"
     return (
         f"BSODH stage d={st['d']} n_t={st['n_t']} m={st['m']} r={st['bits']}: "
-        f"fast {st['fast_stage_s']:.3f} s{dense}; {st['fast_stage_cpu_s']:.2f} CPU-s"
+        f"paper mode {st['fast_stage_s']:.3f} s{dense}; {st['fast_stage_cpu_s']:.2f} CPU-s; "
+        f"robust mode {st['robust_stage_s']:.3f} s ({st['robust_over_paper']:.2f}x paper)"
         f" -> target < 0.5 s {verdict}"
     )
 

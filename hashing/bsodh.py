@@ -311,7 +311,7 @@ class BSODH(OnlineHasher):
         n_pat = sim.n
         replayed = self._replay_rows(pids_new, n_pat) if self.robust else np.zeros(0, np.int64)
         if replayed.size:
-            Xs = np.concatenate([Xn, self.replay_X_[replayed]])
+            Xs = np.concatenate([Xn, self.replay_X_[replayed].astype(np.float64)])
             pids = np.concatenate([pids_new, self.replay_pattern_[replayed]])
         else:
             Xs, pids = Xn, pids_new
@@ -436,8 +436,8 @@ class BSODH(OnlineHasher):
         if not self.robust or not self.replay:
             return
         if self.replay_X_ is None:
-            self.replay_X_ = np.zeros((0, Xn.shape[1]))
-        X = np.concatenate([self.replay_X_, Xn])
+            self.replay_X_ = np.zeros((0, Xn.shape[1]), np.float32)
+        X = np.concatenate([self.replay_X_, Xn.astype(np.float32)])  # float32: half the saved state
         P = np.concatenate([self.replay_pattern_, pids])
         pos = np.concatenate([self.replay_pos_, positions])
         if len(P) > self.replay:
@@ -529,7 +529,7 @@ class BSODH(OnlineHasher):
                 obj._patterns = [row.tobytes() for row in obj._pattern_rows]
             obj._pattern_index = {key: i for i, key in enumerate(obj._patterns)}
         if "replay_X" in arrays:
-            obj.replay_X_ = np.asarray(arrays["replay_X"], np.float64)
+            obj.replay_X_ = np.asarray(arrays["replay_X"], np.float32)
             obj.replay_pattern_ = np.asarray(arrays["replay_pattern"], np.int64)
             obj.replay_pos_ = np.asarray(arrays["replay_pos"], np.int64)
         if obj.W_ is not None and obj.W_.shape != (obj.n_features_, obj.n_bits):

@@ -15,3 +15,4 @@ def test_index_benchmark_small():
 def test_stage_timing_small():
     res = bsodh_stage_timing(d=64, n_t=50, m=100, n_bits=16, repeats=1)
     assert res["m"] == 100 and res["fast_stage_s"] > 0 and res["dense_stage_s"] > 0
+    assert res["robust_stage_s"] > 0 and res["robust_over_paper"] > 0
