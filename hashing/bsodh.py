@@ -246,6 +246,11 @@ class BSODH(OnlineHasher):
     def _prep(self, X: np.ndarray) -> np.ndarray:
         if self.center and self.mean_ is not None:
             X = X - self.mean_
+            if self.normalize:  # X is a fresh array here: scale it in place
+                norms = np.sqrt(np.einsum("ij,ij->i", X, X))
+                norms[norms == 0] = 1.0
+                X /= norms[:, None]
+                return X
         return l2_rows(X) if self.normalize else X
 
     def _project(self, X: np.ndarray) -> np.ndarray:
@@ -399,24 +404,21 @@ class BSODH(OnlineHasher):
         return codes_e
 
     def _w_step(self, Xs: np.ndarray, Bs: np.ndarray) -> np.ndarray:
-        """``W = sigma (sigma X X^T + lambda I)^-1 X B^T`` from the stage (dual form when d > n)."""
+        """``W = sigma (sigma X X^T + lambda I)^-1 X B^T`` from the stage (dual form when d > n).
+
+        The Gram matrix is symmetric, so BLAS ``syrk`` computes one triangle of it (half the
+        multiply-adds of a GEMM; the Cholesky factorisation reads only that triangle)."""
         n, d = Xs.shape
         use_dual = self.dual if self.dual is not None else d > n
+        X = np.asfortranarray(Xs) if use_dual else np.ascontiguousarray(Xs)
+        # Upper triangle of sigma X X^T (n x n, dual) or sigma X^T X (d x d, primal).
+        gram = scipy.linalg.blas.dsyrk(self.sigma, X, trans=0 if use_dual else 1, lower=0)
+        gram[np.diag_indices(gram.shape[0])] += self.lam
+        factor = scipy.linalg.cho_factor(gram, lower=False, overwrite_a=True, check_finite=False)
         if use_dual:
-            K = Xs @ Xs.T
-            K *= self.sigma
-            K[np.diag_indices(n)] += self.lam
-            alpha = scipy.linalg.cho_solve(
-                scipy.linalg.cho_factor(K, overwrite_a=True, check_finite=False), Bs.T, check_finite=False
-            )
+            alpha = scipy.linalg.cho_solve(factor, Bs.T, check_finite=False)
             return self.sigma * (Xs.T @ alpha)
-        C = Xs.T @ Xs
-        C *= self.sigma
-        C[np.diag_indices(d)] += self.lam
-        rhs = Xs.T @ Bs.T
-        return self.sigma * scipy.linalg.cho_solve(
-            scipy.linalg.cho_factor(C, overwrite_a=True, check_finite=False), rhs, check_finite=False
-        )
+        return self.sigma * scipy.linalg.cho_solve(factor, Xs.T @ Bs.T, check_finite=False)
 
     # -- robust mode: replay and the collapse guard ----------------------------------------------
     def _replay_rows(self, pids_new: np.ndarray, n_pat: int) -> np.ndarray:
