@@ -29,7 +29,9 @@ concurrent ``add`` calls queue up instead of losing each other's items.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +41,7 @@ import numpy as np
 from automl.errors import UserError
 from automl.progress import ProgressCallback, ProgressEvent
 from hashing.base import OnlineHasher
-from hashing.errors import HashingError, IndexConflictError
+from hashing.errors import CollapseWarning, HashingError, IndexConflictError
 from hashing.evaluation import STREAM_MAP_KEY, STREAM_MAP_QUERIES_KEY, StreamMapRecorder, hold_out_queries
 from hashing.index import (
     MANIFEST,
@@ -127,10 +129,21 @@ class IndexUpdate:
     labelled: bool
     history: list[dict[str, Any]] = field(default_factory=list)
     eval_queries: int = 0
+    refused: int = 0  # hash updates refused because they would have collapsed the codes
 
     @property
     def final_map(self) -> float | None:
         return next((h["mAP"] for h in reversed(self.history) if h["mAP"] is not None), None)
+
+    def refusal_note(self) -> str | None:
+        """A warning line when hash updates were refused, else None."""
+        if not self.refused:
+            return None
+        return (
+            f"{self.refused} hash update(s) refused: they would have mapped their items onto too few "
+            "codes; the index kept its previous hash function (add more varied labelled faces, or "
+            "check the labels)"
+        )
 
     def summary(self, command: str = "build") -> str:
         """One line on what was saved (what ``automl index build|add`` prints)."""
@@ -300,6 +313,18 @@ def embed_dataset(
 
 
 # -- building and growing -------------------------------------------------------------------------
+@contextmanager
+def _counting_refusals(index: HashIndex) -> Iterator[list[int]]:
+    """Count the hash updates the hasher refuses in this block (robust BSODH's collapse guard)
+    into ``box[0]``; the result reports them, so the Python warning itself is silenced."""
+    box = [0]
+    before = int(getattr(index.hasher, "refused_stages_", 0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CollapseWarning)
+        yield box
+    box[0] = int(getattr(index.hasher, "refused_stages_", 0)) - before
+
+
 def model_metadata(model: Any) -> dict[str, Any]:
     """What an index keeps about the model that embedded its items (in ``extra``): the model's
     path, class names and task."""
@@ -458,22 +483,25 @@ def build_index(
         emb, sources = emb[ids], [sources[i] for i in ids]
         labels = None if labels is None else labels[ids]
     advance = _stage(progress, "hashing + indexing", len(emb))
-    index.add_batches(
-        emb,
-        labels=labels,
-        sources=sources,
-        ids=ids,
-        batch_size=batch_size,
-        after_batch=recorder,
-        progress=advance,
-    )
+    with _counting_refusals(index) as refused:
+        index.add_batches(
+            emb,
+            labels=labels,
+            sources=sources,
+            ids=ids,
+            batch_size=batch_size,
+            after_batch=recorder,
+            progress=advance,
+        )
     index.sort_by_id()  # rows in input order again
     if recorder is not None:
         recorder.save_to(index)
     signal = judge_index(index, emb)
     index.save(out, lock_timeout=lock_timeout)
     history = recorder.history if recorder is not None else []
-    return IndexUpdate(index, Path(out), signal, len(emb), labels is not None, history, eval_queries)
+    return IndexUpdate(
+        index, Path(out), signal, len(emb), labels is not None, history, eval_queries, refused[0]
+    )
 
 
 def add_to_index(
@@ -509,9 +537,10 @@ def add_to_index(
             )
         labels = _labels_for_index(index, embedded)  # under the lock: the vocabulary grows here
         advance = _stage(progress, "hashing + indexing", len(emb))
-        index.add_batches(
-            emb, labels=labels, sources=embedded.sources, batch_size=batch_size, progress=advance
-        )
+        with _counting_refusals(index) as refused:
+            index.add_batches(
+                emb, labels=labels, sources=embedded.sources, batch_size=batch_size, progress=advance
+            )
         if (
             labels is not None
             and labels.ndim == 2
@@ -521,7 +550,7 @@ def add_to_index(
             index.extra["label_names"] = list(embedded.label_names)
         signal = judge_index(index, emb)
         index.save(root, lock_timeout=lock_timeout)
-    return IndexUpdate(index, root, signal, len(emb), labels is not None)
+    return IndexUpdate(index, root, signal, len(emb), labels is not None, refused=refused[0])
 
 
 def _labels_for_index(index: HashIndex, embedded: Embedded) -> np.ndarray | None:

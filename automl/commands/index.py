@@ -121,6 +121,8 @@ def build(
         except retrieval.IndexConflictError:
             raise UserError(f"--out {out} was saved by another build meanwhile; add to it instead") from None
     console.print(built.summary("build"), soft_wrap=True)
+    if note := built.refusal_note():
+        err_console.print(f"[yellow]warning[/]: {note}", highlight=False, soft_wrap=True)
     if not no_record:
         details = {"command": "build", "input": data if data is not None else str(images), "split": split}
         _record(ctx, out, built.index, {**details, "cpu_threads": threads})
@@ -155,6 +157,8 @@ def add(
             grown = retrieval.add_to_index(directory, faces, batch_size=batch, lock_timeout=lock_timeout,
                                            purpose="automl index add", progress=progress)  # fmt: skip
     console.print(grown.summary("add"))
+    if note := grown.refusal_note():
+        err_console.print(f"[yellow]warning[/]: {note}", highlight=False, soft_wrap=True)
     if not no_record:
         details = {"command": "add", "input": str(images), "added_items": grown.added}
         _record(ctx, directory, grown.index, {**details, "added_labelled": grown.labelled})

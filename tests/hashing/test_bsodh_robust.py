@@ -192,3 +192,23 @@ def test_index_survives_a_batch_of_one_person():
     before, after, distinct = got["robust"]
     assert before > 0.9 and after >= before - 0.02 and distinct > 12
     assert got["paper"][1] < got["paper"][0] - 0.2  # the faithful stage still collapses here
+
+
+def test_add_to_index_reports_refused_updates(tmp_path, monkeypatch):
+    """A refused hash update reaches the caller as a count and a one-line note, not a traceback."""
+    from automl import retrieval
+    from hashing.bsodh import BSODH as Learner
+
+    rng = np.random.default_rng(0)
+    emb, y = rng.standard_normal((60, 6)).astype(np.float32), np.arange(60) % 3
+    built = retrieval.build_index(
+        retrieval.Embedded(emb, [f"x{i}" for i in range(60)], y), tmp_path / "ix", bits=16, batch_size=30
+    )
+    assert built.refused == 0 and built.refusal_note() is None
+    monkeypatch.setattr(Learner, "_w_step", lambda self, Xs, Bs: np.zeros((Xs.shape[1], self.n_bits)))
+    more = retrieval.Embedded(emb[:20] + 0.01, [f"y{i}" for i in range(20)], y[:20])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CollapseWarning)  # the library reports it instead
+        grown = retrieval.add_to_index(tmp_path / "ix", more)
+    assert grown.refused == 1 and "refused" in grown.refusal_note()
+    assert HashIndex.load(tmp_path / "ix").stats()["refused_updates"] == 1
