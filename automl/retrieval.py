@@ -135,15 +135,23 @@ class IndexUpdate:
     def final_map(self) -> float | None:
         return next((h["mAP"] for h in reversed(self.history) if h["mAP"] is not None), None)
 
-    def refusal_note(self) -> str | None:
-        """A warning line when hash updates were refused, else None."""
-        if not self.refused:
-            return None
-        return (
-            f"{self.refused} hash update(s) refused: they would have mapped their items onto too few "
-            "codes; the index kept its previous hash function (add more varied labelled faces, or "
-            "check the labels)"
-        )
+    def notes(self) -> list[str]:
+        """Warnings about this update, one line each: refused hash updates, labels not learned."""
+        out = []
+        if self.refused:
+            out.append(
+                f"{self.refused} hash update(s) refused: they would have mapped their items onto too "
+                "few codes; the index kept its previous hash function (add more varied labelled faces, "
+                "or check the labels)"
+            )
+        h = self.index.hasher
+        if self.labelled and getattr(h, "mode", None) == "paper" and h.n_batches_ == 1:
+            out.append(
+                "BSODH in paper mode learns nothing from the first batch (it only initialises the "
+                "codes), and this stream was one batch: the labels were not used; lower --batch or "
+                "use the default robust mode"
+            )
+        return out
 
     def summary(self, command: str = "build") -> str:
         """One line on what was saved (what ``automl index build|add`` prints)."""
@@ -384,12 +392,22 @@ def bsodh_params(
     the stream) and ``replay``. Options other than the default mode for another hasher are an
     error rather than silently ignored."""
     given = {k: v for k, v in (("eta_s", eta_s), ("eta_d", eta_d), ("replay", replay)) if v is not None}
+    flags = {"eta_s": "--eta-s", "eta_d": "--eta-d", "replay": "--replay", "mode": "--mode"}
     name = hasher if isinstance(hasher, str) else type(hasher).__name__
     if str(name).lower() != "bsodh":
-        if given or mode != "robust":
-            flags = ", ".join(sorted(given) + (["mode"] if mode != "robust" else []))
-            raise HashingError(f"{flags} are BSODH options, not {name}'s", param="hasher")
+        named = [flags[k] for k in sorted(given)] + (["--mode"] if mode != "robust" else [])
+        if named:
+            raise HashingError(
+                f"{', '.join(named)} {'is a BSODH option' if len(named) == 1 else 'are BSODH options'}; "
+                f"drop {'it' if len(named) == 1 else 'them'} or use --hasher BSODH (not {name})",
+                param="hasher",
+            )
         return {}
+    if mode == "paper" and "replay" in given:
+        raise HashingError(
+            "--replay applies to robust mode only (paper mode has no replay); drop --replay or --mode paper",
+            param="replay",
+        )
     params: dict[str, Any] = {"mode": mode, **given}
     if eta_d is not None:
         params["balance"] = "fixed"

@@ -18,11 +18,14 @@ Two modes, one class (``mode``):
 The paper's stage learns W from the current batch alone and rewrites every existing code from it,
 so a batch of one person (or a class-sorted stream) maps the whole collection onto one or two
 codes, and with many classes the fixed ``eta_d`` lets the dissimilar pairs (all but a 1/C
-fraction) outvote the similar ones until every code is the same. Robust mode changes six things
+fraction) outvote the similar ones until every code is the same. Robust mode changes seven things
 and nothing else:
 
 * **a PCA start**: the first W is the first batch's top principal directions under a random
   rotation (as ITQ starts) instead of random hyperplanes;
+* **the first batch is learned from**: after initialising the existing set, the first call runs
+  one stage over the same batch (the paper's first batch only initialises, so a one-batch stream
+  -- any index build smaller than its batch size -- never used its labels);
 * **balance from the stream** (``balance="stream"``): ``eta_d`` is re-derived at every stage from
   the label statistics of everything seen so far. With ``p`` the fraction of similar pairs among
   all labelled pairs (``sum_c n_c^2 / N^2`` for classes; label overlap for multi-label rows),
@@ -46,8 +49,9 @@ and nothing else:
   the same target for every new class, so a class-sorted stream put its new classes on one code
   (MNIST-5k sorted by class, 64 bits: mAP 0.39 with the term, 0.65 without; i.i.d. unchanged).
 
-A robust stage whose new W would collapse the stage's own items (fewer than half as many
-distinct codes as before, and fewer than the stage's classes) is refused: W and the existing
+A robust stage whose new W would collapse the stage's items and the reservoir's (fewer than half
+as many distinct codes as before, and fewer than their classes) is refused (the reservoir keeps at
+least ``GUARD_PROBE`` items for this check even with ``replay=0``): W and the existing
 codes stay, the batch joins the existing set with its current codes, and ``refused_stages_``
 counts it (:class:`hashing.errors.CollapseWarning` says so).
 
@@ -149,6 +153,9 @@ class PatternSimilarity:
 MODES = ("robust", "paper")
 BALANCES = ("stream", "fixed")
 DEFAULT_REPLAY = 2000
+#: Robust mode keeps at least this many reservoir items (even with ``replay=0``) to check each
+#: update against: the collapse guard needs more than the stage's own classes to see a collapse.
+GUARD_PROBE = 256
 #: ``9 p / (1 - p)`` is 1 for a balanced 10-class stream: the setting the paper's etas are for.
 _REFERENCE_ODDS = 9.0
 
@@ -186,10 +193,17 @@ class BSODH(OnlineHasher):
         seed: int = 0,
     ) -> None:
         super().__init__(n_bits, seed)
+        for name, value in (("lam", lam), ("sigma", sigma), ("eta_s", eta_s), ("eta_d", eta_d)):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float, np.number))
+                or not np.isfinite(value)
+            ):
+                raise HashingError(f"{name} must be a finite number, not {value!r}", param=name)
         if lam <= 0 or sigma <= 0:
             raise HashingError(f"lam and sigma must be > 0 (got lam={lam}, sigma={sigma})")
         if eta_s < 0 or eta_d < 0:
-            raise HashingError(f"eta_s and eta_d must be >= 0 (got {eta_s}, {eta_d})")
+            raise HashingError(f"eta_s and eta_d must be >= 0 (got {eta_s}, {eta_d})", param="eta_d")
         if mode not in MODES:
             raise HashingError(f"BSODH mode must be one of {', '.join(MODES)}, not {mode!r}", param="mode")
         if balance not in BALANCES:
@@ -307,19 +321,41 @@ class BSODH(OnlineHasher):
         pids_new = self._pattern_ids(y)
         n_new = len(pids_new)
         m = self.codes_e_.shape[1]
-        if m == 0:  # first stage: initialise the existing set only
+        if m == 0:  # first stage: initialise the existing set
             self.codes_e_ = np.where(Xn @ self.W_ >= 0, 1, -1).T.astype(np.int8)
             self.pattern_e_ = pids_new
             self._remember(Xn, pids_new, np.arange(n_new))
+            if self.robust:  # ... and learn from it: a one-batch stream must not waste its labels
+                self._stage(Xn[:0], pids_new[:0], Xn, pids_new, np.arange(n_new))
             return
+        replayed = self._replay_rows(pids_new, self._pattern_similarity().n) if self.robust else None
+        if replayed is not None and replayed.size:
+            self._stage(
+                Xn,
+                pids_new,
+                self.replay_X_[replayed].astype(np.float64),
+                self.replay_pattern_[replayed],
+                self.replay_pos_[replayed],
+            )
+        else:
+            self._stage(Xn, pids_new, Xn[:0], pids_new[:0], np.zeros(0, np.int64))
+        self._remember(Xn, pids_new, m + np.arange(n_new))
+
+    def _stage(
+        self,
+        Xn: np.ndarray,
+        pids_new: np.ndarray,
+        Xr: np.ndarray,
+        pids_r: np.ndarray,
+        pos_r: np.ndarray,
+    ) -> None:
+        """One learning stage over new items ``Xn`` and existing items ``Xr`` (rows ``pos_r`` of
+        the existing set: replayed ones, or the whole first batch), which start from their own
+        codes. New items join the existing set; existing ones are not added again."""
+        n_new, m = len(pids_new), self.codes_e_.shape[1]
+        Xs, pids = np.concatenate([Xn, Xr]), np.concatenate([pids_new, pids_r])
         sim = self._pattern_similarity()
         n_pat = sim.n
-        replayed = self._replay_rows(pids_new, n_pat) if self.robust else np.zeros(0, np.int64)
-        if replayed.size:
-            Xs = np.concatenate([Xn, self.replay_X_[replayed].astype(np.float64)])
-            pids = np.concatenate([pids_new, self.replay_pattern_[replayed]])
-        else:
-            Xs, pids = Xn, pids_new
         eta_d = self.eta_d
         if self.robust and self.balance == "stream":
             seen = np.bincount(self.pattern_e_, minlength=n_pat) + np.bincount(pids_new, minlength=n_pat)
@@ -327,8 +363,7 @@ class BSODH(OnlineHasher):
         self.last_eta_d_ = eta_d
 
         Bs = self._start_codes(Xs, pids, sim, m)
-        if replayed.size:  # replayed items start from their own existing codes
-            Bs[:, n_new:] = self.codes_e_[:, self.replay_pos_[replayed]]
+        Bs[:, n_new:] = self.codes_e_[:, pos_r]  # existing items start from their own codes
         self._discrete_bs_step(Bs, Xs, pids, sim, eta_d)
         codes_e = self._existing_update(Bs, pids, sim, eta_d)
         W_new = self._w_step(Xs, Bs)
@@ -336,9 +371,9 @@ class BSODH(OnlineHasher):
             self.refused_stages_ += 1
             warnings.warn(
                 f"BSODH refused stage {self.n_batches_ + 1}: its hash function would map the stage's "
-                f"{len(pids)} items onto too few distinct codes; the hash is unchanged",
+                f"and the reservoir's items onto too few distinct codes; the hash is unchanged",
                 CollapseWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
             new_codes = np.where(Xn @ self.W_ >= 0, 1, -1).T.astype(np.int8)
             self.codes_e_ = np.concatenate([self.codes_e_, new_codes], axis=1)
@@ -346,7 +381,6 @@ class BSODH(OnlineHasher):
             self.W_ = W_new
             self.codes_e_ = np.concatenate([codes_e, Bs[:, :n_new].astype(np.int8)], axis=1)
         self.pattern_e_ = np.concatenate([self.pattern_e_, pids_new])
-        self._remember(Xn, pids_new, m + np.arange(n_new))
 
     def _start_codes(self, Xs: np.ndarray, pids: np.ndarray, sim: PatternSimilarity, m: int) -> np.ndarray:
         """Copy the first similar existing item's code, else ``sgn(W^T x)``: (r, n) float +-1."""
@@ -435,26 +469,30 @@ class BSODH(OnlineHasher):
     def _remember(self, Xn: np.ndarray, pids: np.ndarray, positions: np.ndarray) -> None:
         """Add a batch to the class-balanced reservoir; past ``replay`` items, the largest
         classes give up random members first."""
-        if not self.robust or not self.replay:
+        if not self.robust:
             return
         if self.replay_X_ is None:
             self.replay_X_ = np.zeros((0, Xn.shape[1]), np.float32)
         X = np.concatenate([self.replay_X_, Xn.astype(np.float32)])  # float32: half the saved state
         P = np.concatenate([self.replay_pattern_, pids])
         pos = np.concatenate([self.replay_pos_, positions])
-        if len(P) > self.replay:
+        capacity = max(self.replay, GUARD_PROBE)
+        if len(P) > capacity:
             order, rank = _random_rank_within(P, self.rng_)
-            keep = np.sort(order[np.argsort(rank, kind="stable")[: self.replay]])
+            keep = np.sort(order[np.argsort(rank, kind="stable")[:capacity]])
             X, P, pos = X[keep], P[keep], pos[keep]
         self.replay_X_, self.replay_pattern_, self.replay_pos_ = X, P, pos
 
     def _would_collapse(self, Xs: np.ndarray, pids: np.ndarray, W_new: np.ndarray) -> bool:
-        """The new W maps the stage onto fewer than half the distinct codes the old one did,
-        and onto fewer codes than the stage has classes."""
+        """The new W maps the stage's items and the reservoir's (a class-balanced sample of
+        everything learned so far) onto fewer than half the distinct codes the old W did, and
+        onto fewer codes than they have classes."""
+        if self.replay_X_ is not None and len(self.replay_pattern_):
+            Xs = np.concatenate([Xs, self.replay_X_.astype(np.float64)])
+            pids = np.concatenate([pids, self.replay_pattern_])
         before = len(np.unique(np.packbits(Xs @ self.W_ >= 0, axis=1), axis=0))
         after = len(np.unique(np.packbits(Xs @ W_new >= 0, axis=1), axis=0))
-        n_classes = len(np.unique(pids))
-        return after < 0.5 * before and after < n_classes
+        return after < 0.5 * before and after < len(np.unique(pids))
 
     # -- (de)serialisation without pickles ----------------------------------------------------
     def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -477,6 +515,7 @@ class BSODH(OnlineHasher):
             "n_batches": self.n_batches_,
             "n_seen": self.n_seen_,
             "refused_stages": self.refused_stages_,
+            "last_eta_d": self.last_eta_d_,
             "rng": self.rng_.bit_generator.state,
         }
         arrays: dict[str, np.ndarray] = {"codes_e": self.codes_e_, "pattern_e": self.pattern_e_}
@@ -516,6 +555,7 @@ class BSODH(OnlineHasher):
         obj.n_batches_ = params["n_batches"]
         obj.n_seen_ = params["n_seen"]
         obj.refused_stages_ = int(params.get("refused_stages", 0))
+        obj.last_eta_d_ = params.get("last_eta_d")
         if "rng" in params:
             obj.rng_.bit_generator.state = params["rng"]
         obj.W_ = arrays.get("W")

@@ -584,7 +584,7 @@ class HashIndex:
             "stale_updates": self.updates_since_refresh,
             "codes_current": self.updates_since_refresh == 0,
             "hasher_items_learned": int(self.hasher.n_seen_),
-            **({"hasher_mode": self.hasher.mode} if hasattr(self.hasher, "mode") else {}),
+            **self._hasher_settings(),
             "refused_updates": int(getattr(self.hasher, "refused_stages_", 0)),
             "hasher_stages": int(self.hasher.n_batches_),
             "generation": self.generation,
@@ -594,6 +594,19 @@ class HashIndex:
             "embedding_bytes": int(sum(s.nbytes for s in self._segments)),
             **({"extra": self.extra} if self.extra else {}),
         }
+
+    def _hasher_settings(self) -> dict[str, Any]:
+        """What a user sets on BSODH and wants to see took effect (mode, etas, balance, replay,
+        the eta_d the last update used); empty for other hashers."""
+        h = self.hasher
+        if not hasattr(h, "mode"):
+            return {}
+        out = {"hasher_mode": h.mode, "eta_s": h.eta_s, "eta_d": h.eta_d}
+        if h.mode == "robust":
+            out.update(balance=h.balance, replay=h.replay, replay_items=int(len(h.replay_pattern_)))
+            if h.last_eta_d_ is not None:
+                out["eta_d_last_update"] = round(float(h.last_eta_d_), 6)
+        return out
 
     # -- persistence ----------------------------------------------------------------------------
     @staticmethod

@@ -79,10 +79,13 @@ def bench_streams(
 ) -> None:
     """Every hasher on many-identity, class-sorted, one-class-at-a-time and multi-label AU streams."""
     from hashing.bench_report import machine_info, streams_table
-    from hashing.bench_streams import stream_benchmark
+    from hashing.bench_streams import check_methods, stream_benchmark
 
     ids = _ints(identities, "--identities")
     check_report_out(out)
+    picked = tuple(m.strip() for m in methods.split(",")) if methods else None
+    with hashing_errors():
+        check_methods(picked)
     extra = {"synth-au": _au_pixels(seed)} if au else {}
     with hashing_errors(), console.status("running") as status:
         res = stream_benchmark(
@@ -91,7 +94,7 @@ def bench_streams(
             seed=seed,
             mnist=mnist,
             orders=tuple(o.strip() for o in orders.split(",") if o.strip()),
-            methods=tuple(m.strip() for m in methods.split(",")) if methods else None,
+            methods=picked,
             extra=extra,
             progress=lambda s: status.update(s),
         )

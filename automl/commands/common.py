@@ -137,9 +137,10 @@ def progress_bar(*, enabled: bool = True, stderr: bool = False) -> Iterator[Any]
     """The CLI's one renderer of :class:`automl.progress.ProgressEvent`: a rich bar per job.
 
     Yields the callback to hand to the library (``None`` when disabled, e.g. with ``--json``);
-    ``stderr`` draws there (commands whose stdout is data), transient.
+    ``stderr`` draws there (commands whose stdout is data), transient, and only on a terminal:
+    a transient bar on a pipe or a log file would leave a blank line before the next message.
     """
-    if not enabled:
+    if not enabled or (stderr and not err_console.is_terminal):
         yield None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

@@ -40,6 +40,8 @@ NoDetect = Annotated[bool, Opt("--no-detect", help="The images are aligned face 
 NoRecord = Annotated[bool, Opt("--no-record", help="Do not record the saved generation in the store (--db).")]
 LockTimeout = Annotated[float, Opt("--lock-timeout", help="Seconds to wait for another writer (0: none).")]
 _EVAL_HELP = "Hold out N labelled samples; record their mAP after every hash update (0 = off)."
+_HASHER_HELP = "BSODH (default), HMOH, OKH, OSH, AdaptHash, SketchHash, LSH or ITQ."
+_REPLAY_HELP = "BSODH robust: replay reservoir size (default 2000; 0 = off)."
 _MODE_HELP = "BSODH: robust (default; any stream) or paper (the authors' stage, exactly)."
 _ETA_D_HELP = "BSODH dissimilar-pair weight, used as given (default: derived from the stream's labels)."
 _THREADS_HELP = "torch and FAISS threads (default: one per core; see automl.threads)."
@@ -77,7 +79,7 @@ def build(
     images: Annotated[Path, Opt("--images", help="An image file or a folder of images, not --data.")] = None,
     labels: Labels = None,
     bits: Annotated[int, Opt("--bits", help="Code length (a multiple of 8).")] = 64,
-    hasher: Annotated[str, Opt("--hasher", help="BSODH, OSH, AdaptHash, SketchHash, LSH or ITQ.")] = "BSODH",
+    hasher: Annotated[str, Opt("--hasher", help=_HASHER_HELP)] = "BSODH",
     batch: Batch = 2000,
     refresh_every: Annotated[int, Opt("--refresh-every", help="Re-encode all codes every k updates.")] = 1,
     preset: Annotated[str, Opt("--preset", help="BSODH preset: cifar10 | mnist | places205.")] = "cifar10",
@@ -92,7 +94,7 @@ def build(
     mode: Annotated[str, Opt("--mode", help=_MODE_HELP)] = "robust",
     eta_s: Annotated[float, Opt("--eta-s", help="BSODH similar-pair weight (default: the preset's).")] = None,
     eta_d: Annotated[float, Opt("--eta-d", help=_ETA_D_HELP)] = None,
-    replay: Annotated[int, Opt("--replay", help="BSODH robust: replay reservoir size (0 = off).")] = None,
+    replay: Annotated[int, Opt("--replay", help=_REPLAY_HELP)] = None,
     no_shuffle: Annotated[bool, Opt("--no-shuffle", help="Learn in the data's own order.")] = False,
 ) -> None:
     """Embed a data set or a folder of photos, learn the hasher on the labelled stream, save the index
@@ -121,7 +123,7 @@ def build(
         except retrieval.IndexConflictError:
             raise UserError(f"--out {out} was saved by another build meanwhile; add to it instead") from None
     console.print(built.summary("build"), soft_wrap=True)
-    if note := built.refusal_note():
+    for note in built.notes():
         err_console.print(f"[yellow]warning[/]: {note}", highlight=False, soft_wrap=True)
     if not no_record:
         details = {"command": "build", "input": data if data is not None else str(images), "split": split}
@@ -157,7 +159,7 @@ def add(
             grown = retrieval.add_to_index(directory, faces, batch_size=batch, lock_timeout=lock_timeout,
                                            purpose="automl index add", progress=progress)  # fmt: skip
     console.print(grown.summary("add"))
-    if note := grown.refusal_note():
+    for note in grown.notes():
         err_console.print(f"[yellow]warning[/]: {note}", highlight=False, soft_wrap=True)
     if not no_record:
         details = {"command": "add", "input": str(images), "added_items": grown.added}

@@ -81,16 +81,23 @@ def test_stream_eta_d_follows_the_label_statistics():
 
 def test_replay_reservoir_is_class_balanced_and_bounded():
     rng = np.random.default_rng(0)
-    h = BSODH(16, replay=40, seed=0)
-    y = np.r_[np.zeros(100, int), np.ones(10, int), np.full(10, 2)]
-    h.partial_fit(rng.standard_normal((120, 6)), y)
+    h = BSODH(16, replay=400, seed=0)
+    y = np.r_[np.zeros(1000, int), np.ones(100, int), np.full(100, 2)]
+    h.partial_fit(rng.standard_normal((1200, 6)), y)
     counts = np.bincount(h.replay_pattern_)
-    assert len(h.replay_pattern_) == 40
-    assert counts[1] == counts[2] == 10 and counts[0] == 20  # the big class gave up members
+    assert len(h.replay_pattern_) == 400
+    assert counts[1] == counts[2] == 100 and counts[0] == 200  # the big class gave up members
     # a one-class batch is topped up with every other class
-    rows = h._replay_rows(np.zeros(5, np.int64), 3)
+    rows = h._replay_rows(np.zeros(50, np.int64), 3)
     got = np.bincount(h.replay_pattern_[rows], minlength=3)
-    assert got[1] == got[2] == 10 and got[0] == 8  # q = 40 // 3 = 13 per class; class 0 has 5
+    assert got[1] == got[2] == 100 and got[0] == 83  # q = 400 // 3 = 133 per class; 50 in the batch
+
+
+def test_reservoir_is_kept_for_the_guard_even_without_replay():
+    h = BSODH(16, replay=0, seed=0)
+    h.partial_fit(np.random.default_rng(0).standard_normal((300, 6)), np.arange(300) % 3)
+    assert len(h.replay_pattern_) == 256  # GUARD_PROBE
+    assert h._replay_rows(np.zeros(5, np.int64), 3).size == 0  # but nothing is replayed
 
 
 def test_robust_state_round_trip_continues_identically():
@@ -146,6 +153,7 @@ def test_index_with_robust_bsodh_reports_mode_and_refusals(tmp_path):
         idx.add_batches(rng.standard_normal((90, 6)), labels=rng.integers(0, 3, 90), batch_size=30)
     st = idx.stats()
     assert st["hasher_mode"] == "robust" and st["refused_updates"] == 0
+    assert st["balance"] == "stream" and st["replay"] == 2000 and 0 < st["eta_d_last_update"] <= 0.2
     idx.save(tmp_path / "i")
     again = HashIndex.load(tmp_path / "i")
     assert again.hasher.mode == "robust" and len(again.hasher.replay_pattern_) == 90
@@ -204,11 +212,30 @@ def test_add_to_index_reports_refused_updates(tmp_path, monkeypatch):
     built = retrieval.build_index(
         retrieval.Embedded(emb, [f"x{i}" for i in range(60)], y), tmp_path / "ix", bits=16, batch_size=30
     )
-    assert built.refused == 0 and built.refusal_note() is None
+    assert built.refused == 0 and built.notes() == []
     monkeypatch.setattr(Learner, "_w_step", lambda self, Xs, Bs: np.zeros((Xs.shape[1], self.n_bits)))
     more = retrieval.Embedded(emb[:20] + 0.01, [f"y{i}" for i in range(20)], y[:20])
     with warnings.catch_warnings():
         warnings.simplefilter("error", CollapseWarning)  # the library reports it instead
         grown = retrieval.add_to_index(tmp_path / "ix", more)
-    assert grown.refused == 1 and "refused" in grown.refusal_note()
+    assert grown.refused == 1 and "refused" in grown.notes()[0]
     assert HashIndex.load(tmp_path / "ix").stats()["refused_updates"] == 1
+
+
+def test_single_batch_builds_learn_their_labels(tmp_path):
+    """A labelled build that fits in one batch: robust mode learns from it; paper mode cannot
+    (its first stage only initialises) and says so."""
+    from automl import retrieval
+
+    rng = np.random.default_rng(0)
+    centers = rng.standard_normal((6, 16)) * 2
+    y = np.repeat(np.arange(6), 20)
+    emb = (centers[y] + rng.standard_normal((120, 16))).astype(np.float32)
+    faces = retrieval.Embedded(emb, [f"x{i}" for i in range(120)], y)
+    robust = retrieval.build_index(faces, tmp_path / "r", bits=16)
+    paper = retrieval.build_index(faces, tmp_path / "p", bits=16, hasher_params={"mode": "paper"})
+    assert robust.notes() == [] and "labels were not used" in paper.notes()[0]
+    unlabelled = HashIndex("BSODH", 16, hasher_params={"n_bits": 16})
+    unlabelled.add(emb)
+    assert not np.array_equal(robust.index.codes, unlabelled.codes)  # the labels changed the codes
+    assert _leave_one_out_map(robust.index) > 0.95

@@ -429,7 +429,13 @@ def test_cli_build_paper_mode_with_fixed_etas(cli, model_file, tmp_path):
     hasher = HashIndex.load(out).hasher
     assert (hasher.eta_s, hasher.eta_d, hasher.balance) == (1.0, 0.0, "fixed")
     # BSODH options with another hasher, and a bad mode: one line, exit 2, nothing written
-    bad = ((["--hasher", "LSH", "--eta-d", "0.1"], "BSODH options"), (["--mode", "x"], "--mode"))
+    bad = (
+        (["--hasher", "LSH", "--eta-d", "0.1"], "--eta-d is a BSODH option"),
+        (["--mode", "x"], "--mode"),
+        (["--eta-d", "inf"], "--eta-d"),
+        (["--eta-d", "nan"], "finite"),
+        (["--mode", "paper", "--replay", "10"], "robust mode only"),
+    )
     for extra, needle in bad:
         r = cli("index", "build", "--model", model_file, "--images", tmp_path / "faces", "--labels", labels,
                 "--no-detect", "--bits", "16", "--out", tmp_path / "bad", "--no-record", *extra)  # fmt: skip
@@ -446,5 +452,7 @@ def test_cli_bench_streams_small(cli, tmp_path):
     res = json.loads(out.read_text())
     got = {(x["order"], x["method"]): x for x in res["results"]}
     assert len(got) == 6 and got[("shuffled", "BSODH")]["mAP"] > got[("shuffled", "BSODH (paper)")]["mAP"]
-    assert "ids-40_bsodh_one_class_within_0.02_of_shuffled" in res["targets"]
+    assert "ids-40_bsodh_one_class_at_least_shuffled_minus_0.02" in res["targets"]
     assert "one-class adds" in r.out
+    r = cli("bench", "streams", "--identities", "40", "--methods", "bsodh", "--out", tmp_path / "x.json")
+    assert r.code == 2 and "unknown method" in r.err and "BSODH (paper)" in r.err
