@@ -444,9 +444,10 @@ class BSODH(OnlineHasher):
         multiply-adds of a GEMM; the Cholesky factorisation reads only that triangle)."""
         n, d = Xs.shape
         use_dual = self.dual if self.dual is not None else d > n
-        X = np.asfortranarray(Xs) if use_dual else np.ascontiguousarray(Xs)
-        # Upper triangle of sigma X X^T (n x n, dual) or sigma X^T X (d x d, primal).
-        gram = scipy.linalg.blas.dsyrk(self.sigma, X, trans=0 if use_dual else 1, lower=0)
+        # Upper triangle of sigma X X^T (n x n, dual) or sigma X^T X (d x d, primal). BLAS wants
+        # column-major input: the transpose of a row-major X is that, without a copy.
+        XT = np.ascontiguousarray(Xs).T
+        gram = scipy.linalg.blas.dsyrk(self.sigma, XT, trans=1 if use_dual else 0, lower=0)
         gram[np.diag_indices(gram.shape[0])] += self.lam
         factor = scipy.linalg.cho_factor(gram, lower=False, overwrite_a=True, check_finite=False)
         if use_dual:
@@ -487,11 +488,15 @@ class BSODH(OnlineHasher):
         """The new W maps the stage's items and the reservoir's (a class-balanced sample of
         everything learned so far) onto fewer than half the distinct codes the old W did, and
         onto fewer codes than they have classes."""
+        both = np.concatenate([self.W_, W_new], axis=1)  # one product for the old and new codes
+        signs = [Xs @ both >= 0]
         if self.replay_X_ is not None and len(self.replay_pattern_):
-            Xs = np.concatenate([Xs, self.replay_X_.astype(np.float64)])
+            signs.append(self.replay_X_ @ both.astype(np.float32) >= 0)
             pids = np.concatenate([pids, self.replay_pattern_])
-        before = len(np.unique(np.packbits(Xs @ self.W_ >= 0, axis=1), axis=0))
-        after = len(np.unique(np.packbits(Xs @ W_new >= 0, axis=1), axis=0))
+        bits = np.concatenate(signs)
+        r = self.n_bits
+        before = len(np.unique(np.packbits(bits[:, :r], axis=1), axis=0))
+        after = len(np.unique(np.packbits(bits[:, r:], axis=1), axis=0))
         return after < 0.5 * before and after < len(np.unique(pids))
 
     # -- (de)serialisation without pickles ----------------------------------------------------
