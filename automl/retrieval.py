@@ -130,6 +130,7 @@ class IndexUpdate:
     history: list[dict[str, Any]] = field(default_factory=list)
     eval_queries: int = 0
     refused: int = 0  # hash updates refused because they would have collapsed the codes
+    new_classes: list[str] = field(default_factory=list)  # names this add appended to the vocabulary
 
     @property
     def final_map(self) -> float | None:
@@ -161,6 +162,7 @@ class IndexUpdate:
                 f"added {self.added} item(s) ({'labelled' if self.labelled else 'unlabelled'}); index now "
                 f"{st['items']} item(s), {st['hash_updates']} hash update(s), "
                 f"stale updates {st['stale_updates']}"
+                + (f"; new class(es): {', '.join(self.new_classes)}" if self.new_classes else "")
             )
         final = self.final_map
         stream = (
@@ -550,7 +552,9 @@ def add_to_index(
             raise HashingError(
                 f"the model embeds {emb.shape[1]}-d features but the index holds {index.dim}-d ones"
             )
+        known = list(index.extra.get("class_names") or [])
         labels = _labels_for_index(index, embedded)  # under the lock: the vocabulary grows here
+        grown_names = [n for n in index.extra.get("class_names") or [] if n not in set(known)]
         advance = _stage(progress, "hashing + indexing", len(emb))
         with _counting_refusals(index) as refused:
             index.add_batches(
@@ -565,7 +569,9 @@ def add_to_index(
             index.extra["label_names"] = list(embedded.label_names)
         signal = judge_index(index, emb)
         index.save(root, lock_timeout=lock_timeout)
-    return IndexUpdate(index, root, signal, len(emb), labels is not None, refused=refused[0])
+    return IndexUpdate(
+        index, root, signal, len(emb), labels is not None, refused=refused[0], new_classes=grown_names
+    )
 
 
 def _labels_for_index(index: HashIndex, embedded: Embedded) -> np.ndarray | None:

@@ -66,6 +66,7 @@ def test_add_with_a_new_name_grows_the_vocabulary_and_keeps_old_ids(model_file, 
     more = retrieval.embed_folder(model_file, tmp_path / "more", more_csv, detect=False)
     assert more.class_names == ["bob", "carol", "dave"]  # the add's own names, before mapping
     grown = retrieval.add_to_index(tmp_path / "ix", more, batch_size=10)
+    assert grown.new_classes == ["carol", "dave"] and "new class(es): carol, dave" in grown.summary("add")
     index = HashIndex.load(tmp_path / "ix")
     assert index.extra["class_names"] == ["alice", "bob", "carol", "dave"]  # appended, sorted
     assert index.labels[: len(old)].tolist() == old.tolist() == [0, 1, 0, 1, 0, 1]
