@@ -131,6 +131,7 @@ class IndexUpdate:
     eval_queries: int = 0
     refused: int = 0  # hash updates refused because they would have collapsed the codes
     new_classes: list[str] = field(default_factory=list)  # names this add appended to the vocabulary
+    readded: int = 0  # added items whose source the index already held
 
     @property
     def final_map(self) -> float | None:
@@ -144,6 +145,11 @@ class IndexUpdate:
                 f"{self.refused} hash update(s) refused: they would have mapped their items onto too "
                 "few codes; the index kept its previous hash function (add more varied labelled faces, "
                 "or check the labels)"
+            )
+        if self.readded:
+            out.append(
+                f"{self.readded} added item(s) have a source the index already held: they are now in "
+                "it twice (remove the duplicates, or add only new files)"
             )
         h = self.index.hasher
         if self.labelled and getattr(h, "mode", None) == "paper" and h.n_batches_ == 1:
@@ -553,6 +559,7 @@ def add_to_index(
                 f"the model embeds {emb.shape[1]}-d features but the index holds {index.dim}-d ones"
             )
         known = list(index.extra.get("class_names") or [])
+        again = len(set(index.sources) & set(embedded.sources)) if index.sources else 0
         labels = _labels_for_index(index, embedded)  # under the lock: the vocabulary grows here
         grown_names = [n for n in index.extra.get("class_names") or [] if n not in set(known)]
         advance = _stage(progress, "hashing + indexing", len(emb))
@@ -570,7 +577,14 @@ def add_to_index(
         signal = judge_index(index, emb)
         index.save(root, lock_timeout=lock_timeout)
     return IndexUpdate(
-        index, root, signal, len(emb), labels is not None, refused=refused[0], new_classes=grown_names
+        index,
+        root,
+        signal,
+        len(emb),
+        labels is not None,
+        refused=refused[0],
+        new_classes=grown_names,
+        readded=again,
     )
 
 

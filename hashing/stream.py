@@ -441,7 +441,9 @@ def read_labels_csv(csv_path: str | Path, images: list[str]) -> CsvLabels:
     header = [h.strip() for h in rows[0]]
     key_cols = [i for i, h in enumerate(header) if h.lower() in _KEY_COLUMNS]
     if not key_cols:
-        raise HashingError(f"labels CSV {p} needs a 'file' column (got {header})")
+        sep = next((c for c in (";", "\t", "|") if len(header) == 1 and c in header[0]), None)
+        hint = f"; it looks separated by {sep!r}: save it comma-separated" if sep else ""
+        raise HashingError(f"labels CSV {p} needs a 'file' column (got {header}){hint}")
     kc = key_cols[0]
     value_cols = [i for i in range(len(header)) if i != kc]
     if not value_cols:

@@ -221,6 +221,8 @@ def test_add_to_index_reports_refused_updates(tmp_path, monkeypatch):
         grown = retrieval.add_to_index(tmp_path / "ix", more)
     assert grown.refused == 1 and "refused" in grown.notes()[0]
     assert HashIndex.load(tmp_path / "ix").stats()["refused_updates"] == 1
+    again = retrieval.add_to_index(tmp_path / "ix", more)  # the same sources once more
+    assert again.readded == 20 and any("twice" in n for n in again.notes())
 
 
 def test_single_batch_builds_learn_their_labels(tmp_path):
