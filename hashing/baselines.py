@@ -136,8 +136,8 @@ class OSH(OnlineHasher):
 
     def _targets(self, label: np.ndarray) -> list[np.ndarray]:
         keys = [int(label)] if label.ndim == 0 else [int(i) for i in np.flatnonzero(label)]
-        if not keys:
-            raise HashingError("OSH cannot learn from an item without any label")
+        # an item with no active label (a neutral face in AU data) has no target codeword: it
+        # teaches nothing, like an unlabelled item
         for key in keys:
             if key not in self.codewords_:
                 self.codewords_[key] = self._new_codeword()

@@ -115,7 +115,8 @@ class HMOH(OnlineHasher):
        per growth by a fast Walsh-Hadamard transform (``n x r`` int8, no ``n x n`` matrix).
     4. **Multi-label target.** The sum of the item's label rows (in ``n`` dimensions), its
        sign, and zero entries filled as :func:`balanced_sign` does; then projected with ``P``
-       when ``n != r``. An item with no label at all has no target: the batch is refused.
+       when ``n != r``. An item with no label at all (e.g. a neutral face in AU data) has no
+       target and is not learned from, like an unlabelled item.
     5. **Learning rule.** ``W`` (d x r) starts at zero. For each item ``x`` with target ``b``,
        bit k is predicted ``+1`` iff ``x w_k > 0`` (a zero projection counts as -1, as in the
        script); on every wrongly predicted bit the perceptron step ``w_k += lr * b_k * x`` is
@@ -270,6 +271,12 @@ class HMOH(OnlineHasher):
         assert self.mistakes_ is not None
         if self.codebook_ is None:
             self._init_codebook()
+        if y.ndim == 2:  # rows with no active label have no target: nothing to learn from them
+            keep = y.astype(bool).any(axis=1)
+            if not keep.all():
+                X, y = X[keep], y[keep]
+            if not len(y):
+                return
         B = self._targets(y)
         positive = B > 0
         step = self.lr * B.astype(np.float64)
