@@ -87,3 +87,18 @@ def test_hash_benchmark_smoke():
     rows = {r["method"]: r for r in res["results"]}
     assert set(rows) == {"BSODH", "LSH"} and res["protocol"]["digits"]["n_queries"] == 300
     assert rows["BSODH"]["mAP"] > rows["LSH"]["mAP"]
+
+
+def test_every_bench_method_takes_au_rows_without_any_label():
+    """AU data has neutral faces (no active AU): no method may refuse a batch for them."""
+    from hashing.bench import make_methods
+
+    rng = np.random.default_rng(0)
+    Y = (rng.random((300, 6)) < 0.2).astype(np.uint8)
+    assert (Y.sum(axis=1) == 0).any()
+    X = rng.standard_normal((300, 20))
+    for name, factory in make_methods(16, 20, 0, "cifar10").items():
+        h = factory()
+        for s in range(0, 300, 50):
+            h.partial_fit(X[s : s + 50], Y[s : s + 50] if h.supervised else None)
+        assert h.encode(X).shape == (300, 2), name
