@@ -7,8 +7,8 @@ registered hasher (BSODH in both modes, HMOH, the framework's baselines, LSH, of
 
 * ``mnist5k`` -- the protocol's split (10 classes, 784-d pixels, 1,000 queries, batches of 500);
 * ``ids-N`` -- N synthetic identities (Gaussian centres in 128-d, noise 0.6 per dimension, 12
-  faces each: 2 queries + 10 indexed; batches of 2,000, the paper's n_t, or 1/8 of the items
-  when that is smaller, :func:`identity_batch`). At N = 1,000 plain
+  faces each: 2 queries + 10 indexed; batches of 2,000, the paper's n_t, or a quarter of the
+  items when that is smaller, :func:`identity_batch`). At N = 1,000 plain
   random-projection LSH reaches mAP ~0.78 on these features, so a supervised hash that does worse
   has learned something harmful;
 * extra multi-label data passed in by the caller (the CLI adds ``synth:au`` pixels: similar =
@@ -121,9 +121,9 @@ def _row(
 
 
 def identity_batch(n_items: int) -> int:
-    """The stream batch of an ``ids-N`` set: the paper's n_t = 2,000, but at most 1/8 of the
-    items, so that a small set is still a stream of 8+ stages and not one initialisation."""
-    return max(50, min(2000, n_items // 8))
+    """The stream batch of an ``ids-N`` set: the paper's n_t = 2,000, but at most a quarter of
+    the items, so that a small set is still a stream of 4+ stages and not one initialisation."""
+    return max(50, min(2000, n_items // 4))
 
 
 def _datasets(
