@@ -467,11 +467,15 @@ def read_labels_csv(csv_path: str | Path, images: list[str]) -> CsvLabels:
             if not v:
                 raise HashingError(f"labels CSV {p} line {line_no}: empty {col!r} for {name}")
             if not single and v not in ("0", "1", "0.0", "1.0"):
-                hint = (
-                    f"; a column of class names must be called {' or '.join(_CLASS_COLUMNS)}"
-                    if len(columns) == 1
-                    else ""
-                )
+                named = [c for c in columns if c.lower() in _CLASS_COLUMNS]
+                if len(columns) == 1:
+                    hint = f"; a column of class names must be called {' or '.join(_CLASS_COLUMNS)}"
+                elif named:  # e.g. file,label,notes: the extra column makes it look multi-label
+                    extra = ", ".join(repr(c) for c in columns if c not in named)
+                    hint = f"; for class labels keep only 'file' and {named[0]!r}: drop {extra}"
+                else:
+                    hint = ""
+
                 raise HashingError(
                     f"labels CSV {p} line {line_no}: {col!r} is {v!r} for {name}, but multi-label "
                     f"columns hold 0 or 1{hint}"

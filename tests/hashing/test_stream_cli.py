@@ -456,3 +456,12 @@ def test_cli_bench_streams_small(cli, tmp_path):
     assert "one-class adds" in r.out
     r = cli("bench", "streams", "--identities", "40", "--methods", "bsodh", "--out", tmp_path / "x.json")
     assert r.code == 2 and "unknown method" in r.err and "BSODH (paper)" in r.err
+
+
+def test_labels_csv_hints_at_an_extra_column_and_a_wrong_separator(tmp_path):
+    (tmp_path / "x.csv").write_text("file,label,notes\na.png,zoe,hi\n")
+    with pytest.raises(HashingError, match="keep only 'file' and 'label': drop 'notes'"):
+        read_labels_csv(tmp_path / "x.csv", ["a.png"])
+    (tmp_path / "y.csv").write_text("file;label\na.png;zoe\n")
+    with pytest.raises(HashingError, match="separated by ';'"):
+        read_labels_csv(tmp_path / "y.csv", ["a.png"])
