@@ -503,8 +503,10 @@ def build_index(
         index.extra.pop("class_names", None)
     if labels is not None and labels.ndim == 2 and embedded.label_names:
         index.extra["label_names"] = list(embedded.label_names)
-    ids = np.random.default_rng(seed).permutation(len(emb)) if shuffle else np.arange(len(emb))
-    emb, labels, sources = emb[ids], None if labels is None else labels[ids], [sources[i] for i in ids]
+    ids = np.arange(len(emb))
+    if shuffle:  # learning order only: ids stay the input positions
+        ids = np.random.default_rng(seed).permutation(len(emb))
+        emb, labels, sources = emb[ids], None if labels is None else labels[ids], [sources[i] for i in ids]
     advance = _stage(progress, "hashing + indexing", len(emb))
     with _counting_refusals(index) as refused:
         index.add_batches(

@@ -88,10 +88,14 @@ def unpack_codes(packed: np.ndarray, n_bits: int) -> np.ndarray:
     return (bits.astype(np.int8) * 2 - 1).astype(np.int8)
 
 
-def l2_rows(X: np.ndarray) -> np.ndarray:
-    """Scale each row to unit length (all-zero rows stay zero)."""
+def l2_rows(X: np.ndarray, *, in_place: bool = False) -> np.ndarray:
+    """Scale each row to unit length (all-zero rows stay zero); ``in_place`` scales ``X`` itself
+    (for a float array the caller owns, e.g. one it has just centred)."""
     norms = np.sqrt(np.einsum("ij,ij->i", X, X))
     norms[norms == 0] = 1.0
+    if in_place:
+        X /= norms[:, None]
+        return X
     return X / norms[:, None]
 
 

@@ -97,10 +97,6 @@ def _stream(h: OnlineHasher, X: np.ndarray, y: np.ndarray, stages: list[np.ndarr
     return time.perf_counter() - t0
 
 
-def _methods(bits: int, dim: int, seed: int, preset: str) -> dict[str, Callable[[], OnlineHasher]]:
-    return make_methods(bits, dim, seed, preset)
-
-
 def _row(
     name: str, order: str, method: str, h: OnlineHasher, data: tuple[np.ndarray, ...], train_s: float, k: int
 ) -> dict[str, Any]:
@@ -178,7 +174,7 @@ def stream_benchmark(
         Xq, yq, Xdb, ydb = data
         k = min(1000, len(ydb) - 1)
         out["protocol"][name] = {"queries": len(yq), "items": len(ydb), "dim": Xdb.shape[1], "batch": batch}
-        for mname, factory in _methods(bits, Xdb.shape[1], seed, preset).items():
+        for mname, factory in make_methods(bits, Xdb.shape[1], seed, preset).items():
             if methods and mname not in methods:
                 continue
             offline = not hasher_spec(mname.split(" ")[0]).online if mname != PAPER_LABEL else False

@@ -258,14 +258,10 @@ class BSODH(OnlineHasher):
         return W / np.linalg.norm(W, axis=0, keepdims=True)
 
     def _prep(self, X: np.ndarray) -> np.ndarray:
-        if self.center and self.mean_ is not None:
+        fresh = self.center and self.mean_ is not None
+        if fresh:
             X = X - self.mean_
-            if self.normalize:  # X is a fresh array here: scale it in place
-                norms = np.sqrt(np.einsum("ij,ij->i", X, X))
-                norms[norms == 0] = 1.0
-                X /= norms[:, None]
-                return X
-        return l2_rows(X) if self.normalize else X
+        return l2_rows(X, in_place=fresh) if self.normalize else X  # a fresh array: scaled in place
 
     def _project(self, X: np.ndarray) -> np.ndarray:
         return self._prep(X) @ self.W_
@@ -328,7 +324,7 @@ class BSODH(OnlineHasher):
             if self.robust:  # ... and learn from it: a one-batch stream must not waste its labels
                 self._stage(Xn[:0], pids_new[:0], Xn, pids_new, np.arange(n_new))
             return
-        replayed = self._replay_rows(pids_new, self._pattern_similarity().n) if self.robust else None
+        replayed = self._replay_rows(pids_new, len(self._patterns)) if self.robust else None
         if replayed is not None and replayed.size:
             self._stage(
                 Xn,

@@ -246,13 +246,7 @@ class HMOH(OnlineHasher):
             rows = np.array([self._row_of[int(v)] for v in y], np.int64)
             assert self.codebook_ is not None
             return self.codebook_[rows]
-        active = y.astype(bool)
-        empty = np.flatnonzero(~active.any(axis=1))
-        if empty.size:
-            raise HashingError(
-                f"HMOH needs at least one label per item: {empty.size} row(s) have none "
-                f"(first: row {int(empty[0])})"
-            )
+        active = y.astype(bool)  # every row has a label: _partial_fit drops the others
         cols = np.flatnonzero(active.any(axis=0))
         first_row = active[:, cols].argmax(axis=0)
         self._assign([int(c) for c in cols[np.lexsort((cols, first_row))]])
