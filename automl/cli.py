@@ -70,6 +70,7 @@ COMMAND_MODULES = (
     "train",
     "hpo",
     "export",
+    "predict",
     "runs",
     "data",
     "index",

@@ -157,6 +157,7 @@ def _sidecar_meta(meta: dict[str, Any], embedding_dim: int | None, fmt: str) -> 
             "embedding_dim": embedding_dim,
             "metrics": meta.get("metrics", {}),
             "primary_metric": meta.get("primary_metric"),
+            "signal": meta.get("signal"),  # did training learn anything (automl.learning_checks)
             "data": meta.get("data"),
             "network_options": meta.get("network_options", {}),
             "params": meta.get("params"),

@@ -73,6 +73,7 @@ __all__ = [
     "embed_dataset",
     "embed_folder",
     "embed_input",
+    "embed_video",
     "generation_sha256",
     "index_record_extra",
     "judge_index",
@@ -276,6 +277,59 @@ def embed_folder(
     return Embedded(
         got.embeddings, sources, labels, list(got.skipped), class_names, label_names, model_metadata(model)
     )
+
+
+def video_source(path: str, frame: int, face_id: int) -> str:
+    """The source of one face of a video frame: ``/abs/clip.mp4#frame=12&face=0``."""
+    return f"{path}#frame={frame}&face={face_id}"
+
+
+def embed_video(
+    model: Any,
+    videos: str | Path | Sequence[str | Path],
+    *,
+    label: str | None = None,
+    detect: bool = True,
+    detect_every: int = 1,
+    frame_step: int = 1,
+    batch_size: int = 64,
+    progress: Progress | None = None,
+) -> Embedded:
+    """Embed every face of every ``frame_step``-th frame of videos (or of a folder of them) by the
+    streaming path of ``automl predict`` (:func:`automl.face_stream.face_batches`: the same decode,
+    detection, tracking and crop), batch by batch. Sources are
+    :func:`video_source` strings (absolute path, frame, tracked face id). ``label`` gives every
+    face one class (e.g. the person the videos show), which updates the hash when added; without
+    it the faces are only encoded. A photo among the inputs is refused: use ``embed_folder``."""
+    from automl.face_stream import StreamSettings, face_batches
+    from automl.media import check_media, discover_media
+
+    model = _model(model)
+    items = check_media(discover_media([videos] if isinstance(videos, str | Path) else list(videos)))
+    photos = [str(m.path) for m in items if m.kind != "video"]
+    if photos:
+        raise HashingError(f"{photos[0]} is a photo, not a video; add photos with images", param="images")
+    settings = StreamSettings(batch_size=batch_size, detect=detect, detect_every=detect_every,
+                              frame_step=frame_step)  # fmt: skip
+    total = sum(-(-(m.frames or 1) // frame_step) for m in items)
+    advance = _stage(progress, "embedding video frames", total)
+    parts: list[np.ndarray] = []
+    sources: list[str] = []
+    resolved = {str(m.path): str(m.path.resolve()) for m in items}
+    for crops, emb in face_batches(items, lambda x: model.embed(x, batch_size=batch_size),
+                                   image_size=model.image_size, channels=model.in_channels,
+                                   settings=settings, progress=advance):  # fmt: skip
+        faces = [c for c in crops if c.face is not None]
+        if faces:
+            parts.append(emb)
+            sources.extend(video_source(resolved[c.source], c.frame, c.face.face_id) for c in faces)  # type: ignore[union-attr]
+    embeddings = np.concatenate(parts) if parts else np.zeros((0, model.embedding_dim), np.float32)
+    labels = class_names = None
+    if label is not None:
+        if not str(label).strip():
+            raise HashingError("label must be a non-empty class name", param="label")
+        labels, class_names = np.zeros(len(embeddings), np.int64), [str(label).strip()]
+    return Embedded(embeddings, sources, labels, [], class_names, None, model_metadata(model))
 
 
 def _labels_from_data(y: Any) -> np.ndarray:

@@ -754,6 +754,7 @@ def train_genotype(
         built, data, task, metrics, epochs_run=len(result.history), seed=seed, augment=augment,
         extra_meta=extra_meta,
     )  # fmt: skip
+    meta.setdefault("signal", signal)  # exported with the model: `automl predict` repeats the verdict
     model.cpu()
     checkpoint = None
     if run_dir is not None:

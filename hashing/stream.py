@@ -46,6 +46,7 @@ class EmbeddingModel:
     task: str
     class_names: list[str]
     embedding_dim: int
+    meta: dict[str, Any] = field(default_factory=dict)  # the whole sidecar (metrics, signal, ...)
 
     def embed(
         self, images: np.ndarray, batch_size: int = 64, progress: Callable[[int], None] | None = None
@@ -80,10 +81,10 @@ class EmbeddingModel:
         }
 
 
-def load_model(path: str | Path) -> EmbeddingModel:
-    """Load ``model.pt`` + ``model.pt.json``; anything missing or malformed -> ModelFormatError."""
-    import torch
-
+def read_model_sidecar(path: str | Path) -> dict[str, Any]:
+    """The checked sidecar (``<file>.json``) of an exported model file: ``in_channels``,
+    ``image_size``, ``task``, ``class_names``, ``embedding_dim`` as their types, plus every other
+    key it holds. Anything missing or malformed -> ModelFormatError."""
     p = Path(path)
     if not p.is_file():
         raise ModelFormatError(
@@ -98,6 +99,8 @@ def load_model(path: str | Path) -> EmbeddingModel:
         ) from None
     except (OSError, ValueError) as exc:
         raise ModelFormatError(f"model sidecar {side} is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ModelFormatError(f"model sidecar {side} must hold a JSON object")
     try:
         in_ch, size, dim = int(meta["in_channels"]), int(meta["image_size"]), int(meta["embedding_dim"])
         task, names = str(meta["task"]), [str(c) for c in meta["class_names"]]
@@ -105,8 +108,20 @@ def load_model(path: str | Path) -> EmbeddingModel:
         raise ModelFormatError(
             f"model sidecar {side} needs in_channels, image_size, task, class_names, embedding_dim ({exc})"
         ) from None
-    if in_ch not in (1, 3) or size < 8 or dim < 1 or task not in ("fer", "au"):
+    if in_ch not in (1, 3) or size < 8 or dim < 1 or task not in ("fer", "au") or not names:
         raise ModelFormatError(f"model sidecar {side} has invalid values: {meta}")
+    return {**meta, "in_channels": in_ch, "image_size": size, "embedding_dim": dim, "task": task,
+            "class_names": names}  # fmt: skip
+
+
+def load_model(path: str | Path) -> EmbeddingModel:
+    """Load ``model.pt`` + ``model.pt.json``; anything missing or malformed -> ModelFormatError."""
+    import torch
+
+    p = Path(path)
+    meta = read_model_sidecar(p)
+    in_ch, size, dim = meta["in_channels"], meta["image_size"], meta["embedding_dim"]
+    task, names = meta["task"], meta["class_names"]
     try:
         with warnings.catch_warnings():  # TorchScript is the export contract; its deprecation notice is noise
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -118,7 +133,7 @@ def load_model(path: str | Path) -> EmbeddingModel:
             f"{p} has no exported 'embed' method (the export must add @torch.jit.export embed)"
         )
     module.eval()
-    return EmbeddingModel(module, p, in_ch, size, task, names, dim)
+    return EmbeddingModel(module, p, in_ch, size, task, names, dim, meta)
 
 
 # -- images -----------------------------------------------------------------------------------
@@ -197,17 +212,38 @@ class FaceDetector:
         )
         return np.asarray(found, dtype=np.int64).reshape(-1, 4)
 
+    def scored_boxes(self, bgr: np.ndarray, max_side: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(N, 4)`` float64 ``x, y, w, h`` faces in the image's pixels and ``(N,)`` scores in
+        (0, 1): the cascade's last-stage weight through a logistic (higher = more face-like; a
+        ranking score, not a calibrated probability).
+
+        ``max_side``: an image larger than this is searched on a copy shrunk to it (area
+        interpolation) and the boxes scaled back: a 1080p frame costs what a 640-pixel one does,
+        and faces smaller than ``min_size`` at the shrunk scale are not found."""
+        import cv2
+
+        grey = image_io.to_channels(_rgb(bgr), 1) if bgr.ndim == 3 else np.asarray(bgr)
+        scale = 1.0
+        if max_side is not None and max(grey.shape[:2]) > max_side:
+            scale = max_side / max(grey.shape[:2])
+            size = (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale)))
+            grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+        found, _levels, weights = self._cascade.detectMultiScale3(
+            grey, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
+            minSize=(self.min_size,) * 2, outputRejectLevels=True,
+        )  # fmt: skip
+        boxes = np.asarray(found, dtype=np.float64).reshape(-1, 4) / scale
+        scores = 1.0 / (1.0 + np.exp(-np.asarray(weights, dtype=np.float64).reshape(-1)))
+        return boxes, scores[: len(boxes)]
+
     def face_box(self, bgr: np.ndarray) -> tuple[int, int, int, int] | None:
         """``(x, y, w, h)`` of the largest face plus a 10% margin on every side, clipped to the
         image; None when no face is found."""
         boxes = self.boxes(bgr)
         if len(boxes) == 0:
             return None
-        x, y, w, h = (int(v) for v in boxes[np.argmax(boxes[:, 2] * boxes[:, 3])])
-        mx, my = int(w * _FACE_MARGIN), int(h * _FACE_MARGIN)
-        H, W = bgr.shape[:2]
-        left, top = max(0, x - mx), max(0, y - my)
-        return left, top, min(W, x + w + mx) - left, min(H, y + h + my) - top
+        largest = boxes[np.argmax(boxes[:, 2] * boxes[:, 3])]
+        return with_margin(tuple(int(v) for v in largest), bgr.shape[:2])  # type: ignore[arg-type]
 
     def crop(self, bgr: np.ndarray) -> np.ndarray | None:
         """The image inside :meth:`face_box` (None without a face); :func:`to_model_input` then
@@ -217,6 +253,16 @@ class FaceDetector:
             return None
         x, y, w, h = box
         return bgr[y : y + h, x : x + w]
+
+
+def with_margin(box: tuple[int, int, int, int], shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """A detector's ``(x, y, w, h)`` plus a 10% margin on every side, clipped to an image of
+    ``shape`` ``(H, W, ...)``: the crop every detected face (photo, video frame, query) takes."""
+    x, y, w, h = (int(v) for v in box)
+    mx, my = int(w * _FACE_MARGIN), int(h * _FACE_MARGIN)
+    H, W = shape[:2]
+    left, top = max(0, x - mx), max(0, y - my)
+    return left, top, min(W, x + w + mx) - left, min(H, y + h + my) - top
 
 
 def to_model_input(

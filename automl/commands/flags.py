@@ -88,6 +88,13 @@ ARGUMENT_FLAGS: dict[str, str] = {
     # photos
     "model": "--model",
     "detect": "--no-detect",
+    # predict (photos, folders, videos)
+    "detect_every": "--detect-every",
+    "detect_side": "--detect-side",
+    "threshold": "--threshold",
+    "out_dir": "--out-dir",
+    "frame_step": "--frame-step",
+    "label": "--label",
     # dashboard
     "host": "--host",
     "port": "--port",

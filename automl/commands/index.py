@@ -44,6 +44,7 @@ _HASHER_HELP = "BSODH (default), HMOH, OKH, OSH, AdaptHash, SketchHash, LSH or I
 _REPLAY_HELP = "BSODH robust: replay reservoir size (default 2000; 0 = off)."
 _MODE_HELP = "BSODH: robust (default; any stream) or paper (the authors' stage, exactly)."
 _ETA_D_HELP = "BSODH dissimilar-pair weight, used as given (default: derived from the stream's labels)."
+_VIDEO_HELP = "A video file or a folder of videos (repeatable): every face of every frame."
 _THREADS_HELP = "torch and FAISS threads (default: one per core; see automl.threads)."
 
 
@@ -135,26 +136,43 @@ def build(
 def add(
     ctx: typer.Context,
     directory: IndexDir,
-    images: Images,
+    images: Annotated[Path | None, Opt("--images", help="An image file or a folder of images.")] = None,
+    video: Annotated[list[Path] | None, Opt("--video", help=_VIDEO_HELP)] = None,
     labels: Labels = None,
+    label: Annotated[str | None, Opt("--label", help="--video: one class for every face (the person shown).")] = None,
+    frame_step: Annotated[int, Opt("--frame-step", help="--video: every Nth frame only.")] = 1,
+    detect_every: Annotated[int, Opt("--detect-every", help="--video: detect every Nth frame.")] = 1,
     model: ModelFile = None,
     batch: Batch = 2000,
     no_detect: NoDetect = False,
     no_record: NoRecord = False,
     lock_timeout: LockTimeout = 600.0,
 ) -> None:
-    """Add photos; labelled ones update the hash and re-encode the collection, unlabelled are only encoded.
-    The saved index is replaced atomically (on failure it stays as it was); the new generation gets
-    its own store row unless --no-record. build's "mAP over the stream" curve is carried over.
+    """Add photos or video frames; labelled ones update the hash and re-encode the collection,
+    unlabelled are only encoded. The saved index is replaced atomically (on failure it stays as it
+    was); the new generation gets its own store row unless --no-record. build's "mAP over the
+    stream" curve is carried over.
     """
     from automl import retrieval
 
+    if (images is None) == (not video):
+        raise UserError("give --images PATH or --video PATH (not both)")
+    if video and labels is not None:
+        raise UserError("--labels labels photos; give the faces of a video one class with --label")
+    if images is not None and label is not None:
+        raise UserError("--label goes with --video; label photos with --labels CSV")
     with hashing_errors():
         retrieval.check_batch_size(batch)
         retrieval.check_lock_timeout(lock_timeout)
         m = retrieval.model_for_index(directory, model)
         with progress_bar(stderr=True) as progress:
-            faces = retrieval.embed_folder(m, images, labels, detect=not no_detect, progress=progress)
+            if video:
+                faces = retrieval.embed_video(
+                    m, video, label=label, detect=not no_detect, detect_every=detect_every,
+                    frame_step=frame_step, progress=progress,
+                )  # fmt: skip
+            else:
+                faces = retrieval.embed_folder(m, images, labels, detect=not no_detect, progress=progress)  # type: ignore[arg-type]
             _report_skipped(faces.skipped)
             grown = retrieval.add_to_index(directory, faces, batch_size=batch, lock_timeout=lock_timeout,
                                            purpose="automl index add", progress=progress)  # fmt: skip
@@ -162,7 +180,8 @@ def add(
     for note in grown.notes():
         err_console.print(f"[yellow]warning[/]: {note}", highlight=False, soft_wrap=True)
     if not no_record:
-        details = {"command": "add", "input": str(images), "added_items": grown.added}
+        source = str(images) if images is not None else ", ".join(str(v) for v in video or [])
+        details = {"command": "add", "input": source, "added_items": grown.added}
         _record(ctx, directory, grown.index, {**details, "added_labelled": grown.labelled})
     print_signal_warnings(grown.signal, f"index {directory}")
 

@@ -1,0 +1,165 @@
+"""Faces in a frame, and the same face across frames: detection plus light IoU tracking.
+
+OpenFace gives one face per video and no AUs for the others (its issue #379); here every face of
+a frame is a row. A face keeps its ``face_id`` across frames by greedy intersection-over-union
+matching of each frame's detections against the live tracks: the pair with the largest overlap
+(at least ``min_iou``) is matched first, so two faces side by side never swap ids while they do
+not overlap. A track not seen for ``forget_after`` frames is dropped; a face that comes back
+later gets a new id (re-identification would need an identity model, which this is not).
+
+Detection is OpenCV's Haar cascade (:class:`hashing.stream.FaceDetector`, the one the index
+uses), on a copy of the frame shrunk to ``detect_side`` pixels on its longer side, and on every
+``detect_every``-th frame: in between, each track is reported at its last detected box with
+``detected=False``, which is what makes detection cost a fraction of the frames' count (see
+BENCHMARKS.md, "predict").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from automl.errors import UserError
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class TrackedFace:
+    """One face of one frame: ``box`` is the detector's ``(x, y, w, h)`` in frame pixels."""
+
+    face_id: int
+    box: Box
+    confidence: float
+    detected: bool = True
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of every ``x, y, w, h`` box of ``a`` (N, 4) with every one of ``b``
+    (M, 4): (N, M)."""
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    ax2, ay2 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
+    bx2, by2 = b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
+    w = np.clip(np.minimum(ax2[:, None], bx2[None]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    h = np.clip(np.minimum(ay2[:, None], by2[None]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    inter = w * h
+    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def greedy_match(overlap: np.ndarray, min_iou: float) -> list[tuple[int, int]]:
+    """``(row, col)`` pairs, largest overlap first, each row and column used once, overlap >= min_iou."""
+    pairs: list[tuple[int, int]] = []
+    if overlap.size == 0:
+        return pairs
+    used_r: set[int] = set()
+    used_c: set[int] = set()
+    order = np.argsort(-overlap, axis=None, kind="stable")
+    for flat in order:
+        r, c = divmod(int(flat), overlap.shape[1])
+        if overlap[r, c] < min_iou:
+            break
+        if r in used_r or c in used_c:
+            continue
+        pairs.append((r, c))
+        used_r.add(r)
+        used_c.add(c)
+    return pairs
+
+
+@dataclass
+class _Track:
+    face_id: int
+    box: np.ndarray
+    confidence: float
+    last_seen: int
+
+
+def check_tracking(detect_every: int, detect_side: int | None, forget_after: int, min_iou: float) -> None:
+    """One-line errors for tracking settings a user can get wrong."""
+    if isinstance(detect_every, bool) or int(detect_every) != detect_every or detect_every < 1:
+        raise UserError(
+            f"detect_every must be a whole number >= 1, not {detect_every!r}", argument="detect_every"
+        )
+    if detect_side is not None and (int(detect_side) != detect_side or detect_side < 48):
+        raise UserError(
+            f"detect_side must be at least 48 pixels (or None for full frames), not {detect_side!r}",
+            argument="detect_side",
+        )
+    if int(forget_after) != forget_after or forget_after < 1:
+        raise UserError(f"forget_after must be a whole number of frames >= 1, not {forget_after!r}",
+                        argument="forget_after")  # fmt: skip
+    if not 0.0 < float(min_iou) <= 1.0:
+        raise UserError(f"min_iou must be in (0, 1], not {min_iou!r}", argument="min_iou")
+
+
+class FaceTracker:
+    """Detect (every ``detect_every``-th frame) and track the faces of one video.
+
+    ``detector``: anything with ``scored_boxes(bgr, max_side) -> (boxes, scores)``
+    (:class:`hashing.stream.FaceDetector` by default). One tracker per video: ids start at 0.
+    """
+
+    def __init__(
+        self,
+        detector: object | None = None,
+        *,
+        detect_every: int = 1,
+        detect_side: int | None = 640,
+        forget_after: int = 30,
+        min_iou: float = 0.3,
+    ) -> None:
+        check_tracking(detect_every, detect_side, forget_after, min_iou)
+        if detector is None:
+            from hashing.stream import FaceDetector
+
+            detector = FaceDetector()
+        self.detector = detector
+        self.detect_every, self.detect_side = int(detect_every), detect_side
+        self.forget_after, self.min_iou = int(forget_after), float(min_iou)
+        self._tracks: list[_Track] = []
+        self._next_id = 0
+        self._frame = -1
+        self._last_detection = -1
+        self.detections = 0  # frames searched by the detector (the cost that detect_every divides)
+
+    def detect(self, bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self.detections += 1
+        return self.detector.scored_boxes(bgr, self.detect_side)  # type: ignore[attr-defined]
+
+    def update(self, bgr: np.ndarray) -> list[TrackedFace]:
+        """The faces of the next frame, by ``face_id``."""
+        self._frame += 1
+        if self._frame % self.detect_every:
+            # between detections: every track at its last box (seen at the last detection frame)
+            return [
+                TrackedFace(t.face_id, tuple(float(v) for v in t.box), t.confidence, detected=False)  # type: ignore[arg-type]
+                for t in self._tracks
+                if t.last_seen == self._last_detection
+            ]
+        self._last_detection = self._frame
+        boxes, scores = self.detect(bgr)
+        self._tracks = [t for t in self._tracks if self._frame - t.last_seen <= self.forget_after]
+        old = np.stack([t.box for t in self._tracks]) if self._tracks else np.zeros((0, 4))
+        pairs = greedy_match(iou(old, boxes), self.min_iou)
+        matched = {c for _, c in pairs}
+        for r, c in pairs:
+            t = self._tracks[r]
+            t.box, t.confidence, t.last_seen = boxes[c], float(scores[c]), self._frame
+        # new faces get ids in reading order (left to right, then top to bottom)
+        for c in sorted(
+            (c for c in range(len(boxes)) if c not in matched), key=lambda c: (boxes[c, 0], boxes[c, 1])
+        ):
+            self._tracks.append(_Track(self._next_id, boxes[c], float(scores[c]), self._frame))
+            self._next_id += 1
+        seen = sorted((t for t in self._tracks if t.last_seen == self._frame), key=lambda t: t.face_id)
+        return [TrackedFace(t.face_id, tuple(float(v) for v in t.box), t.confidence) for t in seen]  # type: ignore[arg-type]
+
+
+def photo_faces(detector: object, bgr: np.ndarray, detect_side: int | None) -> list[TrackedFace]:
+    """The faces of one photo, ids 0.. in reading order (left to right, then top to bottom)."""
+    boxes, scores = detector.scored_boxes(bgr, detect_side)  # type: ignore[attr-defined]
+    order = sorted(range(len(boxes)), key=lambda i: (boxes[i, 0], boxes[i, 1]))
+    return [TrackedFace(k, tuple(float(v) for v in boxes[i]), float(scores[i])) for k, i in enumerate(order)]  # type: ignore[arg-type]
