@@ -106,8 +106,10 @@ def _load_onnx(path: Path, meta: dict[str, Any], device: str) -> FaceModel:
     providers = ["CPUExecutionProvider"]
     if device.startswith("cuda"):
         if "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise UserError("this onnxruntime has no CUDA provider; install onnxruntime-gpu or use --device cpu",
-                            argument="device")  # fmt: skip
+            raise UserError(
+                "this onnxruntime has no CUDA provider; install onnxruntime-gpu or use the cpu device",
+                argument="device",
+            )
         providers.insert(0, "CUDAExecutionProvider")
     try:
         session = ort.InferenceSession(str(path), providers=providers)

@@ -139,7 +139,7 @@ def add(
     images: Annotated[Path | None, Opt("--images", help="An image file or a folder of images.")] = None,
     video: Annotated[list[Path] | None, Opt("--video", help=_VIDEO_HELP)] = None,
     labels: Labels = None,
-    label: Annotated[str | None, Opt("--label", help="--video: one class for every face (the person shown).")] = None,
+    label: Annotated[str | None, Opt("--label", help="--video: one class for all its faces.")] = None,
     frame_step: Annotated[int, Opt("--frame-step", help="--video: every Nth frame only.")] = 1,
     detect_every: Annotated[int, Opt("--detect-every", help="--video: detect every Nth frame.")] = 1,
     model: ModelFile = None,
