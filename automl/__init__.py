@@ -2,7 +2,8 @@
 online hashing retrieval, and a run store. The public API (see :mod:`automl.api`):
 
 * data: :func:`load_data` (a ``KIND:PATH`` spec), :func:`face_data` (your own tensors);
-* jobs: :func:`search`, :func:`train`, :func:`tune`, :func:`export`;
+* jobs: :func:`search`, :func:`train`, :func:`tune`, :func:`export`, :func:`predict` (a trained
+  network on photos, folders and videos; :func:`load_face_model` loads an export once);
 * registries: :func:`create_space`, :func:`create_strategy`, :func:`create_hasher`;
 * the store: :func:`open_store` (``with store.run(kind=...) as run:`` is the run lifecycle).
 
@@ -21,6 +22,9 @@ _EXPORTS = {
     "train": "automl.api",
     "tune": "automl.api",
     "export": "automl.api",
+    "predict": "automl.prediction",
+    "PredictResult": "automl.prediction",
+    "load_face_model": "automl.face_model",
     "resolve_config": "automl.api",
     "load_data": "automl.data",
     "face_data": "automl.data.arrays",

@@ -366,6 +366,7 @@ def predict(
     detect: bool = True,
     detect_every: int = 1,
     detect_side: int | None = 640,
+    frame_step: int = 1,
     threshold: float = 0.5,
     device: str = "auto",
     cpu_threads: int | None = None,
@@ -385,8 +386,10 @@ def predict(
     if out is not None and out_dir is not None:
         raise UserError("give out (one file) or out_dir (a file per input), not both", argument="out")
     paths = [inputs] if isinstance(inputs, str | Path) else list(inputs)
-    settings = StreamSettings(batch_size=batch_size, detect=detect, detect_every=detect_every,
-                              detect_side=detect_side).check()  # fmt: skip
+    settings = StreamSettings(
+        batch_size=batch_size, detect=detect, detect_every=detect_every, detect_side=detect_side,
+        frame_step=frame_step,
+    ).check()
     kind = output_format(out, fmt)
     media: list[MediaInput] = check_media(discover_media(paths))
     face_model = load_face_model(model, store=store, device=device)
@@ -394,7 +397,7 @@ def predict(
     maker = RowMaker(face_model, threshold)
     columns = columns_for(face_model)
     stats = StreamStats()
-    total = sum(m.frames or 1 for m in media)
+    total = sum(-(-(m.frames or 1) // frame_step) for m in media)
     rows = 0
     start = time.perf_counter()
     with ExitStack() as stack:

@@ -57,6 +57,7 @@ def predict_command(
     detect_side: Annotated[
         int, Opt("--detect-side", help="Detect on frames shrunk to this longer side (0: full size).")
     ] = 640,
+    frame_step: Annotated[int, Opt("--frame-step", help="Videos: every Nth frame only.")] = 1,
     threshold: Annotated[float, Opt("--threshold", help="AU models: probability for AU..._c = 1.")] = 0.5,
     cpu_threads: Annotated[int | None, Opt("--cpu-threads", min=1, help="torch threads on CPU.")] = None,
     json_out: Annotated[bool, Opt("--json", help="Print the summary as JSON.")] = False,
@@ -71,6 +72,7 @@ def predict_command(
         result = predict(
             model, inputs, out=target, out_dir=out_dir, fmt=fmt, batch_size=batch,
             detect=not no_detect, detect_every=detect_every, detect_side=detect_side or None,
+            frame_step=frame_step,
             threshold=threshold, device=device.value, cpu_threads=cpu_threads,
             store=resolve_db_url(ctx) if model.isdigit() else None, progress=on_progress,
         )  # fmt: skip
