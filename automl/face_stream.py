@@ -176,7 +176,9 @@ class _Producer:
         if tracker is not None:
             faces = tracker.update(bgr)
         else:
-            faces = photo_faces(self.detector, bgr, self.settings.detect_side)
+            # a photo at full resolution, as `automl index query` does: one image, the small
+            # faces of a group photo found too; detect_side is for the frames of videos
+            faces = photo_faces(self.detector, bgr, None)
             self.stats.detections += 1
         self.stats.seconds["detect"] += time.perf_counter() - before
         return faces

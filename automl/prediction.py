@@ -381,6 +381,7 @@ def predict(
     Every input is checked first (a corrupt video, one of zero frames, a frame over the pixel
     limit: :class:`~automl.media.MediaError`, and nothing is written). See the module docstring
     for the columns."""
+    from automl.store.lifecycle import interrupt_on_signals
     from automl.threads import apply_cpu_threads
 
     if out is not None and out_dir is not None:
@@ -400,7 +401,7 @@ def predict(
     total = sum(-(-(m.frames or 1) // frame_step) for m in media)
     rows = 0
     start = time.perf_counter()
-    with ExitStack() as stack:
+    with interrupt_on_signals(), ExitStack() as stack:  # SIGTERM / SIGHUP: as Ctrl-C, outputs discarded
         sinks = _Outputs(stack, out, out_dir, kind, columns, stdout)
         try:
             for crops, logits in face_batches(
