@@ -158,6 +158,11 @@ def load_face_model(
         path = _run_export(store, int(model))
     else:
         path = Path(model)
+        if not path.is_file():
+            raise UserError(
+                f"model {path} not found: give an exported model (`automl export RUN_ID --format "
+                "torchscript`) or a train run id"
+            )
     meta = read_model_sidecar(path)
     dev = _device(device)
     if path.suffix.lower() == ".onnx" or meta.get("format") == "onnx":

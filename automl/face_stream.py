@@ -25,8 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from automl.errors import UserError
-from automl.face_tracking import FaceTracker, TrackedFace, check_tracking, photo_faces
+from automl.face_tracking import FaceTracker, TrackedFace, check_tracking, photo_faces, whole_number
 from automl.media import MediaInput, iter_frames
 
 STAGES = ("decode", "detect", "crop", "forward")
@@ -46,22 +45,9 @@ class StreamSettings:
     queue_batches: int = 4
 
     def check(self) -> StreamSettings:
-        if (
-            isinstance(self.batch_size, bool)
-            or int(self.batch_size) != self.batch_size
-            or self.batch_size < 1
-        ):
-            raise UserError(
-                f"batch size must be a whole number >= 1, not {self.batch_size!r}", argument="batch"
-            )
+        whole_number(self.batch_size, "batch_size", 1, label="batch size")
         check_tracking(self.detect_every, self.detect_side, self.forget_after, self.min_iou)
-        if (
-            isinstance(self.frame_step, bool)
-            or int(self.frame_step) != self.frame_step
-            or self.frame_step < 1
-        ):
-            raise UserError(f"frame step must be a whole number >= 1, not {self.frame_step!r}",
-                            argument="frame_step")  # fmt: skip
+        whole_number(self.frame_step, "frame_step", 1, label="frame step")
         return self
 
 

@@ -77,21 +77,27 @@ class _Track:
     last_seen: int
 
 
+def whole_number(value: object, name: str, minimum: int, *, label: str | None = None) -> int:
+    """``value`` as an int >= ``minimum``; anything else (a bool, None, 2.5, "3") is a one-line
+    :class:`UserError` about the parameter ``name`` (called ``label`` in the message)."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or int(value) != value or value < minimum:  # type: ignore[call-overload,operator]
+        raise UserError(f"{label or name} must be a whole number >= {minimum}, not {value!r}", argument=name)
+    return int(value)  # type: ignore[call-overload]
+
+
 def check_tracking(detect_every: int, detect_side: int | None, forget_after: int, min_iou: float) -> None:
     """One-line errors for tracking settings a user can get wrong."""
-    if isinstance(detect_every, bool) or int(detect_every) != detect_every or detect_every < 1:
-        raise UserError(
-            f"detect_every must be a whole number >= 1, not {detect_every!r}", argument="detect_every"
-        )
-    if detect_side is not None and (int(detect_side) != detect_side or detect_side < 48):
-        raise UserError(
-            f"detect_side must be at least 48 pixels (or None for full frames), not {detect_side!r}",
-            argument="detect_side",
-        )
-    if int(forget_after) != forget_after or forget_after < 1:
-        raise UserError(f"forget_after must be a whole number of frames >= 1, not {forget_after!r}",
-                        argument="forget_after")  # fmt: skip
-    if not 0.0 < float(min_iou) <= 1.0:
+    whole_number(detect_every, "detect_every", 1)
+    if detect_side is not None:
+        number = isinstance(detect_side, int | float) and not isinstance(detect_side, bool)
+        if not number or int(detect_side) != detect_side or detect_side < 48:
+            raise UserError(
+                f"detect_side must be at least 48 pixels (or None for full frames), not {detect_side!r}",
+                argument="detect_side",
+            )
+    whole_number(forget_after, "forget_after", 1, label="forget_after (frames)")
+    if isinstance(min_iou, bool) or not isinstance(min_iou, int | float) or not 0.0 < float(min_iou) <= 1.0:
         raise UserError(f"min_iou must be in (0, 1], not {min_iou!r}", argument="min_iou")
 
 

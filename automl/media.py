@@ -19,7 +19,9 @@ Frame numbers are 1-based and timestamps ``(frame - 1) / fps`` seconds, as in Op
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -104,9 +106,10 @@ def discover_media(inputs: Sequence[str | Path]) -> list[MediaInput]:
                     f"no photos or videos under {p} (photos: {', '.join(sorted(IMAGE_EXTENSIONS))}; "
                     f"videos: {', '.join(sorted(VIDEO_EXTENSIONS))})"
                 )
-            found.extend(
-                MediaInput(f, "video" if f.suffix.lower() in VIDEO_EXTENSIONS else "photo") for f in files
-            )
+            # by name, but a "video" whose content is an image is a photo, as for a file given alone
+            for f in files:
+                video = f.suffix.lower() in VIDEO_EXTENSIONS and not is_image_file(f)
+                found.append(MediaInput(f, "video" if video else "photo"))
         else:
             raise MediaError(f"{p} does not exist (give photo files, folders or video files)")
     return found
@@ -127,6 +130,27 @@ def _open_capture(path: Path):
     return cap
 
 
+@contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """File descriptor 2 sent to /dev/null for a block: OpenCV's built-in readers print their
+    parse errors there themselves ("Unexpected element..."), around our own one-line error.
+    Only for short calls on the main thread, before any worker thread writes to stderr."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no real stderr (embedded interpreters)
+        yield
+        return
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)
+        os.close(null)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def check_video(item: MediaInput) -> MediaInput:
     """Open a video, check its frame size against the pixel limit and decode its first frame;
     returns the input with its frame count, fps and size. Zero frames or an undecodable first
@@ -134,13 +158,15 @@ def check_video(item: MediaInput) -> MediaInput:
     from hashing.image_limits import check_pixels
 
     cv2 = _cv2()
-    cap = _open_capture(item.path)
+    with native_stderr_silenced():
+        cap = _open_capture(item.path)
     try:
         width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
         height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         if width > 0 and height > 0:
             check_pixels(width, height, f"{item.path} (video frames)")
-        ok, first = cap.read()
+        with native_stderr_silenced():
+            ok, first = cap.read()
         if not ok or first is None or first.size == 0:
             count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
             why = "has no frames" if count <= 0 else "has frames OpenCV cannot decode (corrupt?)"

@@ -135,7 +135,9 @@ class RowMaker:
 
     def rows(self, crops: list[FaceCrop], logits: np.ndarray) -> Iterator[dict[str, Any]]:
         k = len(self.model.class_names)
-        if len(logits) and logits.shape[1] != k:
+        if not len(logits):  # a batch of frames without a face
+            logits = np.zeros((0, k), np.float32)
+        if logits.shape[1] != k:
             raise UserError(
                 f"the model outputs {logits.shape[1]} values per face but its sidecar names {k} classes"
             )

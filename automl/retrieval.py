@@ -304,13 +304,13 @@ def embed_video(
     from automl.face_stream import StreamSettings, face_batches
     from automl.media import check_media, discover_media
 
+    settings = StreamSettings(batch_size=batch_size, detect=detect, detect_every=detect_every,
+                              frame_step=frame_step).check()  # fmt: skip
     model = _model(model)
     items = check_media(discover_media([videos] if isinstance(videos, str | Path) else list(videos)))
     photos = [str(m.path) for m in items if m.kind != "video"]
     if photos:
         raise HashingError(f"{photos[0]} is a photo, not a video; add photos with images", param="images")
-    settings = StreamSettings(batch_size=batch_size, detect=detect, detect_every=detect_every,
-                              frame_step=frame_step)  # fmt: skip
     total = sum(-(-(m.frames or 1) // frame_step) for m in items)
     advance = _stage(progress, "embedding video frames", total)
     parts: list[np.ndarray] = []

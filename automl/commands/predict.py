@@ -77,7 +77,7 @@ def predict_command(
             store=resolve_db_url(ctx) if model.isdigit() else None, progress=on_progress,
         )  # fmt: skip
     for line in result.notes():
-        err_console.print(f"[yellow]{line}[/]", highlight=False, soft_wrap=True, markup=False)
+        err_console.print(line, style="yellow", highlight=False, soft_wrap=True, markup=False)
     print_signal_warnings(result.signal, "the model's predictions")
     if json_out:
         print_json(result.to_dict())

@@ -15,39 +15,13 @@ import torch
 from hashing import HashingError, ModelFormatError
 from hashing.index import HashIndex
 from hashing.stream import embed_images, load_model, read_labels_csv
+from tests.face_media import draw_face
 from tests.tiny_embedder import CLASSES, write_tiny_embedder
 
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory) -> Path:
     return write_tiny_embedder(tmp_path_factory.mktemp("model"))
-
-
-def draw_face(size: int = 160, mouth: int = 0, shade: int = 0) -> np.ndarray:
-    """A cartoon face OpenCV's Haar cascade detects (eyes, brows, nose, mouth on a skin ellipse)."""
-    img = np.full((size * 2, size * 2, 3), 200, np.uint8)
-    c = size
-    cv2.ellipse(
-        img, (c, c), (int(size * 0.38), int(size * 0.5)), 0, 0, 360, (140 + shade, 170 + shade, 210), -1
-    )
-    for dx in (-1, 1):
-        ex, ey = c + dx * int(size * 0.16), c - int(size * 0.1)
-        cv2.ellipse(img, (ex, ey), (int(size * 0.08), int(size * 0.04)), 0, 0, 360, (255, 255, 255), -1)
-        cv2.circle(img, (ex, ey), int(size * 0.035), (30, 30, 30), -1)
-        brow = (ex - int(size * 0.1), ey - int(size * 0.09)), (ex + int(size * 0.1), ey - int(size * 0.1))
-        cv2.line(img, *brow, (40, 40, 60), int(size * 0.03))
-    cv2.line(img, (c, c - int(size * 0.05)), (c, c + int(size * 0.12)), (110, 130, 170), int(size * 0.03))
-    cv2.ellipse(
-        img,
-        (c, c + int(size * 0.25)),
-        (int(size * 0.14), int(size * 0.03 + 0.03 * mouth * size / 10)),
-        0,
-        0,
-        360,
-        (60, 60, 150),
-        -1,
-    )
-    return cv2.GaussianBlur(img, (5, 5), 0)
 
 
 def _crops(folder: Path, n_per_class: int = 6, seed: int = 0) -> list[tuple[str, int]]:
