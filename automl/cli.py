@@ -81,6 +81,7 @@ COMMAND_MODULES = (
     "bench_data",
     "bench_hpo",
     "bench_face",
+    "bench_predict",
 )
 
 

@@ -38,7 +38,7 @@ def predict_command(
     ],
     inputs: Annotated[list[Path], Arg(metavar="INPUT...", help="Photos, folders (recursive) and videos.")],
     out: Annotated[
-        str | None, Opt("--out", help="One file for every input, with a source column ('-': stdout).")
+        str | None, Opt("--out", help="One file for all inputs (default predictions.csv; '-': stdout).")
     ] = None,
     out_dir: Annotated[
         Path | None, Opt("--out-dir", help="One file per input in this folder instead.")
@@ -55,7 +55,7 @@ def predict_command(
         int, Opt("--detect-every", help="Videos: detect on every Nth frame, track in between.")
     ] = 1,
     detect_side: Annotated[
-        int, Opt("--detect-side", help="Detect on frames shrunk to this longer side (0: full size).")
+        int, Opt("--detect-side", help="Videos: detect on frames shrunk to this side (0: full).")
     ] = 640,
     frame_step: Annotated[int, Opt("--frame-step", help="Videos: every Nth frame only.")] = 1,
     threshold: Annotated[float, Opt("--threshold", help="AU models: probability for AU..._c = 1.")] = 0.5,
