@@ -100,13 +100,13 @@ def crop_face(
     square is converted, not the frame (the result equals :func:`hashing.image_io.fit` of the
     whole frame with that box)."""
     from hashing.image_io import crop_rect, fit
-    from hashing.stream import with_margin
+    from hashing.stream import rgb_of, with_margin
 
     h, w = bgr.shape[:2]
     margin_box = None if box is None else with_margin(tuple(int(v) for v in box), bgr.shape)  # type: ignore[arg-type]
     left, top, right, bottom = crop_rect(w, h, margin_box)
-    square = np.ascontiguousarray(bgr[top:bottom, left:right, ::-1])
-    return fit(square, size, channels).astype(np.float32) * np.float32(1.0 / 255.0)
+    square = rgb_of(bgr[top:bottom, left:right])
+    return fit(square, size, channels).astype(np.float32) / 255.0
 
 
 _DONE = object()
