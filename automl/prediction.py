@@ -34,6 +34,7 @@ import csv
 import io
 import json
 import math
+import os
 import re
 import sys
 import time
@@ -357,6 +358,18 @@ def _progress(progress: ProgressCallback | None, total: int) -> Callable[[int], 
     return advance
 
 
+def predict_threads(n: int | None = None) -> int:
+    """torch threads for ``predict`` on the CPU: ``n``, else one core fewer than the machine has
+    (at least 1). The producer thread (decode, detection, crops) needs a core of its own: on 2
+    cores the 24-px default network's pipeline on aligned crops ran at 1,906 faces/s with one
+    torch thread and 1,144 with two (ratio to the raw forward 0.68 vs 0.33; BENCHMARKS.md,
+    "predict")."""
+    from automl.threads import check_threads
+
+    n = check_threads(n)
+    return n if n is not None else max(1, (os.cpu_count() or 1) - 1)
+
+
 def predict(
     model: FaceModel | str | Path | int,
     inputs: Sequence[str | Path] | str | Path,
@@ -384,7 +397,7 @@ def predict(
     limit: :class:`~automl.media.MediaError`, and nothing is written). See the module docstring
     for the columns."""
     from automl.store.lifecycle import interrupt_on_signals
-    from automl.threads import apply_cpu_threads
+    from automl.threads import cpu_threads as torch_threads
 
     if out is not None and out_dir is not None:
         raise UserError("give out (one file) or out_dir (a file per input), not both", argument="out")
@@ -396,14 +409,15 @@ def predict(
     kind = output_format(out, fmt)
     media: list[MediaInput] = check_media(discover_media(paths))
     face_model = load_face_model(model, store=store, device=device)
-    apply_cpu_threads(face_model.device, cpu_threads)
     maker = RowMaker(face_model, threshold)
     columns = columns_for(face_model)
     stats = StreamStats()
     total = sum(-(-(m.frames or 1) // frame_step) for m in media)
     rows = 0
     start = time.perf_counter()
-    with interrupt_on_signals(), ExitStack() as stack:  # SIGTERM / SIGHUP: as Ctrl-C, outputs discarded
+    threads = predict_threads(cpu_threads)
+    # SIGTERM / SIGHUP: as Ctrl-C, outputs discarded; torch's thread count restored afterwards
+    with interrupt_on_signals(), torch_threads(face_model.device, threads) as used, ExitStack() as stack:
         sinks = _Outputs(stack, out, out_dir, kind, columns, stdout)
         try:
             for crops, logits in face_batches(
@@ -426,7 +440,7 @@ def predict(
         wall_s=time.perf_counter() - start,
         signal=maker.signal(),
         columns=columns,
-        settings={**settings.__dict__, "threshold": threshold, "format": kind},
+        settings={**settings.__dict__, "threshold": threshold, "format": kind, "cpu_threads": used},
     )
 
 
