@@ -606,7 +606,7 @@ def add_to_index(
     if len(emb) == 0:
         raise HashingError("no face could be embedded (see the skipped images); the index is unchanged")
     root = Path(directory)
-    import automl.learning_checks  # noqa: F401 (a slow first import: not while holding the lock)
+    import scipy.stats  # noqa: F401 (the learning checks' slow first import: not while holding the lock)
 
     with lock_index(root, timeout=lock_timeout, purpose=purpose):
         index = HashIndex.load(root)
