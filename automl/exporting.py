@@ -158,6 +158,7 @@ def _sidecar_meta(meta: dict[str, Any], embedding_dim: int | None, fmt: str) -> 
             "metrics": meta.get("metrics", {}),
             "primary_metric": meta.get("primary_metric"),
             "signal": meta.get("signal"),  # did training learn anything (automl.learning_checks)
+            "face_crop": meta.get("face_crop"),  # the training faces' framing (automl.face_calibration)
             "data": meta.get("data"),
             "network_options": meta.get("network_options", {}),
             "params": meta.get("params"),

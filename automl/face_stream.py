@@ -29,6 +29,7 @@ from automl.face_tracking import FaceTracker, TrackedFace, check_tracking, photo
 from automl.media import MediaInput, iter_frames
 
 STAGES = ("decode", "detect", "crop", "forward")
+DEFAULT_MARGIN = 0.1
 
 
 @dataclass(frozen=True)
@@ -41,10 +42,14 @@ class StreamSettings:
     detect_side: int | None = 640
     forget_after: int = 30
     min_iou: float = 0.3
+    margin: float = DEFAULT_MARGIN  # around the detector's box, a fraction of its size
+    face_crop: dict[str, Any] | None = None  # the model's training framing (automl.face_calibration)
     frame_step: int = 1  # videos: every Nth frame only (an index needs no 25 near-copies a second)
     queue_batches: int = 4
 
     def check(self) -> StreamSettings:
+        if self.detect_side == 0:  # the CLI's "full frames"
+            object.__setattr__(self, "detect_side", None)
         whole_number(self.batch_size, "batch_size", 1, label="batch size")
         check_tracking(self.detect_every, self.detect_side, self.forget_after, self.min_iou)
         whole_number(self.frame_step, "frame_step", 1, label="frame step")
@@ -93,17 +98,27 @@ class StreamStats:
 
 
 def crop_face(
-    bgr: np.ndarray, box: tuple[float, float, float, float] | None, size: int, channels: int
+    bgr: np.ndarray, box: tuple[float, float, float, float] | None, size: int, channels: int,
+    margin: float = DEFAULT_MARGIN,
+    face_crop: dict[str, Any] | None = None,
 ) -> np.ndarray:
-    """float32 ``(C, S, S)`` in [0, 1] of one face: the box plus the 10% margin, its centre square
+    """float32 ``(C, S, S)`` in [0, 1] of one face: the training images' framing around the box
+    when ``face_crop`` (:mod:`automl.face_calibration`) is given, else the box plus ``margin``;
+    then its centre square
     (the whole frame's centre square for ``box=None``), bilinear to ``size``. Only the face's
     square is converted, not the frame (the result equals :func:`hashing.image_io.fit` of the
     whole frame with that box)."""
+    from automl.face_calibration import calibrated_box
     from hashing.image_io import crop_rect, fit
     from hashing.stream import rgb_of, with_margin
 
     h, w = bgr.shape[:2]
-    margin_box = None if box is None else with_margin(tuple(int(v) for v in box), bgr.shape)  # type: ignore[arg-type]
+    if box is None:
+        margin_box = None
+    elif face_crop is not None:
+        margin_box = calibrated_box(box, face_crop)  # type: ignore[assignment]
+    else:
+        margin_box = with_margin(tuple(int(v) for v in box), bgr.shape, margin)  # type: ignore[arg-type]
     left, top, right, bottom = crop_rect(w, h, margin_box)
     square = rgb_of(bgr[top:bottom, left:right])
     return fit(square, size, channels).astype(np.float32) / 255.0
@@ -118,8 +133,11 @@ class _Failed:
 
 
 def _whole_frame(bgr: np.ndarray) -> list[TrackedFace]:
-    h, w = bgr.shape[:2]
-    return [TrackedFace(0, (0.0, 0.0, float(w), float(h)), 1.0)]
+    """``--no-detect``: the frame's centre square (what the model sees), not found by a detector."""
+    from hashing.image_io import crop_rect
+
+    left, top, right, bottom = crop_rect(bgr.shape[1], bgr.shape[0])
+    return [TrackedFace(0, (float(left), float(top), float(right - left), float(bottom - top)), 1.0, False)]
 
 
 class _Producer:
@@ -200,7 +218,7 @@ class _Producer:
             for face in faces:
                 before = time.perf_counter()
                 box = None if self.detector is None else face.box
-                x = crop_face(frame.bgr, box, self.size, self.channels)
+                x = crop_face(frame.bgr, box, self.size, self.channels, s.margin, s.face_crop)
                 self.stats.seconds["crop"] += time.perf_counter() - before
                 self.stats.faces += 1
                 if not self.put(FaceCrop(frame.source, frame.frame, frame.timestamp, face, x)):

@@ -49,6 +49,34 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
+def suppress_nested(
+    boxes: np.ndarray, scores: np.ndarray, overlap: float = 0.5
+) -> tuple[np.ndarray, np.ndarray]:
+    """Drop a box when at least ``overlap`` of the smaller of it and a better-scored box lies in
+    both: Haar's cascade often reports one face twice, at two scales one inside the other (IoU
+    alone misses a small box inside a large one), and each would become a row and a track."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    scores = np.asarray(scores, np.float64).reshape(-1)
+    if len(boxes) < 2:
+        return boxes, scores
+    order = np.argsort(-scores, kind="stable")
+    x2, y2 = boxes[:, 0] + boxes[:, 2], boxes[:, 1] + boxes[:, 3]
+    area = boxes[:, 2] * boxes[:, 3]
+    kept: list[int] = []
+    for i in order:
+        ok = True
+        for j in kept:
+            w = min(x2[i], x2[j]) - max(boxes[i, 0], boxes[j, 0])
+            h = min(y2[i], y2[j]) - max(boxes[i, 1], boxes[j, 1])
+            if w > 0 and h > 0 and w * h >= overlap * min(area[i], area[j]):
+                ok = False
+                break
+        if ok:
+            kept.append(int(i))
+    keep = np.asarray(sorted(kept))
+    return boxes[keep], scores[keep]
+
+
 def greedy_match(overlap: np.ndarray, min_iou: float) -> list[tuple[int, int]]:
     """``(row, col)`` pairs, largest overlap first, each row and column used once, overlap >= min_iou."""
     pairs: list[tuple[int, int]] = []
@@ -89,11 +117,11 @@ def whole_number(value: object, name: str, minimum: int, *, label: str | None = 
 def check_tracking(detect_every: int, detect_side: int | None, forget_after: int, min_iou: float) -> None:
     """One-line errors for tracking settings a user can get wrong."""
     whole_number(detect_every, "detect_every", 1)
-    if detect_side is not None:
+    if detect_side is not None and detect_side != 0:
         number = isinstance(detect_side, int | float) and not isinstance(detect_side, bool)
         if not number or int(detect_side) != detect_side or detect_side < 48:
             raise UserError(
-                f"detect_side must be at least 48 pixels (or None for full frames), not {detect_side!r}",
+                f"detect_side must be at least 48 pixels (or 0 / None: full frames), not {detect_side!r}",
                 argument="detect_side",
             )
     whole_number(forget_after, "forget_after", 1, label="forget_after (frames)")
@@ -133,7 +161,7 @@ class FaceTracker:
 
     def detect(self, bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         self.detections += 1
-        return self.detector.scored_boxes(bgr, self.detect_side)  # type: ignore[attr-defined]
+        return suppress_nested(*self.detector.scored_boxes(bgr, self.detect_side))  # type: ignore[attr-defined]
 
     def update(self, bgr: np.ndarray) -> list[TrackedFace]:
         """The faces of the next frame, by ``face_id``."""
@@ -148,12 +176,20 @@ class FaceTracker:
         self._last_detection = self._frame
         boxes, scores = self.detect(bgr)
         self._tracks = [t for t in self._tracks if self._frame - t.last_seen <= self.forget_after]
-        old = np.stack([t.box for t in self._tracks]) if self._tracks else np.zeros((0, 4))
-        pairs = greedy_match(iou(old, boxes), self.min_iou)
-        matched = {c for _, c in pairs}
-        for r, c in pairs:
-            t = self._tracks[r]
-            t.box, t.confidence, t.last_seen = boxes[c], float(scores[c]), self._frame
+        # tracks seen at the previous detection first, then older ones for what is left: a face
+        # is matched to its own recent track rather than to a stale one it happens to overlap
+        matched: set[int] = set()
+        recent = max((t.last_seen for t in self._tracks), default=-1)
+        for group in ([t for t in self._tracks if t.last_seen == recent],
+                      [t for t in self._tracks if t.last_seen != recent]):  # fmt: skip
+            free = [c for c in range(len(boxes)) if c not in matched]
+            if not group or not free:
+                continue
+            old = np.stack([t.box for t in group])
+            for r, c in greedy_match(iou(old, boxes[free]), self.min_iou):
+                t, k = group[r], free[c]
+                t.box, t.confidence, t.last_seen = boxes[k], float(scores[k]), self._frame
+                matched.add(k)
         # new faces get ids in reading order (left to right, then top to bottom)
         for c in sorted(
             (c for c in range(len(boxes)) if c not in matched), key=lambda c: (boxes[c, 0], boxes[c, 1])
@@ -166,6 +202,6 @@ class FaceTracker:
 
 def photo_faces(detector: object, bgr: np.ndarray, detect_side: int | None) -> list[TrackedFace]:
     """The faces of one photo, ids 0.. in reading order (left to right, then top to bottom)."""
-    boxes, scores = detector.scored_boxes(bgr, detect_side)  # type: ignore[attr-defined]
+    boxes, scores = suppress_nested(*detector.scored_boxes(bgr, detect_side))  # type: ignore[attr-defined]
     order = sorted(range(len(boxes)), key=lambda i: (boxes[i, 0], boxes[i, 1]))
     return [TrackedFace(k, tuple(float(v) for v in boxes[i]), float(scores[i])) for k, i in enumerate(order)]  # type: ignore[arg-type]

@@ -94,8 +94,9 @@ def discover_media(inputs: Sequence[str | Path]) -> list[MediaInput]:
     found: list[MediaInput] = []
     for raw in inputs:
         p = Path(raw)
-        if p.is_file():
-            found.append(MediaInput(p, "photo" if is_image_file(p) else "video"))
+        if p.is_file():  # an image's name or content makes a photo (an unreadable one is skipped)
+            photo = p.suffix.lower() in IMAGE_EXTENSIONS or is_image_file(p)
+            found.append(MediaInput(p, "photo" if photo else "video"))
         elif p.is_dir():
             files = sorted(
                 f for f in p.rglob("*")

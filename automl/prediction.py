@@ -31,6 +31,7 @@ is carried over.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -47,9 +48,10 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 
 from automl.errors import UserError
+from automl.face_calibration import check_face_crop
 from automl.face_model import FaceModel, load_face_model
 from automl.face_stream import FaceCrop, StreamSettings, StreamStats, face_batches
-from automl.media import MediaInput, check_media, discover_media
+from automl.media import MediaError, MediaInput, check_media, discover_media
 
 if TYPE_CHECKING:
     from automl.progress import ProgressCallback
@@ -171,9 +173,8 @@ class RowMaker:
         return out
 
     def signal(self) -> dict[str, Any]:
-        """The learning checks' verdict on these predictions (no labels: collapse only) merged
-        with the model's training verdict from its sidecar."""
-        from automl.learning_checks import WEAK, Finding, merge, summarize
+        """The learning checks' verdict on these predictions (no labels: collapse only)."""
+        from automl.learning_checks import WEAK, Finding, summarize
 
         findings = []
         t = self.tally
@@ -198,9 +199,17 @@ class RowMaker:
                         "learned nothing, or the media show one expression",
                         severity=WEAK, values={"constant": constant, "n": t.n},
                     ))  # fmt: skip
-        here = summarize(findings, ["predictions_collapse"], faces=t.n)
-        trained = self.model.meta.get("signal")
-        return merge(here, trained) if isinstance(trained, dict) else here
+        return summarize(findings, ["predictions_collapse"], faces=t.n)
+
+
+def training_signal(meta: dict[str, Any]) -> dict[str, Any] | None:
+    """The training run's learning-check verdict from an export's sidecar, when it is well formed
+    (a hand-edited sidecar must not break a run): ``learned`` a bool, warnings that are objects."""
+    sig = meta.get("signal")
+    if not isinstance(sig, dict) or not isinstance(sig.get("learned"), bool):
+        return None
+    warnings = sig.get("warnings") if isinstance(sig.get("warnings"), list) else []
+    return {**sig, "warnings": [w for w in warnings if isinstance(w, dict)]}
 
 
 # ------------------------------------------------------------------------------- writing
@@ -209,6 +218,7 @@ class RowMaker:
 def output_format(out: str | Path | None, fmt: str | None) -> str:
     """``fmt`` if given, else from the file name (``.jsonl`` / ``.json``: JSON Lines), else CSV."""
     if fmt is not None:
+        fmt = fmt.strip().lower()
         if fmt not in FORMATS:
             raise UserError(
                 f"output format must be one of {', '.join(FORMATS)}, not {fmt!r}", argument="format"
@@ -314,6 +324,7 @@ class PredictResult:
     signal: dict[str, Any]
     columns: list[str]
     settings: dict[str, Any] = field(default_factory=dict)
+    model_signal: dict[str, Any] | None = None  # the training run's verdict, from the sidecar
 
     @property
     def frames_per_s(self) -> float:
@@ -334,6 +345,7 @@ class PredictResult:
             "wall_s": round(self.wall_s, 3),
             "frames_per_s": round(self.frames_per_s, 2) if self.stats.frames else None,
             "signal": self.signal,
+            "model_signal": self.model_signal,
             "columns": self.columns,
             "settings": self.settings,
             **self.stats.to_dict(),
@@ -409,6 +421,7 @@ def predict(
     kind = output_format(out, fmt)
     media: list[MediaInput] = check_media(discover_media(paths))
     face_model = load_face_model(model, store=store, device=device)
+    settings = dataclasses.replace(settings, face_crop=check_face_crop(face_model.meta.get("face_crop")))
     maker = RowMaker(face_model, threshold)
     columns = columns_for(face_model)
     stats = StreamStats()
@@ -428,6 +441,10 @@ def predict(
                 for row in maker.rows(crops, logits):
                     sinks.write(row)
                     rows += 1
+            if stats.frames == 0:  # every input was skipped: an error, not an empty result
+                (source, why), more = stats.skipped[0], len(stats.skipped) - 1
+                also = f" (and {more} more input(s))" if more else ""
+                raise MediaError(f"nothing could be read: {source}: {why}{also}")
         except BaseException:
             sinks.abandon_current()
             raise
@@ -439,8 +456,11 @@ def predict(
         stats=stats,
         wall_s=time.perf_counter() - start,
         signal=maker.signal(),
+        model_signal=training_signal(face_model.meta),
         columns=columns,
-        settings={**settings.__dict__, "threshold": threshold, "format": kind, "cpu_threads": used},
+        settings={**settings.__dict__, "crop": "training framing (face_crop)" if settings.face_crop
+                  else f"box + {settings.margin:.0%} margin", "threshold": threshold, "format": kind,
+                  "cpu_threads": used},  # fmt: skip
     )
 
 

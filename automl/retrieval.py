@@ -29,6 +29,7 @@ concurrent ``add`` calls queue up instead of losing each other's items.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -301,12 +302,14 @@ def embed_video(
     :func:`video_source` strings (absolute path, frame, tracked face id). ``label`` gives every
     face one class (e.g. the person the videos show), which updates the hash when added; without
     it the faces are only encoded. A photo among the inputs is refused: use ``embed_folder``."""
+    from automl.face_calibration import check_face_crop
     from automl.face_stream import StreamSettings, face_batches
     from automl.media import check_media, discover_media
 
     settings = StreamSettings(batch_size=batch_size, detect=detect, detect_every=detect_every,
                               frame_step=frame_step).check()  # fmt: skip
     model = _model(model)
+    settings = dataclasses.replace(settings, face_crop=check_face_crop(model.meta.get("face_crop")))
     items = check_media(discover_media([videos] if isinstance(videos, str | Path) else list(videos)))
     photos = [str(m.path) for m in items if m.kind != "video"]
     if photos:

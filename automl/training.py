@@ -755,6 +755,10 @@ def train_genotype(
         extra_meta=extra_meta,
     )  # fmt: skip
     meta.setdefault("signal", signal)  # exported with the model: `automl predict` repeats the verdict
+    if "face_crop" not in meta:  # where the detector's box falls on these faces: predict's crop
+        from automl.face_calibration import crop_calibration
+
+        meta["face_crop"] = crop_calibration(data.train_x, seed=seed)
     model.cpu()
     checkpoint = None
     if run_dir is not None:

@@ -265,11 +265,14 @@ class FaceDetector:
         return bgr[y : y + h, x : x + w]
 
 
-def with_margin(box: tuple[int, int, int, int], shape: tuple[int, ...]) -> tuple[int, int, int, int]:
-    """A detector's ``(x, y, w, h)`` plus a 10% margin on every side, clipped to an image of
-    ``shape`` ``(H, W, ...)``: the crop every detected face (photo, video frame, query) takes."""
+def with_margin(
+    box: tuple[int, int, int, int], shape: tuple[int, ...], margin: float = _FACE_MARGIN
+) -> tuple[int, int, int, int]:
+    """A detector's ``(x, y, w, h)`` plus ``margin`` (a fraction of its size, 10% by default) on
+    every side, clipped to an image of ``shape`` ``(H, W, ...)``: the crop a detected face takes
+    (a negative margin shrinks the box)."""
     x, y, w, h = (int(v) for v in box)
-    mx, my = int(w * _FACE_MARGIN), int(h * _FACE_MARGIN)
+    mx, my = int(w * margin), int(h * margin)
     H, W = shape[:2]
     left, top = max(0, x - mx), max(0, y - my)
     return left, top, min(W, x + w + mx) - left, min(H, y + h + my) - top

@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from automl.errors import UserError
-from automl.face_tracking import FaceTracker, TrackedFace, check_tracking, greedy_match, iou, photo_faces
+from automl.face_tracking import (
+    FaceTracker,
+    TrackedFace,
+    check_tracking,
+    greedy_match,
+    iou,
+    photo_faces,
+    suppress_nested,
+)
 
 BLANK = np.zeros((10, 10, 3), np.uint8)
 
@@ -190,7 +198,7 @@ def test_photo_faces_are_numbered_in_reading_order():
         ({"detect_every": 2.5}, "detect_every"),
         ({"detect_every": True}, "detect_every"),
         ({"detect_side": 10}, "detect_side"),
-        ({"detect_side": 0}, "detect_side"),
+        ({"detect_side": -5}, "detect_side"),
         ({"forget_after": 0}, "forget_after"),
         ({"forget_after": 1.5}, "forget_after"),
         ({"min_iou": 0.0}, "min_iou"),
@@ -210,3 +218,29 @@ def test_bad_settings_are_user_errors(kwargs, needle):
 def test_good_settings_pass():
     check_tracking(1, None, 1, 1.0)
     check_tracking(10, 48, 100, 0.01)
+
+
+# -- nested duplicates and stale tracks ---------------------------------------------------------------
+def test_a_box_inside_a_better_one_is_dropped_and_separate_faces_are_kept():
+    boxes = np.array([[100, 100, 120, 120], [90, 90, 150, 150], [400, 100, 120, 120]], np.float64)
+    kept, scores = suppress_nested(boxes, np.array([0.95, 0.90, 0.8]))
+    assert kept.tolist() == [[100, 100, 120, 120], [400, 100, 120, 120]] and scores.tolist() == [0.95, 0.8]
+    kept, _ = suppress_nested(boxes, np.array([0.5, 0.90, 0.8]))  # the better-scored one stays
+    assert kept.tolist() == [[90, 90, 150, 150], [400, 100, 120, 120]]
+    side_by_side = np.array([[0, 0, 100, 100], [80, 0, 100, 100]], np.float64)  # 20% overlap
+    assert len(suppress_nested(side_by_side, np.array([0.9, 0.9]))[0]) == 2
+
+
+def test_a_duplicate_detection_makes_no_second_track():
+    a, dup = (100, 100, 120, 120, 0.9), (92, 92, 136, 136, 0.95)
+    tracker = FaceTracker(ScriptedDetector([[a], [a, dup], [a]]))
+    assert [sorted(ids_at(f)) for f in run(tracker, 3)] == [[0], [0], [0]]
+
+
+def test_a_face_keeps_its_recent_track_over_a_stale_one_it_overlaps():
+    # track 0 was last seen at frame 0 where the face is now; track 1 followed the face since
+    old, moved = (100, 100, 100, 100), (130, 100, 100, 100)
+    script = [[old], [(400, 300, 100, 100)], [moved], [(115, 100, 100, 100)]]
+    tracker = FaceTracker(ScriptedDetector(script), forget_after=10)
+    ids = [ids_at(f) for f in run(tracker, 4)]
+    assert ids[2] == {0: 130} and ids[3] == {0: 115}

@@ -226,7 +226,7 @@ def test_au_column_names():
 
 
 # -- (f) aligned crops, no detection ----------------------------------------------------------------
-def test_no_detect_uses_the_whole_image(media, tmp_path):
+def test_no_detect_uses_the_centre_square_of_the_whole_image(media, tmp_path):
     crops = tmp_path / "crops"
     crops.mkdir()
     rng = np.random.default_rng(0)
@@ -237,9 +237,9 @@ def test_no_detect_uses_the_whole_image(media, tmp_path):
     rows = read_rows(out.read_text())
     assert [Path(r["source"]).name for r in rows] == ["c0.png", "c1.png", "c2.png"]
     boxes = [tuple(float(r[k]) for k in ("face_x", "face_y", "face_width", "face_height")) for r in rows]
-    assert boxes == [(0, 0, 48, 48), (0, 0, 48, 48), (0, 0, 40, 60)]
-    for r in rows:
-        assert (r["face_id"], r["success"], r["detected"], float(r["confidence"])) == ("0", "1", "1", 1.0)
+    assert boxes == [(0, 0, 48, 48), (0, 0, 48, 48), (0, 10, 40, 40)]  # what the model sees
+    for r in rows:  # nothing was detected: the whole image is taken as the face
+        assert (r["face_id"], r["success"], r["detected"], float(r["confidence"])) == ("0", "1", "0", 1.0)
     assert result.stats.detections == 0 and result.stats.faces == 3
 
 
@@ -423,9 +423,18 @@ def test_the_sidecar_signal_is_carried_over(media, tmp_path):
     trained = {"learned": False, "checks": ["chance"], "alpha": 0.01, "warnings": [finding]}
     path = write_tiny_model(tmp_path / "m.pt", extra={"signal": trained})
     result = predict(path, media["photo"], out=tmp_path / "o.csv", device="cpu")
-    assert result.signal["learned"] is False
-    assert [w["code"] for w in result.signal["warnings"]] == ["no_better_than_chance"]
-    assert set(result.signal["checks"]) == {"chance", "predictions_collapse"}
+    assert result.model_signal["learned"] is False  # the training run's verdict, kept apart
+    assert [w["code"] for w in result.model_signal["warnings"]] == ["no_better_than_chance"]
+    assert result.signal["checks"] == ["predictions_collapse"] and result.signal["learned"] is True
+
+
+def test_a_malformed_sidecar_signal_is_ignored_not_a_traceback(media, tmp_path):
+    bad = {"learned": False, "warnings": ["a string, not an object"]}
+    path = write_tiny_model(tmp_path / "m.pt", extra={"signal": bad})
+    result = predict(path, media["photo"], out=tmp_path / "o.csv", device="cpu")
+    assert result.model_signal == {"learned": False, "warnings": []}
+    path = write_tiny_model(tmp_path / "n.pt", extra={"signal": "yes"})
+    assert predict(path, media["photo"], out=tmp_path / "p.csv", device="cpu").model_signal is None
 
 
 # -- (l) ONNX ------------------------------------------------------------------------------------------

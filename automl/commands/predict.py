@@ -77,18 +77,23 @@ def predict_command(
             store=resolve_db_url(ctx) if model.isdigit() else None, progress=on_progress,
         )  # fmt: skip
     for line in result.notes():
-        err_console.print(line, style="yellow", highlight=False, soft_wrap=True, markup=False)
-    print_signal_warnings(result.signal, "the model's predictions")
+        err_console.print(f"WARNING: {line}", style="yellow", highlight=False, soft_wrap=True, markup=False)
+    print_signal_warnings(result.model_signal, "the model's training run")
+    print_signal_warnings(result.signal, "these predictions")
     if json_out:
         print_json(result.to_dict())
         return
     s = result.stats
-    where = (
-        ", ".join(result.outputs) if len(result.outputs) <= 3 else f"{len(result.outputs)} files in {out_dir}"
-    )
+    if result.outputs == ["-"]:
+        where = "stdout"
+    elif len(result.outputs) <= 3:
+        where = ", ".join(result.outputs)
+    else:
+        where = f"{len(result.outputs)} files in {out_dir}"
+    skipped = f", {len(s.skipped)} input(s) skipped" if s.skipped else ""
     report = (
         f"[bold green]predicted[/] {s.faces} face(s) in {s.frames} frame(s) of {s.inputs} input(s) "
-        f"({s.empty_frames} frame(s) without a face) in {result.wall_s:.1f} s "
+        f"({s.empty_frames} frame(s) without a face{skipped}) in {result.wall_s:.1f} s "
         f"({result.frames_per_s:.0f} frames/s): {result.rows} rows -> {where}"
     )
     (err_console if result.outputs == ["-"] else console).print(report, highlight=False, soft_wrap=True)

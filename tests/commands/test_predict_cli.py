@@ -93,8 +93,8 @@ def test_no_detect(cli, media, tmp_path):
     assert r.code == 0, r.err
     (row,) = read_rows((tmp_path / "o.csv").read_text())
     box = [row[k] for k in ("face_x", "face_y", "face_width", "face_height")]
-    assert box == ["0.0", "0.0", "480.0", "240.0"]
-    assert float(row["confidence"]) == 1.0
+    assert box == ["120.0", "0.0", "240.0", "240.0"]  # the centre square the model sees
+    assert float(row["confidence"]) == 1.0 and row["detected"] == "0"
 
 
 def test_a_png_named_like_a_video_is_a_photo(cli, media, tmp_path):
@@ -154,7 +154,8 @@ def test_notes_are_plain_text(cli, media, tmp_path):
     r = cli("predict", media["model"], "cut.avi", "--out", "o.csv")
     assert r.code == 0, r.err
     (note,) = [line for line in r.err.splitlines() if "the video ended after" in line]
-    assert note.startswith("cut.avi: the video ended after") and "[yellow]" not in note and "[/]" not in note
+    assert note.startswith("WARNING: cut.avi: the video ended after")
+    assert "[yellow]" not in note and "[/]" not in note
 
 
 def test_a_video_without_faces(cli, media, tmp_path):
@@ -206,3 +207,19 @@ def test_corrupt_videos_print_one_line_on_the_real_stderr(media, tmp_path):
 NOT_A_VIDEO = (
     "not an image Pillow knows and not a video OpenCV can open (corrupt, or an unsupported container/codec)"
 )
+
+
+def test_every_input_skipped_is_an_error_and_writes_nothing(cli, media, tmp_path, monkeypatch):
+    huge = tmp_path / "huge.png"
+    cv2.imwrite(str(huge), np.zeros((300, 300), np.uint8))
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    r = cli("predict", media["model"], text, "--out", "o.csv")
+    assert r.code == 2 and "nothing could be read" in r.err and "unreadable image" in r.err
+    with monkeypatch.context() as env:
+        env.setenv("AUTOML_MAX_IMAGE_PIXELS", "1000")
+        r = cli("predict", media["model"], huge, "--out", "o.csv")
+    assert r.code == 2 and "exceeds the limit" in r.err
+    assert not (tmp_path / "o.csv").exists()
+    r = cli("predict", media["model"], text, media["photo"], "--out", "o.csv")  # one readable: a warning
+    assert r.code == 0 and "WARNING: skipped" in r.err and "1 input(s) skipped" in r.out
