@@ -63,3 +63,22 @@ def test_predict_crops_with_the_sidecars_face_crop(tmp_path):
     pa, pb = (tmp_path / "a.csv").read_text(), (tmp_path / "b.csv").read_text()
     assert pa.splitlines()[1].split(",")[:11] == pb.splitlines()[1].split(",")[:11]  # same faces
     assert pa != pb  # other crops, other predictions
+
+
+def test_bench_crops_reports_every_crop_rule(tmp_path):
+    from automl.bench_crops import crop_bench, crop_table
+    from automl.data.synthface.facs import FER7
+    from automl.errors import UserError
+    from tests.face_media import write_tiny_model
+
+    model = write_tiny_model(tmp_path / "m.pt", image_size=24, class_names=FER7,
+                             extra={"face_crop": {"dx": -0.1, "dy": 0.0, "scale": 1.2}})  # fmt: skip
+    report = crop_bench(model, n=40, tile=96)
+    crops = [r["crop"] for r in report["rows"]]
+    assert crops[:3] == ["bare tiles (--no-detect: the training framing)", "detector box + 10% margin",
+                         "training framing, from the sidecar"]  # fmt: skip
+    assert 0 < report["detected"] <= 40 and 0 < report["chance"] <= 1
+    assert all(0 <= r["accuracy"] <= 1 for r in report["rows"])
+    assert crop_table(report)[1] == ["crop", "faces", "accuracy"]
+    with pytest.raises(UserError, match="7 or 8 classes"):
+        crop_bench(write_tiny_model(tmp_path / "three.pt"), n=10)

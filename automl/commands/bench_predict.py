@@ -107,3 +107,20 @@ def bench_predict(
 def register(app: typer.Typer) -> None:
     """The command attaches to the shared ``bench`` group at import; nothing else to add."""
     del app
+
+
+@bench_app.command("crops")
+def bench_crops(
+    model: Path = typer.Argument(..., metavar="MODEL", help="A trained expression model of synth:fer."),
+    n: int = typer.Option(400, "--n", min=10, help="Synthetic faces."),
+    seed: int = typer.Option(5, "--seed", help="Seed of the faces (not the model's training seed)."),
+    out: Path = REPORT_OUT_OPTION,
+) -> None:
+    """Accuracy of a trained expression model per crop rule: bare tiles, box + margin, training framing."""
+    from automl.bench_crops import crop_bench, crop_table
+
+    check_report_out(out)
+    with console.status("benchmarking crops"):
+        report = crop_bench(model, n=n, seed=seed)
+    print_table(*crop_table(report), left=("crop",))
+    write_report(out, report)
