@@ -130,7 +130,7 @@ def _run_export(store: Store | str | None, run_id: int) -> Path:
     from automl.nas.job import as_store
 
     if store is None:
-        raise UserError(f"the model {run_id} is a run id; give the store holding it (--db)")
+        raise UserError(f"the model {run_id} is a run id; give the store holding it", argument="db")
     store = as_store(store)
     assert store is not None
     run = store.get_run(run_id)
