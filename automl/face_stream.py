@@ -30,6 +30,10 @@ from automl.media import MediaInput, iter_frames
 
 STAGES = ("decode", "detect", "crop", "forward")
 DEFAULT_MARGIN = 0.1
+PHOTO_DETECT_SIDE = 2048
+"""Photos are searched shrunk to this longer side: faces down to ~24 px at that scale (47 px in a
+4000x3000 photo) are found, and a photo allowed past the pixel limit does not cost gigabytes (an
+81-megapixel one at full size took 5 GB and 34 s)."""
 
 
 @dataclass(frozen=True)
@@ -180,9 +184,9 @@ class _Producer:
         if tracker is not None:
             faces = tracker.update(bgr)
         else:
-            # a photo at full resolution, as `automl index query` does: one image, the small
-            # faces of a group photo found too; detect_side is for the frames of videos
-            faces = photo_faces(self.detector, bgr, None)
+            # a photo at up to PHOTO_DETECT_SIDE (the small faces of a group photo are found too;
+            # detect_side is for the frames of videos), not beyond: memory stays bounded
+            faces = photo_faces(self.detector, bgr, PHOTO_DETECT_SIDE)
             self.stats.detections += 1
         self.stats.seconds["detect"] += time.perf_counter() - before
         return faces

@@ -331,8 +331,11 @@ class PredictResult:
         return self.stats.frames / self.wall_s if self.wall_s > 0 else math.nan
 
     def notes(self) -> list[str]:
-        """One line per thing the user should know: skipped inputs, truncated videos."""
+        """One line per thing the user should know: skipped inputs, truncated videos, an option
+        that does not apply."""
         out = [f"skipped {s}: {why}" for s, why in self.stats.skipped]
+        if self.model.get("task") == "fer" and self.settings.get("threshold") != 0.5:
+            out.append("the threshold applies to AU models; an expression model's class is its likeliest")
         out += [f"{s}: the video ended after {n} of the {m} frames its header gives (truncated or corrupt)"
                 for s, n, m in self.stats.truncated]  # fmt: skip
         return out
