@@ -39,7 +39,8 @@ def app_path() -> Path:
 
 
 def streamlit_command(app: Path, *, host: str, port: int) -> list[str]:
-    """``python -m streamlit run APP`` on ``host:port``: headless, no usage statistics, no file watcher."""
+    """``python -m streamlit run APP`` on ``host:port``: headless, no usage statistics, no file
+    watcher, and the minimal toolbar (no "Deploy" button)."""
     return [
         sys.executable, "-m", "streamlit", "run", str(app),
         "--server.address", host,
@@ -47,6 +48,7 @@ def streamlit_command(app: Path, *, host: str, port: int) -> list[str]:
         "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
         "--server.fileWatcherType", "none",
+        "--client.toolbarMode", "minimal",  # no Deploy button: this dashboard is a local viewer
     ]  # fmt: skip
 
 

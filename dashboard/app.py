@@ -20,7 +20,10 @@ import streamlit as st  # noqa: E402
 
 from dashboard.settings import load_settings, safe_url  # noqa: E402
 
-st.set_page_config(page_title="automl dashboard", page_icon=":material/face:", layout="wide")
+# The favicon ships with the package: a Material-icon favicon makes the browser fetch an SVG from
+# fonts.gstatic.com on every load (it fails offline); the page and menu icons use the bundled font.
+FAVICON = Path(__file__).resolve().parent / "static" / "favicon.png"
+st.set_page_config(page_title="automl dashboard", page_icon=str(FAVICON), layout="wide")
 
 PAGES = [
     st.Page("pages/runs.py", title="Runs", icon=":material/table_rows:", default=True),

@@ -90,6 +90,8 @@ def browser_page(server):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.requested = []  # every URL the page asked for: all must stay on this machine
+        page.on("request", lambda request: page.requested.append(request.url))
         yield page
         browser.close()
 
@@ -171,4 +173,7 @@ def test_every_page_renders_in_chromium(server, seeded, browser_page, tmp_path_f
     _settle(page)
     assert images.count() == 11
     _shot(page, shots / "retrieval_upload.png")
+    offsite = [u for u in page.requested if not u.startswith(("http://127.0.0.1", "data:", "blob:"))]
+    assert offsite == [], f"the dashboard fetched from elsewhere (it must work offline): {offsite[:5]}"
+    assert page.get_by_text("Deploy", exact=True).count() == 0  # the minimal toolbar: a local viewer
     print(f"screenshots in {shots}")
