@@ -10,6 +10,7 @@ at least one shared label for multi-label (AU) data.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,6 +119,53 @@ def resolve_source(source: str, root: Path) -> Path | None:
         if cand.is_file():
             return cand
     return None
+
+
+VIDEO_SOURCE = re.compile(r"^(?P<path>.+)#frame=(?P<frame>\d+)&face=(?P<face>\d+)$")
+THUMBNAIL_SIDE = 320
+
+
+def source_image(source: str, root: Path) -> Path | np.ndarray | None:
+    """What to show for an item: its image file (:func:`resolve_source`), or for a face of a video
+    (``automl index add --video`` records ``clip.mp4#frame=N&face=K``) that frame, decoded and
+    shrunk to :data:`THUMBNAIL_SIDE` pixels (RGB); None when neither can be found or read."""
+    m = VIDEO_SOURCE.match(source or "")
+    if m is None:
+        return resolve_source(source, root)
+    video = resolve_source(m["path"], root)
+    return None if video is None else video_frame(video, int(m["frame"]))
+
+
+def video_frame(path: Path, frame: int, max_side: int = THUMBNAIL_SIDE) -> np.ndarray | None:
+    """RGB uint8 of the 1-based ``frame`` of a video, shrunk to ``max_side``; None when OpenCV is
+    missing, the video cannot be opened, its frames exceed the pixel limit or the frame is past
+    its end."""
+    try:
+        import cv2
+    except ImportError:
+        return None
+    from hashing.image_limits import ImageTooLargeError, check_pixels
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            return None
+        try:
+            width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+            check_pixels(width, height, str(path))
+        except ImageTooLargeError:
+            return None
+        cap.set(cv2.CAP_PROP_POS_FRAMES, max(0, frame - 1))
+        ok, bgr = cap.read()
+    finally:
+        cap.release()
+    if not ok or bgr is None:
+        return None
+    scale = min(1.0, max_side / max(bgr.shape[:2]))
+    if scale < 1.0:
+        size = (round(bgr.shape[1] * scale), round(bgr.shape[0] * scale))
+        bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(bgr[:, :, ::-1])
 
 
 def stored_embedding(index: HashIndex, position: int) -> np.ndarray:

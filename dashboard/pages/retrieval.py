@@ -108,7 +108,7 @@ if source == "A sample from the index":
     item_id = int(index.ids[pos])
     if index.labels is not None:
         query_label = index.labels[pos]
-    query_image = retrieval_data.resolve_source(index.sources[pos], root)
+    query_image = retrieval_data.source_image(index.sources[pos], root)
     hits = retrieval_data.search(index, retrieval_data.stored_embedding(index, pos), k, exclude_id=item_id)
     caption = f"item #{item_id}" + (
         f" · {retrieval_data.label_text(query_label, names)}" if query_label is not None else ""
@@ -145,8 +145,9 @@ with left:
     st.markdown("**Query**")
     if query_image is not None:
         st.image(
-            query_image if isinstance(query_image, bytes) else str(query_image), caption=caption, width=160
-        )
+            query_image if isinstance(query_image, bytes | np.ndarray) else str(query_image),
+            caption=caption, width=160,
+        )  # fmt: skip
     else:
         st.caption(f"{caption} (image file not found)")
 with right:
@@ -174,9 +175,9 @@ for start in range(0, len(hits.ids), GRID_COLUMNS):
         )
         mark = "" if rel is None else (" ✓" if rel[j] else " ✗")
         text = f"#{int(hits.ids[j])} · d={int(hits.distances[j])} · {label}{mark}"
-        img = retrieval_data.resolve_source(index.sources[p], root)
+        img = retrieval_data.source_image(index.sources[p], root)
         with col:
             if img is not None:
-                st.image(str(img), caption=text, width="stretch")
+                st.image(img if isinstance(img, np.ndarray) else str(img), caption=text, width="stretch")
             else:
                 st.caption(text)

@@ -69,3 +69,19 @@ def test_a_directory_that_is_not_an_index_is_reported(tmp_path: Path, monkeypatc
     at.switch_page("pages/retrieval.py").run()
     assert not at.exception
     assert any("Cannot open the index" in e.value for e in at.error)
+
+
+def test_a_video_faces_source_shows_its_frame(tmp_path: Path, monkeypatch) -> None:
+    pytest.importorskip("cv2")
+    from tests.face_media import write_video
+
+    frames = [np.full((360, 640, 3), 20 * i, np.uint8) for i in range(6)]
+    video = write_video(tmp_path / "clip.avi", frames)
+    got = rd.source_image(f"{video}#frame=4&face=1", tmp_path)
+    assert isinstance(got, np.ndarray) and got.shape == (180, 320, 3)  # shrunk to 320 px
+    assert abs(float(got.mean()) - 60) < 4  # the 4th frame (1-based), not the first
+    assert rd.source_image(f"{video}#frame=99&face=0", tmp_path) is None  # past the end
+    assert rd.source_image(f"{tmp_path / 'gone.avi'}#frame=1&face=0", tmp_path) is None
+    assert rd.source_image("clip.avi#frame=2&face=0", tmp_path) is not None  # relative to the index
+    monkeypatch.setenv("AUTOML_MAX_IMAGE_PIXELS", "1000")
+    assert rd.source_image(f"{video}#frame=1&face=0", tmp_path) is None  # never decoded
