@@ -155,6 +155,23 @@ def _check_video_args(seconds: float, fps: float, size: tuple[int, int]) -> int:
     return max(1, round(seconds * fps))
 
 
+def _written(
+    path: Path, n: int, fps: float, size: tuple[int, int], faces: int, side: int, pool_n: int
+) -> dict[str, Any]:
+    """What a synthetic video writer wrote (the report's ``videos`` entries)."""
+    return {
+        "path": str(path),
+        "seconds": n / fps,
+        "frames": n,
+        "fps": fps,
+        "size": list(size),
+        "faces_drawn": faces,
+        "face_side": side,
+        "pool_frames": pool_n,
+        "bytes": path.stat().st_size,
+    }
+
+
 def write_synthetic_video(
     path: str | Path,
     seconds: float,
@@ -198,17 +215,7 @@ def write_synthetic_video(
             writer.write(frame)
     finally:
         writer.release()
-    return {
-        "path": str(path),
-        "seconds": n / fps,
-        "frames": n,
-        "fps": fps,
-        "size": [width, height],
-        "faces_drawn": faces,
-        "face_side": side,
-        "pool_frames": pool_n,
-        "bytes": path.stat().st_size,
-    }
+    return _written(path, n, fps, (width, height), faces, side, pool_n)
 
 
 def write_aligned_video(
@@ -232,17 +239,7 @@ def write_aligned_video(
             writer.write(pool[i % pool_n])
     finally:
         writer.release()
-    return {
-        "path": str(path),
-        "seconds": n / fps,
-        "frames": n,
-        "fps": fps,
-        "size": [side, side],
-        "faces_drawn": 1,
-        "face_side": side,
-        "pool_frames": pool_n,
-        "bytes": path.stat().st_size,
-    }
+    return _written(path, n, fps, (side, side), 1, side, pool_n)
 
 
 # ------------------------------------------------------------------------------- model
