@@ -76,6 +76,9 @@ def predict_command(
             threshold=threshold, device=device.value, cpu_threads=cpu_threads,
             store=resolve_db_url(ctx) if model.isdigit() else None, progress=on_progress,
         )  # fmt: skip
+    if model.isdigit():  # say which file the run id stood for (exported on first use)
+        err_console.print(f"model: train run {model}'s export {result.model['path']}", highlight=False,
+                          soft_wrap=True, markup=False)  # fmt: skip
     for line in result.notes():
         err_console.print(f"WARNING: {line}", style="yellow", highlight=False, soft_wrap=True, markup=False)
     print_signal_warnings(result.model_signal, "the model's training run")
