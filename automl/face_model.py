@@ -9,7 +9,6 @@ A search run has no trained weights, and says which train run has them.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -80,19 +79,9 @@ def _device(device: str) -> str:
 
 
 def _load_torchscript(path: Path, meta: dict[str, Any], device: str) -> FaceModel:
-    import torch
+    from hashing.stream import load_torchscript
 
-    from hashing.errors import ModelFormatError
-
-    try:
-        with warnings.catch_warnings():  # TorchScript is the export contract; its notice is noise
-            warnings.simplefilter("ignore", DeprecationWarning)
-            module = torch.jit.load(str(path), map_location=device)
-    except Exception as exc:  # torch raises RuntimeError/ValueError/zipfile errors for bad files
-        raise ModelFormatError(f"{path} is not a TorchScript model ({type(exc).__name__})") from None
-    if not hasattr(module, "embed"):
-        raise ModelFormatError(f"{path} has no exported 'embed' method (export it with `automl export`)")
-    module.eval()
+    module = load_torchscript(path, device)
     return FaceModel(path, "torchscript", meta["task"], meta["class_names"], meta["in_channels"],
                      meta["image_size"], meta["embedding_dim"], device, meta, _module=module)  # fmt: skip
 

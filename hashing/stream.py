@@ -114,18 +114,16 @@ def read_model_sidecar(path: str | Path) -> dict[str, Any]:
             "class_names": names}  # fmt: skip
 
 
-def load_model(path: str | Path) -> EmbeddingModel:
-    """Load ``model.pt`` + ``model.pt.json``; anything missing or malformed -> ModelFormatError."""
+def load_torchscript(path: str | Path, device: str = "cpu") -> Any:
+    """The eval-mode TorchScript module of an export on ``device``; a file that is not one, or
+    one without an exported ``embed`` method, -> ModelFormatError."""
     import torch
 
     p = Path(path)
-    meta = read_model_sidecar(p)
-    in_ch, size, dim = meta["in_channels"], meta["image_size"], meta["embedding_dim"]
-    task, names = meta["task"], meta["class_names"]
     try:
         with warnings.catch_warnings():  # TorchScript is the export contract; its deprecation notice is noise
             warnings.simplefilter("ignore", DeprecationWarning)
-            module = torch.jit.load(str(p), map_location="cpu")
+            module = torch.jit.load(str(p), map_location=device)
     except Exception as exc:  # torch raises RuntimeError/ValueError/zipfile errors for bad files
         raise ModelFormatError(f"{p} is not a TorchScript model ({type(exc).__name__})") from None
     if not hasattr(module, "embed"):
@@ -133,7 +131,15 @@ def load_model(path: str | Path) -> EmbeddingModel:
             f"{p} has no exported 'embed' method (the export must add @torch.jit.export embed)"
         )
     module.eval()
-    return EmbeddingModel(module, p, in_ch, size, task, names, dim, meta)
+    return module
+
+
+def load_model(path: str | Path) -> EmbeddingModel:
+    """Load ``model.pt`` + ``model.pt.json``; anything missing or malformed -> ModelFormatError."""
+    p = Path(path)
+    meta = read_model_sidecar(p)
+    in_ch, size, dim = meta["in_channels"], meta["image_size"], meta["embedding_dim"]
+    return EmbeddingModel(load_torchscript(p), p, in_ch, size, meta["task"], meta["class_names"], dim, meta)
 
 
 # -- images -----------------------------------------------------------------------------------
