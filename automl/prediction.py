@@ -149,9 +149,8 @@ class RowMaker:
             hits = probs >= self.threshold
         else:
             probs = _softmax(logits.astype(np.float64))
-            hits = np.eye(k, dtype=bool)[probs.argmax(axis=1)] if len(probs) else np.zeros((0, k), bool)
-        if len(hits):
-            self.tally.add(hits)
+            hits = np.eye(k, dtype=bool)[probs.argmax(axis=1)]  # (0, k) for a batch without a face
+        self.tally.add(hits)
         i = 0
         for c in crops:
             row = _frame_part(c)
