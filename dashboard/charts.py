@@ -110,7 +110,7 @@ def curves_figure(epochs: Sequence[dict[str, Any]], *, metric_label: str = "metr
                 row=1,
                 col=col,
             )
-    fig.update_xaxes(title_text="epoch")
+    fig.update_xaxes(title_text="epoch", **integer_ticks([int(e["epoch"]) for e in epochs]))
     fig.update_layout(height=340, margin=dict(l=40, r=20, t=40, b=40), legend=dict(orientation="h", y=-0.25))
     return fig
 
@@ -150,19 +150,29 @@ def theta_heatmap(
     *,
     names: Sequence[Sequence[str]] | None = None,
     title: str = "",
+    zrange: tuple[float, float] | None = None,
 ) -> go.Figure:
     """Theta per decision (rows) x op (columns); pruned ops greyed and marked with a cross.
 
-    ``names`` gives each cell's op name when rows have different candidates (hover text).
+    ``names`` gives each cell's op name when rows have different candidates (hover text);
+    ``zrange`` fixes the colour scale (the run's range over every update, see
+    :func:`dashboard.run_sections.color_range`) so snapshots compare by colour; without it the
+    scale spans this snapshot's alive values, never from 0 (DARTS' 0.124..0.126 would be one colour).
     """
     t = np.asarray(theta, dtype=float)
     mask = np.ones_like(t, dtype=bool) if alive is None else np.asarray(alive, dtype=bool)
     if mask.shape != t.shape:
         mask = np.ones_like(t, dtype=bool)
     shown = np.where(mask, t, np.nan)
+    if zrange is None:
+        finite = shown[np.isfinite(shown)]
+        zrange = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    row_sums = np.where(mask, t, 0.0).sum(axis=1, keepdims=True)
+    share = np.divide(t, row_sums, out=np.zeros_like(t), where=row_sums > 0)
     hover = [
         [
             f"{decisions[i]}<br>{names[i][j] if names else candidates[j]}<br>theta={t[i, j]:.4f}"
+            f" ({share[i, j]:.1%} of its decision)"
             + ("" if mask[i, j] else "<br><b>pruned</b>")
             for j in range(t.shape[1])
         ]
@@ -174,8 +184,8 @@ def theta_heatmap(
             x=list(candidates),
             y=list(decisions),
             colorscale="Viridis",
-            zmin=0.0,
-            zmax=float(np.nanmax(t)) if t.size else 1.0,
+            zmin=float(zrange[0]),
+            zmax=float(zrange[1]),
             text=hover,
             hoverinfo="text",
             colorbar=dict(title="theta"),
@@ -206,17 +216,48 @@ def theta_heatmap(
     return fig
 
 
-def pruning_figure(updates: Sequence[dict[str, Any]]) -> go.Figure:
-    """Surviving ops (all decisions together) after each update: dynamic distribution pruning."""
+def pruning_figure(
+    updates: Sequence[dict[str, Any]], decided: Sequence[float | None] | None = None
+) -> go.Figure:
+    """Surviving ops (all decisions together) after each update -- dynamic distribution pruning --
+    and, on the right axis, how decided the distribution is (``decided``: the mean top-op share per
+    update, :func:`dashboard.run_sections.decidedness`). A run that prunes nothing (DARTS) draws
+    only the second line: its count of alive ops is flat by design."""
     xs = [int(u["update_index"]) for u in updates]
     alive = [
         int(np.asarray(u["alive"], dtype=bool).sum()) if u.get("alive") is not None else None for u in updates
     ]
-    fig = go.Figure(go.Scatter(x=xs, y=alive, mode="lines+markers", name="alive ops", line=dict(shape="hv")))
-    fig.update_layout(
-        height=260, xaxis_title="update", yaxis_title="ops still alive", margin=dict(l=40, r=20, t=20, b=40)
-    )
+    prunes = len({a for a in alive if a is not None}) > 1
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    if prunes:
+        fig.add_trace(
+            go.Scatter(x=xs, y=alive, mode="lines+markers", name="alive ops", line=dict(shape="hv")),
+            secondary_y=False,
+        )
+    if decided is not None and any(d is not None for d in decided):
+        fig.add_trace(
+            go.Scatter(
+                x=xs, y=list(decided), mode="lines+markers", name="top-op share (mean over decisions)",
+                line=dict(color=PALETTE[1]),
+            ),
+            secondary_y=prunes,
+        )  # fmt: skip
+    fig.update_yaxes(title_text="ops still alive", secondary_y=False, visible=prunes, rangemode="tozero")
+    fig.update_yaxes(title_text="top-op share", secondary_y=True, visible=prunes, tickformat=".0%")
+    if not prunes:
+        fig.update_yaxes(title_text="top-op share", tickformat=".1%", secondary_y=False, visible=True)
+    fig.update_xaxes(title_text="update", **integer_ticks(xs))
+    fig.update_layout(height=280, margin=dict(l=50, r=50, t=20, b=40), legend=dict(orientation="h", y=-0.3))
     return fig
+
+
+def integer_ticks(values: Sequence[int]) -> dict[str, Any]:
+    """Axis settings that never put a tick at epoch 2.5: every integer for short runs, else
+    whole-number ticks only."""
+    span = (max(values) - min(values)) if values else 0
+    if span <= 20:
+        return {"dtick": 1, "tick0": 0}
+    return {"tickformat": "d"}
 
 
 def sample_timeline(
@@ -266,7 +307,7 @@ def sample_timeline(
     )
     fig.update_layout(
         height=max(300, 16 * width + 120),
-        xaxis_title="epoch",
+        xaxis=dict(title="epoch", **integer_ticks([int(e["epoch"]) for e in sampled])),
         yaxis=dict(autorange="reversed"),
         margin=dict(l=120, r=20, t=20, b=40),
     )

@@ -21,11 +21,16 @@ from typing import Any
 from sqlalchemy import Engine, bindparam, case, func, inspect, select, text
 from sqlalchemy.sql.elements import ColumnElement
 
-from automl.store.liveness import DEAD, STALE, last_sign_of_life, run_liveness, shown_state
+from automl.store.liveness import DEAD, LIVE, STALE, last_sign_of_life, run_liveness, shown_state
 from automl.store.models import Architecture, Checkpoint, Distribution, Epoch, IndexRecord, Run
+from automl.store.run_views import headline
+from dashboard.progress import CONFIG_KEYS, PLAN_KEYS, run_progress, units_done
 
 RUN_COLUMNS = ("kind", "state", "space", "task", "strategy")
-SORTS = ("id", "created", "state", "space", "task", "strategy", "best val metric", "epochs", "wall time")
+HEADLINE_KEYS = ("metric_name", "primary_metric", "test_metric", "best_val_metric", "counts")
+SORTS = (
+    "id", "created", "state", "space", "task", "strategy", "result", "best val metric", "epochs", "wall time",
+)  # fmt: skip
 EPOCH_COLUMNS = (
     "epoch",
     "phase",
@@ -93,6 +98,12 @@ def _best_metric() -> Any:
     return func.coalesce(Run.summary["best_val_metric"].as_float(), best_epoch)
 
 
+def _result_metric() -> Any:
+    """The value the Runs table shows as the run's result (:func:`automl.store.run_views.headline`):
+    a training's test metric, else the summary's best validation value, else the best epoch's."""
+    return func.coalesce(Run.summary["test_metric"].as_float(), _best_metric())
+
+
 def _wall_seconds(engine: Engine) -> Any:
     """Seconds from start to finish (to now while running), in the dialect's date arithmetic."""
     dialect = engine.dialect.name
@@ -146,6 +157,7 @@ def list_runs(
         "space": Run.space,
         "task": Run.task,
         "strategy": Run.strategy,
+        "result": _result_metric(),
         "best val metric": best,
         "epochs": epochs,
         "wall time": wall,
@@ -184,9 +196,81 @@ def list_runs(
             best.label("best_val_metric"),
             wall.label("wall_s"),
             Run.summary["signal"].label("signal"),  # automl.learning_checks' verdict, or None
+            *(Run.summary[key].label(f"summary_{key}") for key in HEADLINE_KEYS),
+            *(Run.summary[("plan", key)].label(f"plan_{key}") for key in PLAN_KEYS),
+            *(Run.config[key].label(f"config_{key}") for key in CONFIG_KEYS),
+            Run.config[("train", "epochs")].label("config_train_epochs"),
+            _max_epoch_metric_name().label("epoch_metric_name"),
+            _best_epoch().label("best_epoch_metric"),
         ).where(Run.id.in_(ids))
-        by_id = {row.id: with_liveness(dict(row._mapping)) for row in conn.execute(details)}
-    return [by_id[i] for i in ids if i in by_id]
+        by_id = {row.id: _page_row(dict(row._mapping)) for row in conn.execute(details)}
+    rows = [by_id[i] for i in ids if i in by_id]
+    recent = recent_epoch_seconds(engine, [r["id"] for r in rows if r["liveness"] == LIVE])
+    for r in rows:
+        r["progress"] = run_progress(r, units_done(r, r["epochs"] or 0), recent.get(r["id"], ()))
+    return rows
+
+
+def _max_epoch_metric_name() -> Any:
+    """The metric name the epochs recorded (searches store it per epoch before their summary)."""
+    return (
+        select(func.max(Epoch.extra["metric_name"].as_string()))
+        .where(Epoch.run_id == Run.id)
+        .correlate(Run)
+        .scalar_subquery()
+    )
+
+
+def _best_epoch() -> Any:
+    return select(func.max(Epoch.val_metric)).where(Epoch.run_id == Run.id).correlate(Run).scalar_subquery()
+
+
+def _page_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A page row with the nested dicts :func:`automl.store.run_views.headline` and
+    :func:`dashboard.progress.planned_units` read, its liveness and its headline."""
+    row["summary"] = {key: _json_scalar(row.pop(f"summary_{key}")) for key in HEADLINE_KEYS}
+    row["summary"]["signal"] = row.get("signal")
+    row["summary"]["plan"] = {key: _json_scalar(row.pop(f"plan_{key}")) for key in PLAN_KEYS}
+    row["config"] = {key: _json_scalar(row.pop(f"config_{key}")) for key in CONFIG_KEYS}
+    row["config"]["train"] = {"epochs": _json_scalar(row.pop("config_train_epochs"))}
+    row = with_liveness(row)
+    row["headline"] = headline(row, row.pop("best_epoch_metric"), row.pop("epoch_metric_name"))
+    return row
+
+
+def _json_scalar(value: Any) -> Any:
+    """A JSON element read without a type: SQLite hands back the scalar, PostgreSQL too, but a
+    string element may arrive JSON-quoted from some drivers."""
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def recent_epoch_seconds(engine: Engine, run_ids: Sequence[int], last: int = 5) -> dict[int, list[float]]:
+    """The durations of each run's last ``last`` epochs, oldest first (one windowed query), for
+    the ETA of live runs (:func:`dashboard.progress.run_progress`)."""
+    if not run_ids:
+        return {}
+    ranked = (
+        select(
+            Epoch.run_id,
+            Epoch.epoch,
+            Epoch.wall_time,
+            func.row_number().over(partition_by=Epoch.run_id, order_by=Epoch.epoch.desc()).label("back"),
+        )
+        .where(Epoch.run_id.in_([int(r) for r in run_ids]))
+        .subquery()
+    )
+    query = select(ranked.c.run_id, ranked.c.wall_time).where(ranked.c.back <= last)
+    query = query.order_by(ranked.c.run_id, ranked.c.epoch)
+    out: dict[int, list[float]] = {}
+    with engine.connect() as conn:
+        for run_id, seconds in conn.execute(query):
+            out.setdefault(int(run_id), []).append(seconds)
+    return out
 
 
 def with_liveness(row: dict[str, Any]) -> dict[str, Any]:
@@ -268,6 +352,19 @@ def distribution_at(engine: Engine, run_id: int, update_index: int) -> dict[str,
     with engine.connect() as conn:
         row = conn.execute(query).first()
     return dict(row._mapping) if row is not None else None
+
+
+def distribution_thetas(engine: Engine, run_id: int) -> list[dict[str, Any]]:
+    """(update_index, theta, alive) of every snapshot, oldest first: the fixed colour scale and the
+    decidedness curve need all of them (a few hundred small matrices even for a paper-length run;
+    the page caches them per run and update count)."""
+    query = (
+        select(Distribution.update_index, Distribution.theta, Distribution.alive)
+        .where(Distribution.run_id == int(run_id))
+        .order_by(Distribution.update_index)
+    )
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
 
 
 def run_architectures(engine: Engine, run_id: int) -> list[dict[str, Any]]:

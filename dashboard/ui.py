@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -102,6 +103,44 @@ def fmt_number(value: Any, digits: int = 4) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}g}" if math.isfinite(value) else str(value)
     return str(value)
+
+
+MISSING = "-"
+
+
+def fmt_param(value: Any) -> str:
+    """A hyper-parameter as a person reads it: ``3.16e-03`` for a small float (a log-scale lr),
+    4 significant digits otherwise, integers and choices as they are."""
+    if isinstance(value, bool) or not isinstance(value, float):
+        return MISSING if value is None else str(value)
+    if not math.isfinite(value):
+        return str(value)
+    if value != 0 and (abs(value) < 1e-2 or abs(value) >= 1e5):
+        return f"{value:.2e}"
+    return f"{value:.4g}"
+
+
+def filled(frame: pd.DataFrame, digits: int = 4, keep: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The frame as a table shows it without ``None``: Streamlit's grid prints a missing cell as a
+    faded "None", which reads as a value. Text columns get ``-``; a numeric column with gaps
+    becomes text (``digits`` significant digits, ``-`` for the gaps) -- it then sorts as text, which
+    keeps the order of same-sign values of one magnitude, the common case of a metric column.
+    Complete numeric columns keep their type (and their column_config number formats), and so do
+    the ``keep`` columns (a progress bar's unknown total stays an empty bar)."""
+    out = frame.copy()
+    for name in out.columns:
+        column = out[name]
+        if name in keep or not column.isna().any():
+            continue
+        if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+            out[name] = [MISSING if pd.isna(v) else fmt_number(float(v), digits) for v in column]
+        elif column.dtype == object or pd.api.types.is_string_dtype(column):
+            out[name] = [MISSING if _missing(v) else v for v in column]
+    return out
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def signal_banner(signal: Any, what: str) -> None:

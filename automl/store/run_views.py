@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from automl.store.repository import Store
 
 SHORT_METRIC_NAMES = {"accuracy": "acc", "mean_f1": "F1"}
+LONG_METRIC_NAMES = {"accuracy": "accuracy", "mean_f1": "mean F1", "icc": "ICC", "mean_icc": "mean ICC"}
 # A run that has not stored its metric's name yet (a search still running with no epoch yet, an
 # older store): the primary metric of its task (automl.data.tasks).
 TASK_METRICS = {"fer": "accuracy", "au": "mean_f1"}
@@ -33,9 +34,11 @@ class Headline:
     metric: str | None
     value: float | None
 
-    def label(self) -> str:
-        """``val acc`` / ``test F1`` (``-`` when nothing is known)."""
-        metric = SHORT_METRIC_NAMES.get(self.metric or "", self.metric)
+    def label(self, *, short: bool = True) -> str:
+        """``val acc`` / ``test F1`` (``val accuracy`` / ``test mean F1`` with ``short=False``;
+        ``-`` when nothing is known)."""
+        names = SHORT_METRIC_NAMES if short else LONG_METRIC_NAMES
+        metric = names.get(self.metric or "", self.metric)
         return " ".join(p for p in (self.split, metric) if p) or "-"
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,4 +1,7 @@
-"""Run: live curves, the DDPNAS distribution with its pruning, the genotype, costs and artifacts."""
+"""Run: results first (the found architecture, the test metric), live progress with an ETA and
+curves, then the tabs this kind of run has (:mod:`dashboard.run_sections`): the genotype, the
+DDPNAS/DARTS distribution, sampled paths, random WS's candidate ranking, trials, artifacts, config.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,8 @@ import pandas as pd
 import streamlit as st
 
 from automl.redact import redact
-from dashboard import charts, genotype_graph, queries, ui
+from dashboard import charts, genotype_graph, queries, run_sections, ui
+from dashboard.progress import run_progress, units_done
 from dashboard.settings import LIVE_REFRESH_SECONDS
 
 MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024
@@ -36,6 +40,8 @@ st.caption(
     f"{run['kind']} · data `{run['data']}` · seed {run['seed']} · host {run['host']} · "
     f"created {run['created_at']:%Y-%m-%d %H:%M:%S}"
 )
+if run["kind"] == "search" and run_sections.strategy_text(run["strategy"]):
+    st.caption(run_sections.strategy_text(run["strategy"]))
 if run["state"] == "failed":
     st.error(f"This run failed: {redact(run.get('error') or 'no message recorded')}")  # older rows too
 elif run["state"] == "interrupted":
@@ -70,26 +76,64 @@ live = st.toggle(
 )
 
 
-@st.fragment(run_every=LIVE_REFRESH_SECONDS if live else None)
-def live_panel() -> None:
-    """Header metrics and curves; alone re-executed every few seconds when Live is on."""
-    current = queries.get_run(engine, run_id) or run
-    epochs = queries.run_epochs(engine, run_id, with_samples=False)
+STARTED_STATE = run["state"]  # the state this page was drawn for; a change redraws the whole page
+
+
+def result_help(current: dict[str, Any]) -> str:
+    """What the headline number is, so a search's best sampled path is not read as a test score."""
+    if current["kind"] == "search" and current.get("strategy") == "random":
+        return "The best random candidate's metric on the validation split (trained supernet weights)."
+    if current["kind"] == "search":
+        return (
+            "The best single sampled path's metric on the validation split, with shared supernet "
+            "weights: not a trained network's score. Train the found architecture for a test metric."
+        )
+    if current["kind"] == "hpo":
+        return "The study's best trial value (its validation split)."
+    return "The trained network's metric on the split named (test when training finished)."
+
+
+def headline_metrics(current: dict[str, Any], epochs: list[dict[str, Any]]) -> None:
+    """State, progress with ETA, the run's result in its metric's name and split, wall time."""
     rows = queries.list_runs(engine, queries.RunFilter(ids=(run_id,)), limit=1)
-    wall = rows[0]["wall_s"] if rows else None
-    best = rows[0]["best_val_metric"] if rows else None
-    total_epochs = plan.get("total_epochs") or plan.get("epochs") or plan.get("search_epochs")
+    page_row = rows[0] if rows else {**current, "summary": summary, "wall_s": None}
+    head = page_row.get("headline")
+    progress = run_progress(
+        current, units_done(current, len(epochs)), [e.get("wall_time") for e in epochs],
+        live=current["liveness"] == "live",
+    )  # fmt: skip
     m = st.columns(5)
     m[0].metric("State", current.get("shown_state") or current["state"])
-    m[1].metric("Epochs", f"{len(epochs)}" + (f" / {total_epochs}" if isinstance(total_epochs, int) else ""))
-    m[2].metric("Best val metric", ui.fmt_number(best))
+    m[1].metric(progress.unit.capitalize(), progress.label().removesuffix(f" {progress.unit}"))
+    if head is not None and head.value is not None:
+        m[2].metric(head.label(short=False), ui.fmt_number(head.value), help=result_help(current))
+    else:
+        m[2].metric("Result", "-")
     last_val = next((e["val_loss"] for e in reversed(epochs) if e.get("val_loss") is not None), None)
     m[3].metric("Last val loss", ui.fmt_number(last_val))
-    m[4].metric("Wall time", ui.fmt_seconds(wall))
+    m[4].metric("Wall time", ui.fmt_seconds(page_row.get("wall_s")))
+    if progress.fraction is not None and current["state"] in ("created", "running"):
+        eta = f" · about {ui.fmt_seconds(progress.eta_s)} left" if progress.eta_s is not None else ""
+        pace = (f" · {ui.fmt_seconds(progress.seconds_per_unit)} per epoch"
+                if progress.seconds_per_unit is not None else "")  # fmt: skip
+        st.progress(progress.fraction, text=f"{progress.label()}{pace}{eta}")
+
+
+@st.fragment(run_every=LIVE_REFRESH_SECONDS if live else None)
+def live_panel() -> None:
+    """Header metrics, progress and curves; alone re-executed every few seconds when Live is on.
+    When the run ends meanwhile, the whole page is redrawn: its architecture, results and files
+    are written at the end, and the tabs below were drawn before."""
+    current = queries.get_run(engine, run_id) or run
+    if current["state"] != STARTED_STATE and live:
+        st.rerun(scope="app")
+    epochs = queries.run_epochs(engine, run_id, with_samples=False)
+    headline_metrics(current, epochs)
+    if run["kind"] == "hpo":
+        return  # its trials are Optuna's: the Trials tab and the HPO page draw them
     if epochs:
-        metric_label = summary.get("metric_name") or {"au": "mean F1", "fer": "accuracy"}.get(
-            str(current.get("task")), "metric"
-        )
+        metric_label = summary.get("metric_name") or summary.get("primary_metric") or {
+            "au": "mean_f1", "fer": "accuracy"}.get(str(current.get("task")), "metric")  # fmt: skip
         st.plotly_chart(charts.curves_figure(epochs, metric_label=metric_label), key="curves")
     else:
         st.info(
@@ -100,9 +144,55 @@ def live_panel() -> None:
 
 live_panel()
 
-tab_dist, tab_arch, tab_samples, tab_files, tab_config = st.tabs(
-    ["Distribution", "Architecture", "Sampled architectures", "Artifacts", "Config"]
-)
+
+# -- results first --------------------------------------------------------------------------------
+def results_panel() -> None:
+    """What the run produced, before any detail: the found ops and their cost with the trainings
+    started from them (a search), the test metrics (a training), the best trial (a study)."""
+    if run["state"] in ("created", "running"):
+        return
+    if run["kind"] == "search":
+        final = queries.final_architectures(engine, [run_id]).get(run_id) or {}
+        ops = run_sections.found_ops(final.get("genotype"))
+        cost = summary.get("cost") or {}
+        if not ops and not cost:
+            return
+        st.subheader("Result")
+        if ops:
+            st.markdown(f"**Found architecture:** {ops}")
+        if cost:
+            st.caption(f"{ui.fmt_number(cost['params'] / 1e6) if cost.get('params') else '-'} M params · "
+                       f"{ui.fmt_number(cost.get('mflops'))} MFLOPs at the search's image size; the "
+                       "Architecture tab draws it.")  # fmt: skip
+        trainings = [ch for ch in queries.child_runs(engine, run_id) if ch["kind"] == "train"]
+        if trainings:
+            for child in queries.runs_by_id(engine, [ch["id"] for ch in trainings])[:5]:
+                head = child["headline"]
+                label = (f"Trained as run #{child['id']} ({child['shown_state']}): "
+                         f"{head.label(short=False)} {ui.fmt_number(head.value)}")  # fmt: skip
+                st.page_link("pages/run.py", label=label, icon=":material/model_training:",
+                             query_params={"run": str(child["id"])})  # fmt: skip
+        else:
+            st.caption(f"The search's metric is one sampled path's on the validation split. Train the "
+                       f"found architecture for a test metric: `automl train {run_id}`.")  # fmt: skip
+    elif run["kind"] == "train" and isinstance(summary.get("test_metrics"), dict):
+        st.subheader("Test metrics")
+        metrics = {k: v for k, v in summary["test_metrics"].items() if isinstance(v, int | float)}
+        cols = st.columns(min(5, max(1, len(metrics))))
+        for i, (name, value) in enumerate(list(metrics.items())[:10]):
+            cols[i % len(cols)].metric(name, ui.fmt_number(float(value)))
+    elif run["kind"] == "hpo" and summary.get("best_params"):
+        st.subheader("Best trial")
+        best = summary.get("best") or {}
+        st.metric(f"trial #{best.get('number', '?')}", ui.fmt_number(summary.get("best_value")))
+        params = {k: ui.fmt_param(v) for k, v in summary["best_params"].items()}
+        st.dataframe(ui.filled(pd.DataFrame([params])), hide_index=True, key="best_params")
+
+
+results_panel()
+
+TAB_NAMES = run_sections.run_tabs(run["kind"], run["strategy"], has_ranking=bool(summary.get("ranking")))
+tabs = dict(zip(TAB_NAMES, st.tabs(TAB_NAMES), strict=True))
 
 
 # -- the DDPNAS distribution ---------------------------------------------------------------------
@@ -111,13 +201,25 @@ def _theta_moved() -> None:
     st.session_state["theta_follow"] = st.session_state["theta_update"] == st.session_state.get("theta_last")
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def distribution_overview(url: str, rid: int, n_updates: int) -> tuple[tuple[float, float] | None, list]:
+    """The run's fixed colour range and its decidedness per update, from every snapshot; keyed by
+    the update count so a live run recomputes only when a new snapshot arrived."""
+    snaps = queries.distribution_thetas(engine, rid)
+    return (
+        run_sections.color_range([s["theta"] for s in snaps]),
+        [run_sections.decidedness(s["theta"], s["alive"]) for s in snaps],
+    )
+
+
 @st.fragment(run_every=LIVE_REFRESH_SECONDS if live else None)
 def distribution_panel() -> None:
-    """Theta heatmap with a slider over updates; live, it follows the newest update unless the
-    user moved the slider back to an older one."""
+    """Theta heatmap with a slider over updates on one colour scale for the whole run; live, it
+    follows the newest update unless the user moved the slider back to an older one."""
+    current = queries.get_run(engine, run_id) or run
     updates = queries.distribution_updates(engine, run_id)
     if not updates:
-        st.info("This run recorded no distribution (only DDPNAS and DARTS searches do).")
+        st.info(run_sections.no_distribution_message(run["strategy"], plan, current["state"]))
         return
     stops = [int(u["update_index"]) for u in updates]
     epoch_of = {int(u["update_index"]): u["epoch"] for u in updates}
@@ -136,6 +238,7 @@ def distribution_panel() -> None:
             format_func=lambda u: f"{u} (epoch {epoch_of[u]})",
             on_change=_theta_moved,
         )
+    zrange, decided = distribution_overview(ui.settings().db_url, run_id, len(stops))
     snap = queries.distribution_at(engine, run_id, chosen)
     if snap is not None:
         theta = snap["theta"]
@@ -143,10 +246,14 @@ def distribution_panel() -> None:
         n_rows, n_cols = len(theta), max((len(r) for r in theta), default=0)
         decisions, candidates = charts.plan_axes(plan, n_rows, n_cols)
         n_alive = sum(bool(a) for row in alive for a in row) if alive else n_rows * n_cols
-        c = st.columns(3)
+        c = st.columns(4)
         c[0].metric("Update", f"{chosen} of {stops[-1]}")
         c[1].metric("Ops alive", f"{n_alive} / {n_rows * n_cols}")
         c[2].metric("Pruned ops", n_rows * n_cols - n_alive)
+        share = run_sections.decidedness(theta, alive)
+        c[3].metric("Top-op share", f"{share:.1%}" if share is not None else "-",
+                    help="Mean over decisions of the strongest op's share of its row: 1/#ops undecided, "
+                    "100% decided.")  # fmt: skip
         st.plotly_chart(
             charts.theta_heatmap(
                 theta,
@@ -155,63 +262,107 @@ def distribution_panel() -> None:
                 candidates,
                 names=charts.cell_names(plan, n_rows, n_cols),
                 title=f"theta after update {chosen} (epoch {snap['epoch']})",
+                zrange=zrange,
             ),
             key="theta_heatmap",
         )
-    st.subheader("Dynamic distribution pruning")
-    st.plotly_chart(charts.pruning_figure(updates), key="pruning")
+        st.caption(run_sections.theta_note(run["strategy"], plan))
+    pruning = run["strategy"] == "ddpnas"
+    st.subheader("Dynamic distribution pruning" if pruning else "How decided the search is")
+    st.plotly_chart(charts.pruning_figure(updates, decided), key="pruning")
 
 
-with tab_dist:
-    distribution_panel()
-
-# -- the genotype -------------------------------------------------------------------------------
-with tab_arch:
+def architecture_panel() -> None:
+    """The genotype(s) the run recorded: graphs, costs, JSON."""
     archs = queries.run_architectures(engine, run_id)
     if not archs:
-        st.info("No architecture recorded yet: the genotype appears when the search finishes.")
-    else:
-        roles = [f"{a['role']} (#{a['id']})" for a in archs]
-        finals = [i for i, a in enumerate(archs) if a["role"] == "final"]
-        pick = st.selectbox(
-            "Architecture",
-            range(len(archs)),
-            index=finals[-1] if finals else len(archs) - 1,
-            format_func=lambda i: roles[i],
-            key="arch_pick",
-        )
-        arch = archs[pick]
-        c = st.columns(4)
-        c[0].metric("Params (M)", f"{arch['params'] / 1e6:.3f}" if arch["params"] is not None else "-")
-        c[1].metric("MFLOPs", f"{arch['mflops']:.1f}" if arch["mflops"] is not None else "-")
-        c[2].metric("Latency (ms)", f"{arch['latency_ms']:.2f}" if arch["latency_ms"] is not None else "-")
-        c[3].metric("Genotype", arch["genotype_hash"][:8], help=f"sha256 {arch['genotype_hash']}")
-        graphs = genotype_graph.genotype_dots(arch["genotype"], plan)
-        for dot in graphs.values():  # each graph carries its own title (normal / reduce cell)
-            st.graphviz_chart(dot)
-        with st.expander("Genotype JSON", expanded=not graphs):
-            st.json(arch["genotype"])
-        st.download_button(
-            "Download genotype JSON",
-            json.dumps(arch["genotype"], indent=2),
-            file_name=f"run{run_id}_{arch['role']}_genotype.json",
-            mime="application/json",
-            key="dl_genotype",
-            on_click="ignore",
-            icon=":material/download:",
-        )
+        st.info(
+            "No architecture recorded yet: the genotype appears when the search finishes."
+            if run["state"] in ("created", "running") else "This run recorded no architecture."
+        )  # fmt: skip
+        return
+    roles = [f"{a['role']} (#{a['id']})" for a in archs]
+    finals = [i for i, a in enumerate(archs) if a["role"] == "final"]
+    pick = st.selectbox(
+        "Architecture",
+        range(len(archs)),
+        index=finals[-1] if finals else len(archs) - 1,
+        format_func=lambda i: roles[i],
+        key="arch_pick",
+    )
+    arch = archs[pick]
+    c = st.columns(4)
+    c[0].metric("Params (M)", f"{arch['params'] / 1e6:.3f}" if arch["params"] is not None else "-")
+    c[1].metric("MFLOPs", f"{arch['mflops']:.1f}" if arch["mflops"] is not None else "-")
+    c[2].metric("Latency (ms)", f"{arch['latency_ms']:.2f}" if arch["latency_ms"] is not None else "-")
+    c[3].metric("Genotype", arch["genotype_hash"][:8], help=f"sha256 {arch['genotype_hash']}")
+    graphs = genotype_graph.genotype_dots(arch["genotype"], plan)
+    for dot in graphs.values():  # each graph carries its own title (normal / reduce cell)
+        st.graphviz_chart(dot)
+    with st.expander("Genotype JSON", expanded=not graphs):
+        st.json(arch["genotype"])
+    st.download_button(
+        "Download genotype JSON",
+        json.dumps(arch["genotype"], indent=2),
+        file_name=f"run{run_id}_{arch['role']}_genotype.json",
+        mime="application/json",
+        key="dl_genotype",
+        on_click="ignore",
+        icon=":material/download:",
+    )
 
-# -- the sampled-architecture timeline -------------------------------------------------------------
-with tab_samples:
+
+@st.fragment(run_every=LIVE_REFRESH_SECONDS if live else None)
+def samples_panel() -> None:
+    """Which op each decision sampled in each epoch; live like the curves (it lagged before)."""
     epochs_s = queries.run_epochs(engine, run_id, with_samples=True)
     width = max((len(e["sample"]) for e in epochs_s if isinstance(e.get("sample"), list)), default=0)
     n_ops = max((len(c) for c in charts.plan_candidates(plan)), default=0)
     decisions, candidates = charts.plan_axes(plan, width, n_ops)
     fig = charts.sample_timeline(epochs_s, decisions, candidates, names=charts.cell_names(plan, width, n_ops))
     if fig is None:
-        st.info("No sampled architectures: this strategy trains a mixed supernet (DARTS) or has not started.")
+        current = queries.get_run(engine, run_id) or run
+        st.info(run_sections.no_samples_message(run["strategy"], current["state"]))
     else:
         st.plotly_chart(fig, key="timeline")
+
+
+def ranking_panel() -> None:
+    """Random WS's result: the candidates ranked on the trained supernet, best first."""
+    ranking = summary.get("ranking") or []
+    if not ranking:
+        st.info("The candidates are ranked when the supernet's training ends." if run["state"] == "running"
+                else "This run recorded no candidate ranking.")  # fmt: skip
+        return
+    decisions, _ = charts.plan_axes(plan, len(ranking[0].get("choice") or []), 0)
+    names = charts.plan_candidates(plan)
+    rows = []
+    for r in sorted(ranking, key=lambda r: -float(r.get("val_metric") or float("-inf"))):
+        choice = r.get("choice") or []
+        ops = [names[i][c] if i < len(names) and isinstance(c, int) and c < len(names[i]) else str(c)
+               for i, c in enumerate(choice)]  # fmt: skip
+        rows.append({"val metric": r.get("val_metric"), "ops": " · ".join(ops)})
+    st.caption(f"{len(rows)} random candidates evaluated on the trained supernet's validation split; the "
+               "first is the result.")  # fmt: skip
+    st.dataframe(ui.filled(pd.DataFrame(rows)), hide_index=True, key="ranking",
+                 column_config={"val metric": st.column_config.NumberColumn(format="%.4f")})  # fmt: skip
+
+
+def trials_panel() -> None:
+    """An HPO run: its study (the HPO page draws it) and the trainings its trials recorded."""
+    counts = summary.get("counts") or {}
+    if counts:
+        cols = st.columns(max(1, len(counts)))
+        for col, (state_name, n) in zip(cols, sorted(counts.items()), strict=False):
+            col.metric(state_name, n)
+    if summary.get("study"):
+        st.page_link("pages/hpo.py", label=f"Open Optuna study '{summary['study']}' on the HPO page",
+                     icon=":material/tune:", query_params={"study": str(summary["study"])})  # fmt: skip
+    children = queries.child_runs(engine, run_id)
+    if children:
+        st.dataframe(ui.filled(pd.DataFrame(children)), hide_index=True, key="hpo_children")
+    elif not summary.get("study"):
+        st.info("This study has recorded no trial yet.")
 
 
 # -- checkpoints and exports ----------------------------------------------------------------------
@@ -219,25 +370,20 @@ def _reader(path: Path):  # noqa: ANN202 - a deferred download (the file is read
     return lambda: path.read_bytes()
 
 
-with tab_files:
+def artifacts_panel() -> None:
+    """Checkpoints, exports and the runs started from this one, each downloadable."""
     ckpts = queries.run_checkpoints(engine, run_id)
     if ckpts:
         st.subheader("Checkpoints")
         st.dataframe(
-            pd.DataFrame(
-                [
-                    {
-                        "kind": c["kind"],
-                        "path": c["path"],
-                        "sha256": c["sha256"][:16],
-                        "metrics": json.dumps(c["metrics"]),
-                    }
-                    for c in ckpts
-                ]
-            ),
+            ui.filled(pd.DataFrame([
+                {"kind": c["kind"], "path": c["path"], "sha256": c["sha256"][:16],
+                 "metrics": ", ".join(f"{k}={ui.fmt_number(v)}" for k, v in (c["metrics"] or {}).items())}
+                for c in ckpts
+            ])),
             hide_index=True,
             key="ckpt_table",
-        )
+        )  # fmt: skip
         for c in ckpts:
             path = Path(c["path"])
             if path.is_file() and path.stat().st_size <= MAX_DOWNLOAD_BYTES:
@@ -275,17 +421,37 @@ with tab_files:
     if not ckpts and not exports:
         st.info(f"No checkpoint or export yet (artifacts go to `{art_dir}`).")
     children = queries.child_runs(engine, run_id)
-    if children:
+    if children and run["kind"] != "hpo":
         st.subheader("Runs started from this one")
-        st.dataframe(pd.DataFrame(children), hide_index=True, key="children")
+        st.dataframe(ui.filled(pd.DataFrame(children)), hide_index=True, key="children")
 
-with tab_config:
+
+def config_panel() -> None:
+    """The resolved config, the summary and the plan; big numeric arrays (theta) as tables with
+    their shape, not one number per line."""
     st.subheader("Resolved configuration")
     st.json(run.get("config") or {}, expanded=False)
     rest = {k: v for k, v in summary.items() if k != "plan"}
     if rest:
         st.subheader("Summary")
-        st.json(rest, expanded=True)
+        st.json(run_sections.compact(rest), expanded=True)
+        for name, array in run_sections.numeric_arrays(rest).items():
+            with st.expander(f"{name} ({len(array)} x {len(array[0])})"):
+                st.dataframe(pd.DataFrame(array).round(4), key=f"array_{name}")
     if plan:
         st.subheader("Plan")
-        st.json(plan, expanded=False)
+        st.json(run_sections.compact(plan), expanded=False)
+
+
+PANELS = {
+    "Architecture": architecture_panel,
+    "Distribution": distribution_panel,
+    "Sampled architectures": samples_panel,
+    "Candidate ranking": ranking_panel,
+    "Trials": trials_panel,
+    "Artifacts": artifacts_panel,
+    "Config": config_panel,
+}
+for name, tab in tabs.items():
+    with tab:
+        PANELS[name]()

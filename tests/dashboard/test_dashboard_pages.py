@@ -82,7 +82,10 @@ def test_runs_table_lists_every_run_with_its_columns(page, seeded) -> None:
         "task",
         "strategy",
         "data",
-        "best val metric",
+        "metric",
+        "result",
+        "progress",
+        "ETA",
         "epochs",
         "wall time",
         "host",
@@ -90,7 +93,15 @@ def test_runs_table_lists_every_run_with_its_columns(page, seeded) -> None:
         assert col in df.columns
     row = df[df["id"] == seeded.ddpnas_run].iloc[0]
     assert row["state"] == "completed" and row["strategy"] == "ddpnas" and row["epochs"] == seeded.n_epochs
-    assert 0 < row["best val metric"] <= 1  # no summary value: the best epoch's val metric
+    # A search's result is its best epoch's val metric, named with its split; a training's is its
+    # test metric: AU and FER runs never share an unnamed column.
+    assert row["metric"] == "test accuracy" and float(row["result"]) == 0.6321  # the seeded summary's
+    assert row["progress"] == 1.0 and row["ETA"] == "-"
+    train = df[df["id"] == seeded.train_run].iloc[0]
+    assert train["metric"] == "test accuracy" and float(train["result"]) == 0.53
+    au = df[df["id"] == seeded.running_run].iloc[0]
+    assert au["metric"] == "val mean F1" and au["progress"] == pytest.approx(6 / 50)
+    assert not any("None" in str(v) for v in df.drop(columns=["progress"]).to_numpy().ravel())
     assert any("5 run(s) match" in c.value for c in at.caption)
 
 
@@ -113,9 +124,9 @@ def test_runs_filters_and_sorting(page, seeded) -> None:
 
     at.multiselect(key="f_task").set_value([]).run()
     at.text_input(key="f_data").set_value("").run()
-    at.selectbox(key="sort").set_value("best val metric").run()
+    at.selectbox(key="sort").set_value("result").run()
     at.toggle(key="desc").set_value(True).run()
-    best = list(_table(at, "runs_table")["best val metric"])
+    best = [float(b) if b != "-" else float("nan") for b in _table(at, "runs_table")["result"]]
     known = [b for b in best if b == b]  # NaN (no metric) sorts last
     assert known == sorted(known, reverse=True) and best[: len(known)] == known
 
@@ -185,7 +196,7 @@ def test_live_run_shows_new_epochs_on_the_next_refresh(tmp_path: Path, monkeypat
     rec = StoreRecorder(store, run_id)
     rec.on_start({"search_epochs": 10})
     store.claim_run(run_id)  # running, owned by this (live) process, fresh heartbeat
-    rec.on_epoch(0, {"phase": "warmup", "train_loss": 2.0, "val_loss": 2.1, "val_metric": 0.2})
+    rec.on_epoch(0, {"phase": "warmup", "train_loss": 2.0, "val_loss": 2.1, "val_metric": 0.2, "wall_time": 3.0})
     monkeypatch.setenv("AUTOML_DB", url)
     at = AppTest.from_file(APP, default_timeout=30)
     at.query_params["run"] = str(run_id)
@@ -193,11 +204,15 @@ def test_live_run_shows_new_epochs_on_the_next_refresh(tmp_path: Path, monkeypat
     at.switch_page("pages/run.py").run()
     assert at.toggle(key="live").value is True
     assert {m.label: m.value for m in at.metric}["Epochs"] == "1 / 10"
-    rec.on_epoch(1, {"phase": "search", "train_loss": 1.5, "val_loss": 1.6, "val_metric": 0.4})
+    rec.on_epoch(1, {"phase": "search", "train_loss": 1.5, "val_loss": 1.6, "val_metric": 0.4, "wall_time": 2.0})
     rec.on_distribution(1, 1, [[0.6, 0.4, 0.0]], [[True, True, False]], {})
     at.run()  # what the fragment's timer does every few seconds
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Epochs"] == "2 / 10" and metrics["Best val metric"] == "0.4"
+    assert metrics["Epochs"] == "2 / 10" and metrics["val accuracy"] == "0.4"
+    # Progress with the ETA: 8 epochs left at the median of the recorded epochs' 3 s and 2 s.
+    bars = at.get("progress")
+    assert len(bars) == 1 and bars[0].proto.value == 20
+    assert "2 / 10 epochs" in bars[0].proto.text and "20.0 s left" in bars[0].proto.text
     assert metrics["Pruned ops"] == "1"
     # The theta slider follows new updates while it sits on the newest one...
     rec.on_distribution(2, 1, [[0.7, 0.3, 0.0]], [[True, True, False]], {})
