@@ -112,7 +112,7 @@ def headline_metrics(current: dict[str, Any], epochs: list[dict[str, Any]]) -> N
     last_val = next((e["val_loss"] for e in reversed(epochs) if e.get("val_loss") is not None), None)
     m[3].metric("Last val loss", ui.fmt_number(last_val))
     m[4].metric("Wall time", ui.fmt_seconds(page_row.get("wall_s")))
-    if progress.fraction is not None and current["state"] in ("created", "running"):
+    if progress.fraction is not None and current["liveness"] == "live":  # a dead run shows no bar
         eta = f" · about {ui.fmt_seconds(progress.eta_s)} left" if progress.eta_s is not None else ""
         pace = (f" · {ui.fmt_seconds(progress.seconds_per_unit)} per epoch"
                 if progress.seconds_per_unit is not None else "")  # fmt: skip
@@ -146,35 +146,40 @@ live_panel()
 
 
 # -- results first --------------------------------------------------------------------------------
+def search_result() -> None:
+    """A finished search: its found ops and cost, and the trainings started from it (their test
+    metric is the result that counts) or the command that trains it."""
+    final = queries.final_architectures(engine, [run_id]).get(run_id) or {}
+    ops = run_sections.found_ops(final.get("genotype"))
+    cost = summary.get("cost") or {}
+    trainings = [ch["id"] for ch in queries.child_runs(engine, run_id) if ch["kind"] == "train"]
+    if not (ops or cost or trainings):
+        return
+    st.subheader("Result")
+    if ops:
+        st.markdown(f"**Found architecture:** {ops}")
+    if cost:
+        st.caption(f"{ui.fmt_number(cost['params'] / 1e6) if cost.get('params') else '-'} M params · "
+                   f"{ui.fmt_number(cost.get('mflops'))} MFLOPs at the search's image size; the "
+                   "Architecture tab draws it.")  # fmt: skip
+    for child in queries.runs_by_id(engine, trainings)[-5:]:
+        head = child["headline"]
+        label = (f"Trained as run #{child['id']} ({child['shown_state']}): "
+                 f"{head.label(short=False)} {ui.fmt_number(head.value)}")  # fmt: skip
+        st.page_link("pages/run.py", label=label, icon=":material/model_training:",
+                     query_params={"run": str(child["id"])})  # fmt: skip
+    if not trainings:
+        st.caption(f"The search's metric is one sampled path's on the validation split. Train the "
+                   f"found architecture for a test metric: `automl train {run_id}`.")  # fmt: skip
+
+
 def results_panel() -> None:
     """What the run produced, before any detail: the found ops and their cost with the trainings
     started from them (a search), the test metrics (a training), the best trial (a study)."""
     if run["state"] in ("created", "running"):
         return
     if run["kind"] == "search":
-        final = queries.final_architectures(engine, [run_id]).get(run_id) or {}
-        ops = run_sections.found_ops(final.get("genotype"))
-        cost = summary.get("cost") or {}
-        if not ops and not cost:
-            return
-        st.subheader("Result")
-        if ops:
-            st.markdown(f"**Found architecture:** {ops}")
-        if cost:
-            st.caption(f"{ui.fmt_number(cost['params'] / 1e6) if cost.get('params') else '-'} M params · "
-                       f"{ui.fmt_number(cost.get('mflops'))} MFLOPs at the search's image size; the "
-                       "Architecture tab draws it.")  # fmt: skip
-        trainings = [ch for ch in queries.child_runs(engine, run_id) if ch["kind"] == "train"]
-        if trainings:
-            for child in queries.runs_by_id(engine, [ch["id"] for ch in trainings])[:5]:
-                head = child["headline"]
-                label = (f"Trained as run #{child['id']} ({child['shown_state']}): "
-                         f"{head.label(short=False)} {ui.fmt_number(head.value)}")  # fmt: skip
-                st.page_link("pages/run.py", label=label, icon=":material/model_training:",
-                             query_params={"run": str(child["id"])})  # fmt: skip
-        else:
-            st.caption(f"The search's metric is one sampled path's on the validation split. Train the "
-                       f"found architecture for a test metric: `automl train {run_id}`.")  # fmt: skip
+        search_result()
     elif run["kind"] == "train" and isinstance(summary.get("test_metrics"), dict):
         st.subheader("Test metrics")
         metrics = {k: v for k, v in summary["test_metrics"].items() if isinstance(v, int | float)}
