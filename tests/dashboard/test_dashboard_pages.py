@@ -196,7 +196,7 @@ def test_live_run_shows_new_epochs_on_the_next_refresh(tmp_path: Path, monkeypat
     rec = StoreRecorder(store, run_id)
     rec.on_start({"search_epochs": 10})
     store.claim_run(run_id)  # running, owned by this (live) process, fresh heartbeat
-    rec.on_epoch(0, {"phase": "warmup", "train_loss": 2.0, "val_loss": 2.1, "val_metric": 0.2, "wall_time": 3.0})
+    rec.on_epoch(0, {"phase": "warmup", "train_loss": 2, "val_loss": 2.1, "val_metric": 0.2, "wall_time": 3})
     monkeypatch.setenv("AUTOML_DB", url)
     at = AppTest.from_file(APP, default_timeout=30)
     at.query_params["run"] = str(run_id)
@@ -204,7 +204,8 @@ def test_live_run_shows_new_epochs_on_the_next_refresh(tmp_path: Path, monkeypat
     at.switch_page("pages/run.py").run()
     assert at.toggle(key="live").value is True
     assert {m.label: m.value for m in at.metric}["Epochs"] == "1 / 10"
-    rec.on_epoch(1, {"phase": "search", "train_loss": 1.5, "val_loss": 1.6, "val_metric": 0.4, "wall_time": 2.0})
+    second = {"phase": "search", "train_loss": 1.5, "val_loss": 1.6, "val_metric": 0.4, "wall_time": 2}
+    rec.on_epoch(1, second)
     rec.on_distribution(1, 1, [[0.6, 0.4, 0.0]], [[True, True, False]], {})
     at.run()  # what the fragment's timer does every few seconds
     metrics = {m.label: m.value for m in at.metric}

@@ -148,11 +148,17 @@ def test_hpo_and_train_runs_get_their_own_tabs(store, monkeypatch) -> None:
     search = s.create_run(kind="search", config={}, space="face", task="fer", strategy="random")
     s.set_state(search, "running")
     ranking = [{"choice": [0, 1], "val_metric": 0.4}, {"choice": [1, 1], "val_metric": 0.5}]
-    s.set_summary(search, {"strategy": "random", "best_val_metric": 0.5, "metric_name": "accuracy", "ranking": ranking})
+    s.set_summary(
+        search, {"strategy": "random", "best_val_metric": 0.5, "metric_name": "accuracy", "ranking": ranking}
+    )
     s.set_state(search, "completed")
     hpo = s.create_run(kind="hpo", config={"trials": 8}, space="face", task="fer", parent_run_id=search)
     s.set_state(hpo, "running")
-    best = {"best_value": 0.61, "best_params": {"lr": 0.00316227766, "optimizer": "sgd"}, "best": {"number": 3}}
+    best = {
+        "best_value": 0.61,
+        "best_params": {"lr": 0.00316227766, "optimizer": "sgd"},
+        "best": {"number": 3},
+    }
     s.set_summary(hpo, {"study": "st", "counts": {"complete": 8}, **best})
     s.set_state(hpo, "completed")
     train = s.create_run(
