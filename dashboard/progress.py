@@ -62,8 +62,9 @@ def planned_units(run: Mapping[str, Any]) -> tuple[int | None, str]:
     """
     summary = run.get("summary") or {}
     config = run.get("config") or {}
-    if run.get("kind") == "hpo":
-        return _positive_int(config.get("trials") or summary.get("trials")), "trials"
+    if run.get("kind") == "hpo":  # automl hpo keeps its settings under config["hpo"]
+        hpo = config.get("hpo") if isinstance(config.get("hpo"), dict) else {}
+        return _positive_int(hpo.get("trials") or config.get("trials") or summary.get("trials")), "trials"
     plan = summary.get("plan") or {}
     for key in PLAN_KEYS:
         total = _positive_int(plan.get(key))

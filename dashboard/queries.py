@@ -27,7 +27,7 @@ from automl.store.run_views import headline
 from dashboard.progress import CONFIG_KEYS, PLAN_KEYS, run_progress, units_done
 
 RUN_COLUMNS = ("kind", "state", "space", "task", "strategy")
-HEADLINE_KEYS = ("metric_name", "primary_metric", "test_metric", "best_val_metric", "counts")
+HEADLINE_KEYS = ("metric_name", "primary_metric", "test_metric", "best_val_metric", "counts", "hpo_trial")
 SORTS = (
     "id", "created", "state", "space", "task", "strategy", "result", "best val metric", "epochs", "wall time",
 )  # fmt: skip
@@ -200,6 +200,7 @@ def list_runs(
             *(Run.summary[("plan", key)].label(f"plan_{key}") for key in PLAN_KEYS),
             *(Run.config[key].label(f"config_{key}") for key in CONFIG_KEYS),
             Run.config[("train", "epochs")].label("config_train_epochs"),
+            Run.config[("hpo", "trials")].label("config_hpo_trials"),
             _max_epoch_metric_name().label("epoch_metric_name"),
             _best_epoch().label("best_epoch_metric"),
         ).where(Run.id.in_(ids))
@@ -233,6 +234,7 @@ def _page_row(row: dict[str, Any]) -> dict[str, Any]:
     row["summary"]["plan"] = {key: _json_scalar(row.pop(f"plan_{key}")) for key in PLAN_KEYS}
     row["config"] = {key: _json_scalar(row.pop(f"config_{key}")) for key in CONFIG_KEYS}
     row["config"]["train"] = {"epochs": _json_scalar(row.pop("config_train_epochs"))}
+    row["config"]["hpo"] = {"trials": _json_scalar(row.pop("config_hpo_trials"))}
     row = with_liveness(row)
     row["headline"] = headline(row, row.pop("best_epoch_metric"), row.pop("epoch_metric_name"))
     return row

@@ -109,8 +109,12 @@ def headline_metrics(current: dict[str, Any], epochs: list[dict[str, Any]]) -> N
         m[2].metric(head.label(short=False), ui.fmt_number(head.value), help=result_help(current))
     else:
         m[2].metric("Result", "-")
-    last_val = next((e["val_loss"] for e in reversed(epochs) if e.get("val_loss") is not None), None)
-    m[3].metric("Last val loss", ui.fmt_number(last_val))
+    if current["kind"] == "hpo":
+        counts = (current.get("summary") or {}).get("counts") or {}
+        m[3].metric("Running trials", int(counts.get("running", 0)))
+    else:
+        last_val = next((e["val_loss"] for e in reversed(epochs) if e.get("val_loss") is not None), None)
+        m[3].metric("Last val loss", ui.fmt_number(last_val))
     m[4].metric("Wall time", ui.fmt_seconds(page_row.get("wall_s")))
     if progress.fraction is not None and current["liveness"] == "live":  # a dead run shows no bar
         eta = f" · about {ui.fmt_seconds(progress.eta_s)} left" if progress.eta_s is not None else ""
@@ -140,9 +144,6 @@ def live_panel() -> None:
             "No epoch recorded yet."
             + (" The run is starting." if current["state"] in ("created", "running") else "")
         )
-
-
-live_panel()
 
 
 # -- results first --------------------------------------------------------------------------------
@@ -189,12 +190,14 @@ def results_panel() -> None:
     elif run["kind"] == "hpo" and summary.get("best_params"):
         st.subheader("Best trial")
         best = summary.get("best") or {}
-        st.metric(f"trial #{best.get('number', '?')}", ui.fmt_number(summary.get("best_value")))
+        objectives = ", ".join(summary.get("objectives") or []) or "value"
+        st.metric(f"trial #{best.get('number', '?')}: {objectives}", ui.fmt_number(summary.get("best_value")))
         params = {k: ui.fmt_param(v) for k, v in summary["best_params"].items()}
         st.dataframe(ui.filled(pd.DataFrame([params])), hide_index=True, key="best_params")
 
 
 results_panel()
+live_panel()
 
 TAB_NAMES = run_sections.run_tabs(run["kind"], run["strategy"], has_ranking=bool(summary.get("ranking")))
 tabs = dict(zip(TAB_NAMES, st.tabs(TAB_NAMES), strict=True))
@@ -363,9 +366,20 @@ def trials_panel() -> None:
     if summary.get("study"):
         st.page_link("pages/hpo.py", label=f"Open Optuna study '{summary['study']}' on the HPO page",
                      icon=":material/tune:", query_params={"study": str(summary["study"])})  # fmt: skip
-    children = queries.child_runs(engine, run_id)
+    children = queries.runs_by_id(engine, [c["id"] for c in queries.child_runs(engine, run_id, limit=500)])
     if children:
-        st.dataframe(ui.filled(pd.DataFrame(children)), hide_index=True, key="hpo_children")
+        st.caption("Each trial trains the architecture in a run of its own; open one for its curves.")
+        trials = pd.DataFrame({
+            "trial": [c["summary"].get("hpo_trial") for c in children],
+            "run": [f"run?run={c['id']}" for c in children],
+            "state": [c["shown_state"] for c in children],
+            "metric": [c["headline"].label(short=False) for c in children],
+            "result": [ui.fmt_number(c["headline"].value) for c in children],
+            "epochs": [c["epochs"] for c in children],
+            "wall time": [ui.fmt_seconds(c["wall_s"]) for c in children],
+        }).sort_values("trial", ascending=False, na_position="last")  # fmt: skip
+        link = st.column_config.LinkColumn("run", display_text=r"run\?run=(\d+)")
+        st.dataframe(ui.filled(trials), hide_index=True, key="hpo_children", column_config={"run": link})
     elif not summary.get("study"):
         st.info("This study has recorded no trial yet.")
 

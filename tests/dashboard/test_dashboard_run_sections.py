@@ -14,6 +14,7 @@ def test_planned_units_follow_the_plan_then_the_config() -> None:
     assert planned_units({"kind": "search", "summary": {"plan": {"search_epochs": 27}}}) == (27, "epochs")
     assert planned_units({"kind": "train", "config": {"train": {"epochs": 15}}}) == (15, "epochs")
     assert planned_units({"kind": "hpo", "config": {"trials": 20}}) == (20, "trials")
+    assert planned_units({"kind": "hpo", "config": {"hpo": {"trials": 4}}}) == (4, "trials")
     assert planned_units({"kind": "search", "summary": {"plan": {"search_epochs": 0}}}) == (None, "epochs")
     assert planned_units({"kind": "search"}) == (None, "epochs")
 

@@ -174,7 +174,7 @@ def test_hpo_and_train_runs_get_their_own_tabs(store, monkeypatch) -> None:
     at = _open(url, monkeypatch, "pages/run.py", run=str(hpo))
     assert [t.label for t in at.tabs] == ["Trials", "Artifacts", "Config"]
     assert "No epoch recorded yet" not in _texts(at)
-    assert _metrics(at)["Trials"] == "8 / 8" and _metrics(at)["trial #3"] == "0.61"
+    assert _metrics(at)["Trials"] == "8 / 8" and _metrics(at)["trial #3: value"] == "0.61"
     assert list(at.dataframe[0].value.iloc[0]) == ["3.16e-03", "sgd"]  # not 0.00316227766
 
     at = _open(url, monkeypatch, "pages/run.py", run=str(train))
