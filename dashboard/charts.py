@@ -115,29 +115,50 @@ def curves_figure(epochs: Sequence[dict[str, Any]], *, metric_label: str = "metr
     return fig
 
 
-def compare_figure(rows: Sequence[dict[str, Any]], key: str, labels: dict[int, str]) -> go.Figure:
-    """One line per run of ``key`` (e.g. ``val_metric``) against epoch."""
+def compare_figure(
+    rows: Sequence[dict[str, Any]],
+    key: str,
+    labels: dict[int, str],
+    *,
+    x: str = "epoch",
+    smoothing: float = 0.0,
+    planned: dict[int, int | None] | None = None,
+    metric_name: str | None = None,
+) -> go.Figure:
+    """One line per run of ``key`` (e.g. ``val_metric``) against ``x``: ``epoch``, ``wall`` (the
+    run's elapsed seconds) or ``fraction`` (share of the run's ``planned`` epochs; runs without a
+    plan are left out). With ``smoothing`` > 0 each run is drawn smoothed
+    (:func:`dashboard.compare_data.ema`) over its raw curve, drawn faint, so the noise of one
+    sampled path per epoch stays visible without hiding the trend. A run keeps its colour (its
+    place in ``labels``) in every figure of the page; ``metric_name`` names the y axis's metric."""
+    from dashboard import compare_data as cd
+
+    order = list(labels)
+    curves = cd.curves(rows, key, x, order, planned=planned, smoothing=smoothing)
+    unit, per_unit = cd.time_unit(max((c.x[-1] for c in curves), default=None))
+    scale = per_unit if x == cd.WALL else 1.0
     fig = go.Figure()
-    by_run: dict[int, list[dict[str, Any]]] = {}
-    for r in rows:
-        by_run.setdefault(int(r["run_id"]), []).append(r)
-    for i, (run_id, epochs) in enumerate(sorted(by_run.items())):
-        xs, ys = _series(epochs, key)
-        fig.add_trace(
-            go.Scatter(
-                x=xs,
-                y=ys,
-                mode="lines",
-                name=labels.get(run_id, f"#{run_id}"),
-                line=dict(color=PALETTE[i % len(PALETTE)]),
-            )
-        )
-    fig.update_layout(
-        height=360,
-        xaxis_title="epoch",
-        yaxis_title=key.replace("_", " "),
-        margin=dict(l=40, r=20, t=30, b=40),
-    )
+    for curve in curves:
+        place = order.index(curve.run_id) if curve.run_id in order else len(order) + curve.run_id
+        color, name = PALETTE[place % len(PALETTE)], labels.get(curve.run_id, f"#{curve.run_id}")
+        common = dict(
+            x=[v / scale for v in curve.x], customdata=curve.epoch, mode="lines",
+            legendgroup=str(curve.run_id),
+            hovertemplate=f"{name}<br>epoch %{{customdata}}<br>%{{y:.4f}}<extra>%{{meta}}</extra>",
+        )  # fmt: skip
+        if smoothing > 0:
+            fig.add_trace(go.Scatter(y=curve.raw, name=f"{name} (raw)", meta="raw", showlegend=False,
+                                     line=dict(color=color, width=1), opacity=0.3, **common))  # fmt: skip
+        fig.add_trace(go.Scatter(y=curve.smooth, name=name, meta="smoothed" if smoothing > 0 else "",
+                                 line=dict(color=color, width=2), **common))  # fmt: skip
+    if x == cd.EPOCH:
+        fig.update_xaxes(title_text="epoch", **integer_ticks([e for c in curves for e in c.epoch]))
+    elif x == cd.WALL:
+        fig.update_xaxes(title_text=f"wall clock ({unit} since the run's first epoch began)")
+    else:
+        fig.update_xaxes(title_text="share of the run's planned epochs", tickformat=".0%")
+    y_title = key.replace("_", " ") + (f" ({metric_name})" if metric_name else "")
+    fig.update_layout(height=360, yaxis_title=y_title, margin=dict(l=40, r=20, t=30, b=40))
     return fig
 
 
