@@ -26,11 +26,11 @@ FAVICON = Path(__file__).resolve().parent / "static" / "favicon.png"
 st.set_page_config(page_title="automl dashboard", page_icon=str(FAVICON), layout="wide")
 
 PAGES = [
-    st.Page("pages/runs.py", title="Runs", icon=":material/table_rows:", default=True),
-    st.Page("pages/run.py", title="Run", icon=":material/monitoring:", url_path="run"),
-    st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
-    st.Page("pages/hpo.py", title="HPO", icon=":material/tune:", url_path="hpo"),
-    st.Page("pages/retrieval.py", title="Retrieval", icon=":material/image_search:", url_path="retrieval"),
+    st.Page("views/runs.py", title="Runs", icon=":material/table_rows:", default=True),
+    st.Page("views/run.py", title="Run", icon=":material/monitoring:", url_path="run"),
+    st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
+    st.Page("views/hpo.py", title="HPO", icon=":material/tune:", url_path="hpo"),
+    st.Page("views/retrieval.py", title="Retrieval", icon=":material/image_search:", url_path="retrieval"),
 ]
 
 page = st.navigation(PAGES)

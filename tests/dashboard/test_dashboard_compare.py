@@ -176,7 +176,7 @@ def compare_page(seeded, monkeypatch: pytest.MonkeyPatch) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=60)
     at.query_params["runs"] = f"{seeded.ddpnas_run},{seeded.running_run}"
     at.run()
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("views/compare.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 

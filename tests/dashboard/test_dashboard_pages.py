@@ -24,7 +24,7 @@ def page(seeded, monkeypatch: pytest.MonkeyPatch):
             at.query_params[key] = value
         at.run()
         assert not at.exception, [e.value for e in at.exception]
-        if path != "pages/runs.py":
+        if path != "views/runs.py":
             at.switch_page(path).run()
         assert not at.exception, [e.value for e in at.exception]
         return at
@@ -45,10 +45,10 @@ def _captions(at: AppTest) -> list[str]:
 def test_missing_database_shows_how_to_start_and_creates_nothing(tmp_path: Path, monkeypatch) -> None:
     db = tmp_path / "nothing.db"
     monkeypatch.setenv("AUTOML_DB", f"sqlite:///{db}")
-    for path in ("pages/runs.py", "pages/run.py", "pages/compare.py", "pages/hpo.py"):
+    for path in ("views/runs.py", "views/run.py", "views/compare.py", "views/hpo.py"):
         at = AppTest.from_file(APP, default_timeout=30)
         at.run()
-        if path != "pages/runs.py":
+        if path != "views/runs.py":
             at.switch_page(path).run()
         assert not at.exception
         assert any("No store" in i.value for i in at.info), path
@@ -72,7 +72,7 @@ def test_empty_store_shows_how_to_start(tmp_path: Path, monkeypatch) -> None:
 
 # -- Runs --------------------------------------------------------------------------------------
 def test_runs_table_lists_every_run_with_its_columns(page, seeded) -> None:
-    at = page("pages/runs.py")
+    at = page("views/runs.py")
     df = _table(at, "runs_table")
     everything = [seeded.ddpnas_run, seeded.running_run, seeded.failed_run, seeded.train_run, seeded.hpo_run]
     assert sorted(df["id"]) == sorted(everything)
@@ -106,7 +106,7 @@ def test_runs_table_lists_every_run_with_its_columns(page, seeded) -> None:
 
 
 def test_runs_filters_and_sorting(page, seeded) -> None:
-    at = page("pages/runs.py")
+    at = page("views/runs.py")
     at.multiselect(key="f_state").set_value(["failed"]).run()
     df = _table(at, "runs_table")
     assert list(df["id"]) == [seeded.failed_run]
@@ -136,7 +136,7 @@ def test_runs_filters_and_sorting(page, seeded) -> None:
 
 # -- Run ---------------------------------------------------------------------------------------
 def test_run_page_shows_curves_distribution_genotype_and_downloads(page, seeded) -> None:
-    at = page("pages/run.py", run=str(seeded.ddpnas_run))
+    at = page("views/run.py", run=str(seeded.ddpnas_run))
     assert at.title[0].value.startswith(f"Run #{seeded.ddpnas_run}")
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["State"] == "completed"
@@ -159,7 +159,7 @@ def test_run_page_shows_curves_distribution_genotype_and_downloads(page, seeded)
 
 
 def test_theta_slider_moves_to_an_earlier_update(page, seeded) -> None:
-    at = page("pages/run.py", run=str(seeded.ddpnas_run))
+    at = page("views/run.py", run=str(seeded.ddpnas_run))
     at.select_slider(key="theta_update").set_value(1).run()
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
@@ -168,18 +168,18 @@ def test_theta_slider_moves_to_an_earlier_update(page, seeded) -> None:
 
 
 def test_run_page_variants_failed_and_running_runs(page, seeded) -> None:
-    at = page("pages/run.py", run=str(seeded.ddpnas_run))
+    at = page("views/run.py", run=str(seeded.ddpnas_run))
     pick = at.selectbox(key="arch_pick")
     variant = next(i for i in pick.options if "skip_cap_2" in i)
     pick.set_value(pick.options.index(variant) if isinstance(pick.value, int) else variant).run()
     assert not at.exception
 
-    at = page("pages/run.py", run=str(seeded.failed_run))
+    at = page("views/run.py", run=str(seeded.failed_run))
     assert any("no 'pixels' column" in e.value for e in at.error)
     assert any("no distribution" in i.value for i in at.info)
 
     open_store(seeded.url).heartbeat(seeded.running_run)  # the seeding may be minutes old
-    at = page("pages/run.py", run=str(seeded.running_run))
+    at = page("views/run.py", run=str(seeded.running_run))
     assert at.toggle(key="live").value is True  # running runs follow live by default
     assert {m.label: m.value for m in at.metric}["Epochs"] == "6 / 50"
     at.toggle(key="live").set_value(False).run()
@@ -201,7 +201,7 @@ def test_live_run_shows_new_epochs_on_the_next_refresh(tmp_path: Path, monkeypat
     at = AppTest.from_file(APP, default_timeout=30)
     at.query_params["run"] = str(run_id)
     at.run()
-    at.switch_page("pages/run.py").run()
+    at.switch_page("views/run.py").run()
     assert at.toggle(key="live").value is True
     assert {m.label: m.value for m in at.metric}["Epochs"] == "1 / 10"
     second = {"phase": "search", "train_loss": 1.5, "val_loss": 1.6, "val_metric": 0.4, "wall_time": 2}
@@ -233,13 +233,13 @@ def test_live_run_shows_new_epochs_on_the_next_refresh(tmp_path: Path, monkeypat
 
 
 def test_run_page_unknown_run(page) -> None:
-    at = page("pages/run.py", run="999")
+    at = page("views/run.py", run="999")
     assert not at.exception
     assert at.selectbox(key="run_pick").value != 999
 
 
 def test_run_links_win_over_the_remembered_pick(page, seeded) -> None:
-    at = page("pages/run.py", run=str(seeded.ddpnas_run))
+    at = page("views/run.py", run=str(seeded.ddpnas_run))
     assert at.selectbox(key="run_pick").value == seeded.ddpnas_run
     at.query_params["run"] = str(seeded.hpo_run)  # e.g. the "Parent run" / "Open run" links
     at.run()
@@ -257,7 +257,7 @@ def test_run_links_win_over_the_remembered_pick(page, seeded) -> None:
 # -- Compare -----------------------------------------------------------------------------------
 def test_compare_overlays_runs_and_tabulates_final_numbers(page, seeded) -> None:
     ids = f"{seeded.ddpnas_run},{seeded.train_run}"
-    at = page("pages/compare.py", runs=ids)
+    at = page("views/compare.py", runs=ids)
     assert at.multiselect(key="cmp_runs").value == [seeded.ddpnas_run, seeded.train_run]
     assert len(at.get("plotly_chart")) == 1
     df = _table(at, "cmp_table")
@@ -271,7 +271,7 @@ def test_compare_overlays_runs_and_tabulates_final_numbers(page, seeded) -> None
 
 # -- HPO ---------------------------------------------------------------------------------------
 def test_hpo_single_objective_study(page) -> None:
-    at = page("pages/hpo.py")
+    at = page("views/hpo.py")
     assert at.title[0].value == "Hyper-parameter studies"
     at.selectbox(key="study").set_value("seeded-lr").run()
     metrics = {m.label: m.value for m in at.metric}
@@ -286,7 +286,7 @@ def test_hpo_single_objective_study(page) -> None:
 
 
 def test_hpo_hide_pruned_and_state_filter(page) -> None:
-    at = page("pages/hpo.py")
+    at = page("views/hpo.py")
     at.selectbox(key="study").set_value("seeded-lr").run()
     at.toggle(key="hide_pruned").set_value(True).run()
     assert not at.exception
@@ -295,7 +295,7 @@ def test_hpo_hide_pruned_and_state_filter(page) -> None:
 
 
 def test_hpo_multi_objective_pareto_front(page) -> None:
-    at = page("pages/hpo.py", study="seeded-acc-latency")  # as linked from an hpo run
+    at = page("views/hpo.py", study="seeded-acc-latency")  # as linked from an hpo run
     assert at.selectbox(key="study").value == "seeded-acc-latency"
     assert not at.exception
     assert any("Pareto front" in c.value for c in at.caption)
@@ -311,7 +311,7 @@ def test_retrieval_without_index_explains_how_to_build_one(tmp_path: Path, monke
     monkeypatch.delenv("AUTOML_INDEXES", raising=False)
     at = AppTest.from_file(APP, default_timeout=30)
     at.run()
-    at.switch_page("pages/retrieval.py").run()
+    at.switch_page("views/retrieval.py").run()
     assert not at.exception
     assert any("No retrieval index" in i.value for i in at.info)
     assert any("automl index build" in m.value for m in at.markdown)
@@ -319,7 +319,7 @@ def test_retrieval_without_index_explains_how_to_build_one(tmp_path: Path, monke
 
 def test_retrieval_sample_query_shows_top_k_grid_with_precision(page, seeded, monkeypatch) -> None:
     monkeypatch.setenv("AUTOML_INDEXES", str(seeded.index_dirs[0]))
-    at = page("pages/retrieval.py")
+    at = page("views/retrieval.py")
     assert at.selectbox(key="index_dir").value == seeded.index_dirs[0]
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Items"] == "36" and metrics["Bits"] == "32" and metrics["Stale updates"] == "0"
@@ -346,7 +346,7 @@ def test_retrieval_sample_query_shows_top_k_grid_with_precision(page, seeded, mo
 
 def test_retrieval_upload_query(page, seeded, monkeypatch) -> None:
     monkeypatch.delenv("AUTOML_INDEXES", raising=False)  # found through the store's index records
-    at = page("pages/retrieval.py")
+    at = page("views/retrieval.py")
     at.radio(key="query_kind").set_value("Upload a face image").run()
     assert any("Upload an image" in i.value for i in at.info)
     query = seeded.index_images[2]  # a 'neutral' face
@@ -375,7 +375,7 @@ def test_hpo_reads_a_journal_storage_without_writing(tmp_path: Path, monkeypatch
     monkeypatch.setenv("AUTOML_OPTUNA_STORAGE", f"journal:{journal}")
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
-    at.switch_page("pages/hpo.py").run()
+    at.switch_page("views/hpo.py").run()
     assert not at.exception
     assert at.selectbox(key="study").value == "j"
     assert {m.label: m.value for m in at.metric}["complete"] == "60"
@@ -387,7 +387,7 @@ def test_hpo_reads_a_journal_storage_without_writing(tmp_path: Path, monkeypatch
     monkeypatch.setenv("AUTOML_OPTUNA_STORAGE", f"journal:{tmp_path / 'missing.journal'}")
     at = AppTest.from_file(APP, default_timeout=30)
     at.run()
-    at.switch_page("pages/hpo.py").run()
+    at.switch_page("views/hpo.py").run()
     assert any("No Optuna journal" in i.value for i in at.info)
     assert not (tmp_path / "missing.journal").exists()
 
@@ -410,12 +410,12 @@ def test_a_killed_run_shows_as_dead_and_stops_following(tmp_path: Path, monkeypa
     monkeypatch.setenv("AUTOML_DB", url)
     at = AppTest.from_file(APP, default_timeout=30)
     at.run()
-    at.switch_page("pages/runs.py").run()
+    at.switch_page("views/runs.py").run()
     assert "running (dead)" in list(at.dataframe[0].value["state"])
     at = AppTest.from_file(APP, default_timeout=30)
     at.query_params["run"] = str(run_id)
     at.run()
-    at.switch_page("pages/run.py").run()
+    at.switch_page("views/run.py").run()
     assert at.toggle(key="live").value is False
     assert any("is not running" in w.value and "has exited" in w.value for w in at.warning)
     assert {m.label: m.value for m in at.metric}["State"] == "running (dead)"

@@ -66,7 +66,7 @@ def test_a_directory_that_is_not_an_index_is_reported(tmp_path: Path, monkeypatc
     monkeypatch.setenv("AUTOML_INDEXES", str(bad))
     at = AppTest.from_file(APP, default_timeout=30)
     at.run()
-    at.switch_page("pages/retrieval.py").run()
+    at.switch_page("views/retrieval.py").run()
     assert not at.exception
     assert any("Cannot open the index" in e.value for e in at.error)
 

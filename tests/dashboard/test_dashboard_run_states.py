@@ -25,7 +25,7 @@ def _open(url: str, monkeypatch: pytest.MonkeyPatch, path: str, **query: str) ->
     for key, value in query.items():
         at.query_params[key] = value
     at.run()
-    if path != "pages/runs.py":
+    if path != "views/runs.py":
         at.switch_page(path).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
@@ -61,11 +61,11 @@ def test_a_stale_run_elsewhere_shows_as_stale_with_no_eta(store, monkeypatch) ->
             "UPDATE automl_runs SET host = 'gpu-node-7', heartbeat_at = ?, updated_at = ? WHERE id = ?",
             (old, old, run_id),
         )
-    at = _open(url, monkeypatch, "pages/runs.py")
+    at = _open(url, monkeypatch, "views/runs.py")
     row = at.dataframe[0].value.iloc[0]
     assert row["state"] == "running (stale)" and row["ETA"] == "-"
     assert at.toggle(key="runs_auto").value is True  # a row is still marked running
-    at = _open(url, monkeypatch, "pages/run.py", run=str(run_id))
+    at = _open(url, monkeypatch, "views/run.py", run=str(run_id))
     assert at.toggle(key="live").value is False
     assert any("no heartbeat" in w.value for w in at.warning)
     assert not at.get("progress")  # no progress bar and no ETA for a run that is not going
@@ -78,7 +78,7 @@ def test_a_ddpnas_run_before_its_first_update_says_so(store, monkeypatch) -> Non
     rec.on_start({"search_epochs": 27, "updates": 6, "decisions": ["layer0"], "candidates": [["a", "b"]]})
     s.claim_run(run_id)
     rec.on_epoch(0, {"phase": "search", "sample": [0], "val_metric": 0.2, "wall_time": 4.0})
-    at = _open(url, monkeypatch, "pages/run.py", run=str(run_id))
+    at = _open(url, monkeypatch, "views/run.py", run=str(run_id))
     text = _texts(at)
     assert "No distribution update yet" in text and "6 updates planned" in text
     assert "only DDPNAS and DARTS" not in text
@@ -94,7 +94,7 @@ def test_the_page_redraws_when_a_live_run_finishes(store, monkeypatch) -> None:
     rec.on_start({"search_epochs": 2})
     s.claim_run(run_id)
     rec.on_epoch(0, {"phase": "search", "val_metric": 0.3, "metric_name": "mean_f1", "wall_time": 1.0})
-    at = _open(url, monkeypatch, "pages/run.py", run=str(run_id))
+    at = _open(url, monkeypatch, "views/run.py", run=str(run_id))
     assert "No architecture recorded yet" in _texts(at)
     assert _metrics(at)["val mean F1"] == "0.3"  # an AU run names its metric
     rec.on_epoch(1, {"phase": "search", "val_metric": 0.4, "metric_name": "mean_f1", "wall_time": 1.0})
@@ -127,7 +127,7 @@ def test_darts_distribution_uses_one_colour_scale_over_the_run(store, monkeypatc
         thetas.append(theta)
         rec.on_distribution(u, u - 1, theta, np.ones((3, 4), dtype=bool), {})
     s.set_state(run_id, "completed")
-    at = _open(url, monkeypatch, "pages/run.py", run=str(run_id))
+    at = _open(url, monkeypatch, "views/run.py", run=str(run_id))
     flat = np.concatenate([t.ravel() for t in thetas])
 
     def heatmap_range() -> tuple[float, float]:
@@ -171,18 +171,18 @@ def test_hpo_and_train_runs_get_their_own_tabs(store, monkeypatch) -> None:
                           "test_metrics": {"accuracy": 0.58, "macro_f1": 0.51}})  # fmt: skip
     s.set_state(train, "completed")
 
-    at = _open(url, monkeypatch, "pages/run.py", run=str(hpo))
+    at = _open(url, monkeypatch, "views/run.py", run=str(hpo))
     assert [t.label for t in at.tabs] == ["Trials", "Artifacts", "Config"]
     assert "No epoch recorded yet" not in _texts(at)
     assert _metrics(at)["Trials"] == "8 / 8" and _metrics(at)["trial #3: value"] == "0.61"
     assert list(at.dataframe[0].value.iloc[0]) == ["3.16e-03", "sgd"]  # not 0.00316227766
 
-    at = _open(url, monkeypatch, "pages/run.py", run=str(train))
+    at = _open(url, monkeypatch, "views/run.py", run=str(train))
     assert [t.label for t in at.tabs] == ["Architecture", "Artifacts", "Config"]
     metrics = _metrics(at)
     assert metrics["test accuracy"] == "0.58" and metrics["macro_f1"] == "0.51"
 
-    at = _open(url, monkeypatch, "pages/run.py", run=str(search))
+    at = _open(url, monkeypatch, "views/run.py", run=str(search))
     assert "Candidate ranking" in [t.label for t in at.tabs]
     ranking = next(d.value for d in at.dataframe if "val metric" in d.value.columns)
     assert list(ranking["val metric"]) == [0.5, 0.4]  # best first

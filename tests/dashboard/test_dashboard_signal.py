@@ -74,16 +74,16 @@ def test_runs_table_has_a_signal_column(runs, monkeypatch: pytest.MonkeyPatch) -
 
 def test_run_page_banner_says_when_nothing_was_learned(runs, monkeypatch: pytest.MonkeyPatch) -> None:
     url, ids = runs
-    at = _open(url, monkeypatch, "pages/run.py", run=str(ids["nothing"]))
+    at = _open(url, monkeypatch, "views/run.py", run=str(ids["nothing"]))
     (banner,) = [e.value for e in at.error]
     assert f"NO SIGNAL: train run #{ids['nothing']} shows no sign of learning" in banner
     assert "`metric_at_chance`" in banner and "`predictions_collapsed`" in banner and "Angry" in banner
 
-    at = _open(url, monkeypatch, "pages/run.py", run=str(ids["weak"]))
+    at = _open(url, monkeypatch, "views/run.py", run=str(ids["weak"]))
     assert not at.error and any("few_classes_predicted" in w.value for w in at.warning)
 
     for quiet in ("learned", "unchecked"):
-        at = _open(url, monkeypatch, "pages/run.py", run=str(ids[quiet]))
+        at = _open(url, monkeypatch, "views/run.py", run=str(ids[quiet]))
         assert not at.error and not any("Learning checks" in w.value for w in at.warning), quiet
 
 
@@ -99,6 +99,6 @@ def test_retrieval_page_banner_for_an_index_whose_codes_collapsed(tmp_path, monk
     index.extra = {"signal": check_index(index.codes, n_bits=16, labels=index.labels, embeddings=emb)}
     index.save(tmp_path / "index")
     monkeypatch.setenv("AUTOML_INDEXES", str(tmp_path / "index"))
-    at = _open(f"sqlite:///{tmp_path / 'none.db'}", monkeypatch, "pages/retrieval.py")
+    at = _open(f"sqlite:///{tmp_path / 'none.db'}", monkeypatch, "views/retrieval.py")
     banners = [e.value for e in at.error]
     assert any("NO SIGNAL: index" in b and "`codes_few_distinct`" in b for b in banners), banners

@@ -59,13 +59,13 @@ elif run["liveness"] in ("stale", "dead"):
     )
 ui.signal_banner(summary.get("signal"), f"{run['kind']} run #{run['id']}")
 if run["kind"] == "hpo" and summary.get("study"):
-    st.page_link("pages/hpo.py", label=f"Open Optuna study '{summary['study']}'", icon=":material/tune:",
+    st.page_link("views/hpo.py", label=f"Open Optuna study '{summary['study']}'", icon=":material/tune:",
                  query_params={"study": str(summary["study"])})  # fmt: skip
     if summary.get("storage"):
         st.caption(f"study storage: `{summary['storage']}` (the HPO page reads `automl dashboard --storage`, "
                    "by default the store itself)")  # fmt: skip
 if run.get("parent_run_id"):
-    st.page_link("pages/run.py", label=f"Parent run #{run['parent_run_id']}", icon=":material/arrow_upward:",
+    st.page_link("views/run.py", label=f"Parent run #{run['parent_run_id']}", icon=":material/arrow_upward:",
                  query_params={"run": str(run["parent_run_id"])})  # fmt: skip
 
 live = st.toggle(
@@ -167,7 +167,7 @@ def search_result() -> None:
         head = child["headline"]
         label = (f"Trained as run #{child['id']} ({child['shown_state']}): "
                  f"{head.label(short=False)} {ui.fmt_number(head.value)}")  # fmt: skip
-        st.page_link("pages/run.py", label=label, icon=":material/model_training:",
+        st.page_link("views/run.py", label=label, icon=":material/model_training:",
                      query_params={"run": str(child["id"])})  # fmt: skip
     if not trainings:
         st.caption(f"The search's metric is one sampled path's on the validation split. Train the "
@@ -364,7 +364,7 @@ def trials_panel() -> None:
         for col, (state_name, n) in zip(cols, sorted(counts.items()), strict=False):
             col.metric(state_name, n)
     if summary.get("study"):
-        st.page_link("pages/hpo.py", label=f"Open Optuna study '{summary['study']}' on the HPO page",
+        st.page_link("views/hpo.py", label=f"Open Optuna study '{summary['study']}' on the HPO page",
                      icon=":material/tune:", query_params={"study": str(summary["study"])})  # fmt: skip
     children = queries.runs_by_id(engine, [c["id"] for c in queries.child_runs(engine, run_id, limit=500)])
     if children:

@@ -85,14 +85,14 @@ def runs_table() -> None:
     selected = [int(table.iloc[i]["id"]) for i in (event.selection.rows if event is not None else [])]
     if len(selected) == 1:
         st.page_link(
-            "pages/run.py",
+            "views/run.py",
             label=f"Open run #{selected[0]}",
             icon=":material/monitoring:",
             query_params={"run": str(selected[0])},
         )
     elif len(selected) > 1:
         st.page_link(
-            "pages/compare.py",
+            "views/compare.py",
             label=f"Compare runs {', '.join(f'#{i}' for i in selected)}",
             icon=":material/compare_arrows:",
             query_params={"runs": ",".join(map(str, selected))},
