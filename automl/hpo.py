@@ -25,6 +25,7 @@ import dataclasses
 import json
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -396,6 +397,10 @@ def create_or_load_study(
         )
     if stored is None:
         study.set_user_attr("objectives", list(objectives))
+    with warnings.catch_warnings():  # metric names are an experimental Optuna API (since 3.2)
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if study.metric_names is None:  # Optuna's own place for them: its plots and dashboards read it
+            study.set_metric_names(list(objectives))
     for key, value in (attrs or {}).items():
         if key not in study.user_attrs:
             study.set_user_attr(key, value)

@@ -478,6 +478,43 @@ def optuna_studies(engine: Engine) -> list[dict[str, Any]]:
     return out
 
 
+def study_attributes(engine: Engine, study_id: int) -> dict[str, Any]:
+    """A study's user attributes plus Optuna's own ``metric_names`` (None when never set):
+    ``automl hpo`` keeps its objectives' names in both."""
+    with engine.connect() as conn:
+        users = conn.execute(
+            text("SELECT key, value_json FROM study_user_attributes WHERE study_id = :sid"),
+            {"sid": int(study_id)},
+        ).all()
+        names = conn.execute(
+            text("SELECT value_json FROM study_system_attributes WHERE study_id = :sid AND key = :key"),
+            {"sid": int(study_id), "key": "study:metric_names"},
+        ).scalar()
+    attrs = {key: _loads(value) for key, value in users}
+    return {"user_attrs": attrs, "metric_names": _loads(names) if names else None}
+
+
+def study_version(engine: Engine, study_id: int) -> tuple[int, int]:
+    """Changes whenever a trial reports: (intermediate values, finished values) recorded for the
+    study. With the trial counts per state it keys the page's caches, so a running trial's new
+    intermediate value is drawn at the next refresh and nothing is reloaded otherwise."""
+    joined = "JOIN trials t ON v.trial_id = t.trial_id WHERE t.study_id = :sid"
+    query = text(
+        f"SELECT (SELECT COUNT(*) FROM trial_intermediate_values v {joined}), "
+        f"(SELECT COUNT(*) FROM trial_values v {joined})"
+    )
+    with engine.connect() as conn:
+        row = conn.execute(query, {"sid": int(study_id)}).one()
+    return int(row[0]), int(row[1])
+
+
+def _loads(value: Any) -> Any:
+    try:
+        return json.loads(value) if isinstance(value, str) else value
+    except json.JSONDecodeError:
+        return value
+
+
 def count_trials(engine: Engine, study_id: int, states: Sequence[str]) -> int:
     query = text("SELECT COUNT(*) FROM trials WHERE study_id = :sid AND state IN :states").bindparams(
         bindparam("states", expanding=True)
@@ -523,6 +560,12 @@ def trials_page(
             ).bindparams(bindparam("ids", expanding=True)),
             {"ids": ids},
         ).all()
+        attrs = conn.execute(
+            text(
+                "SELECT trial_id, key, value_json FROM trial_user_attributes WHERE trial_id IN :ids"
+            ).bindparams(bindparam("ids", expanding=True)),
+            {"ids": ids},
+        ).all()
     rows: dict[int, dict[str, Any]] = {}
     for t in trials:
         start, end = _as_datetime(t.datetime_start), _as_datetime(t.datetime_complete)
@@ -536,6 +579,8 @@ def trials_page(
         rows[trial_id][f"value_{objective}"] = _trial_value(value, value_type)
     for trial_id, name, value, dist_json in params:
         rows[trial_id][f"param: {name}"] = _external_param(value, dist_json)
+    for trial_id, key, value in attrs:
+        rows[trial_id][f"attr: {key}"] = _loads(value)
     return [rows[i] for i in ids]
 
 

@@ -84,6 +84,26 @@ class StudySource:
         finally:
             close_storage(storage)
 
+    def attributes(self, study: dict[str, Any]) -> dict[str, Any]:
+        """The study's user attributes and ``metric_names`` (see :func:`objective_names`)."""
+        if self.engine is not None:
+            return queries.study_attributes(self.engine, study["study_id"])
+        storage = open_optuna_storage(self.url)
+        try:
+            names = storage.get_study_system_attrs(study["study_id"]).get("study:metric_names")
+            return {"user_attrs": storage.get_study_user_attrs(study["study_id"]), "metric_names": names}
+        finally:
+            close_storage(storage)
+
+    def version(self, study: dict[str, Any]) -> tuple:
+        """Changes whenever a trial starts, ends or reports (the caches' key): the trial counts
+        per state plus the values recorded (RDB), or the journal file's size and time."""
+        counts = tuple(sorted(study["counts"].items()))
+        if self.engine is not None:
+            return counts + queries.study_version(self.engine, study["study_id"])
+        stat = journal_file(self.url).stat()
+        return (*counts, stat.st_size, stat.st_mtime_ns)
+
     def count_trials(self, study: dict[str, Any], states: Sequence[str], trials: list[FrozenTrial]) -> int:
         if self.engine is not None:
             return queries.count_trials(self.engine, study["study_id"], states) if states else 0
@@ -121,4 +141,52 @@ def trial_row(t: FrozenTrial) -> dict[str, Any]:
         row[f"value_{i}"] = v
     for name, value in t.params.items():
         row[f"param: {name}"] = value
+    for key, value in t.user_attrs.items():
+        row[f"attr: {key}"] = value
     return row
+
+
+# -- what the page shows of a study ------------------------------------------------------------
+OBJECTIVE_LABELS = {"accuracy": "val accuracy", "mean_f1": "val mean F1", "latency": "latency (ms)",
+                    "params": "params (M)"}  # fmt: skip
+SHOWN_ATTRS = {"train_run_id": "train run", "latency_ms": "latency (ms)", "params_m": "params (M)",
+               "mflops": "MFLOPs", "epochs": "epochs", "signal": "signal", "error": "error"}  # fmt: skip
+
+
+def objective_names(directions: Sequence[str], attributes: dict[str, Any]) -> list[str]:
+    """A label per objective: Optuna's ``metric_names`` when set, else the ``objectives`` user
+    attribute ``automl hpo`` writes (``accuracy`` -> ``val accuracy``: trials score the HPO
+    validation split), else Optuna's own ``objective i``."""
+    names = attributes.get("metric_names") or (attributes.get("user_attrs") or {}).get("objectives") or []
+    if not isinstance(names, list) or len(names) != len(directions):
+        return [f"objective {i}" for i in range(len(directions))]
+    return [OBJECTIVE_LABELS.get(str(n), str(n)) for n in names]
+
+
+def table_rows(rows: Sequence[dict[str, Any]], names: Sequence[str]) -> list[dict[str, Any]]:
+    """Trial rows as the table shows them: objectives under their names, the train run as a
+    ``run?run=N`` link, the learning checks' flag, params and numbers at readable precision,
+    durations in words, the bookkeeping attributes (worker, hashes, ids) left out."""
+    from automl.learning_checks import signal_flag
+    from dashboard.ui import fmt_number, fmt_param, fmt_seconds
+
+    out = []
+    for row in rows:
+        shown: dict[str, Any] = {"trial": row["number"], "state": row["state"]}
+        for i, name in enumerate(names):
+            value = row.get(f"value_{i}")
+            shown[name] = fmt_number(value) if value is not None else "-"
+        for key, label in SHOWN_ATTRS.items():
+            value = row.get(f"attr: {key}")
+            if key == "train_run_id":
+                shown[label] = f"run?run={value}" if isinstance(value, int) else None
+            elif key == "signal":
+                shown[label] = signal_flag(value if isinstance(value, dict) else None)
+            elif value is not None:
+                shown[label] = fmt_number(value) if isinstance(value, float) else str(value)
+        for key, value in row.items():
+            if key.startswith("param: "):
+                shown[key.removeprefix("param: ")] = fmt_param(value)
+        shown["duration"] = fmt_seconds(row.get("duration_s"))
+        out.append(shown)
+    return out

@@ -18,7 +18,9 @@ import plotly.graph_objects as go
 from optuna.trial import FrozenTrial, TrialState
 
 PLOT_TRIAL_CAP = 2000
-PLOTTED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+# RUNNING trials are kept: their intermediate values and timeline bars are how a study is
+# watched while it runs (the value-based plots skip them by themselves).
+PLOTTED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
 KINDS = ("history", "intermediate", "parallel", "importances", "pareto", "timeline")
 
 
@@ -58,30 +60,37 @@ def summary(study: optuna.Study) -> dict[str, Any]:
             "best_params": best.params}  # fmt: skip
 
 
-def _target(directions: Sequence[str], objective: int, *, for_importance: bool) -> dict[str, Any]:
-    """Multi-objective plots need one objective as target. Importance evaluators assume the target
-    is minimised, so a maximised objective is negated there (its importances are unchanged)."""
+def _target(
+    directions: Sequence[str], objective: int, *, for_importance: bool, names: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """The objective to draw and its name (``names``, else ``objective i``). Multi-objective plots
+    need one objective as target. Importance evaluators assume the target is minimised, so a
+    maximised objective is negated there (its importances are unchanged)."""
+    name = names[objective] if names and objective < len(names) else f"objective {objective}"
     if len(directions) < 2:
-        return {}
+        return {"target_name": name}
     sign = -1.0 if for_importance and directions[objective] == "maximize" else 1.0
-    return {"target": lambda t: sign * t.values[objective], "target_name": f"objective {objective}"}
+    return {"target": lambda t: sign * t.values[objective], "target_name": name}
 
 
-def figure(study: optuna.Study, kind: str, objective: int = 0) -> go.Figure | str:
-    """One figure, or a sentence saying why this study cannot have it."""
+def figure(
+    study: optuna.Study, kind: str, objective: int = 0, names: Sequence[str] | None = None
+) -> go.Figure | str:
+    """One figure, or a sentence saying why this study cannot have it; ``names`` label the
+    objectives (the axis titles Optuna would call "Objective Value")."""
     directions = [d.name.lower() for d in study.directions]
     multi = len(directions) > 1
     vis = optuna.visualization
     n_complete = sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
     builders = {
         "history": lambda: vis.plot_optimization_history(study, **_target(directions, objective,
-                                                                         for_importance=False)),
+                                                                         for_importance=False, names=names)),
         "intermediate": lambda: vis.plot_intermediate_values(study),
         "parallel": lambda: vis.plot_parallel_coordinate(study, **_target(directions, objective,
-                                                                         for_importance=False)),
+                                                                         for_importance=False, names=names)),
         "importances": lambda: vis.plot_param_importances(study, **_target(directions, objective,
-                                                                          for_importance=True)),
-        "pareto": lambda: vis.plot_pareto_front(study),
+                                                                          for_importance=True, names=names)),
+        "pareto": lambda: vis.plot_pareto_front(study, target_names=list(names) if names else None),
         "timeline": lambda: vis.plot_timeline(study),
     }  # fmt: skip
     if kind not in builders:
@@ -96,6 +105,18 @@ def figure(study: optuna.Study, kind: str, objective: int = 0) -> go.Figure | st
         with warnings.catch_warnings():
             # Optuna warns that custom targets are taken as minimised; _target() handles it.
             warnings.simplefilter("ignore", UserWarning)
-            return builders[kind]()
+            fig = builders[kind]()
     except (ValueError, RuntimeError, ZeroDivisionError) as exc:
         return f"Not available for these trials ({str(exc).splitlines()[0]})."
+    return _polish(fig, kind)
+
+
+def _polish(fig: go.Figure, kind: str) -> go.Figure:
+    """Room for the parallel-coordinates axis labels (Optuna's default margins clip the first and
+    last axis), whole-number ticks where the x axis is a trial number or a step."""
+    if kind == "parallel":
+        fig.update_layout(margin=dict(l=110, r=110, t=80, b=40))
+    if kind in ("history", "intermediate"):
+        fig.update_xaxes(tickformat="d")
+    fig.update_layout(height=max(fig.layout.height or 0, 420))
+    return fig

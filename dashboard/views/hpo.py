@@ -17,7 +17,7 @@ from optuna.trial import FrozenTrial
 
 from dashboard import queries, study_plots, ui
 from dashboard import studies as studies_mod
-from dashboard.settings import safe_url
+from dashboard.settings import LIVE_REFRESH_SECONDS, safe_url
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -44,14 +44,15 @@ if not studies:
     st.stop()
 
 
-@st.cache_data(ttl=15, show_spinner="Loading trials...")
+@st.cache_data(ttl=600, max_entries=8, show_spinner="Loading trials...")
 def load_trials(url: str, study_name: str, version: tuple) -> tuple[list[str], list[FrozenTrial]]:
-    """All trials of a study through Optuna's storage API; ``version`` (the trial count per state)
-    keys the cache so a finished or new trial shows up."""
+    """All trials of a study through Optuna's storage API. ``version`` (trial counts per state and
+    the values recorded, :meth:`StudySource.version`) keys the cache: a new report of a running
+    trial reloads it, an unchanged study never does."""
     return studies_mod.load_study_trials(url, study_name)
 
 
-@st.cache_resource(ttl=60, max_entries=8, show_spinner=False)
+@st.cache_resource(ttl=600, max_entries=8, show_spinner=False)
 def plot_study(url: str, study_name: str, version: tuple, states: tuple[str, ...]) -> tuple[Any, bool, dict]:
     """The in-memory study the plots draw (capped, see dashboard.study_plots), whether it was
     subsampled, and the best trial(s) of the full selection. Cached as a resource and only read:
@@ -63,13 +64,25 @@ def plot_study(url: str, study_name: str, version: tuple, states: tuple[str, ...
     return (study_plots.memory_study(directions, subset) if capped else study), capped, best
 
 
-@st.cache_data(ttl=60, max_entries=64, show_spinner="Drawing...")
+@st.cache_resource(ttl=600, max_entries=32, show_spinner="Drawing...")
 def cached_figure(
-    url: str, study_name: str, version: tuple, states: tuple[str, ...], kind: str, objective: int
-):
+    url: str, study_name: str, version: tuple, states: tuple[str, ...], kind: str, objective: int,
+    names: tuple[str, ...],
+):  # fmt: skip
+    """One figure, built once per study version (a resource: returned as is, not unpickled on
+    every rerun as st.cache_data would)."""
     study, _, _ = plot_study(url, study_name, version, states)
-    return study_plots.figure(study, kind, objective)
+    return study_plots.figure(study, kind, objective, list(names))
 
+
+PLOT_NAMES = {
+    "history": "History",
+    "intermediate": "Intermediate values",
+    "parallel": "Parallel coordinates",
+    "importances": "Importances",
+    "pareto": "Pareto front",
+    "timeline": "Timeline",
+}
 
 by_name = {s["name"]: s for s in studies}
 names = list(by_name)
@@ -78,77 +91,97 @@ name = st.selectbox(
     "Study", names, index=names.index(wanted) if wanted in by_name else 0, key="study",
     format_func=lambda n: f"{n} ({by_name[n]['n_trials']} trials)",
 )  # fmt: skip
-info = by_name[name]
-counts = info["counts"]
-st.caption(
-    f"{'Directions' if len(info['directions']) > 1 else 'Direction'}: "
-    + ", ".join(d.lower() for d in info["directions"])
+running_now = by_name[name]["counts"].get("RUNNING", 0)
+live = st.toggle(
+    "Live",
+    value=running_now > 0,
+    key="hpo_live",
+    help=f"Re-read the study every {LIVE_REFRESH_SECONDS:g} s (on by default while trials are running).",
 )
-cols = st.columns(len(queries.TRIAL_STATES))
-for col, state in zip(cols, queries.TRIAL_STATES, strict=True):
-    col.metric(state.lower(), counts.get(state, 0))
 
-present = [s for s in queries.TRIAL_STATES if counts.get(s)]
-c1, c2 = st.columns([3, 1])
-hide_pruned = c2.toggle("Hide pruned trials", value=False, key="hide_pruned")
-states = c1.multiselect(
-    "Trial states",
-    present,
-    default=[s for s in present if not (hide_pruned and s == "PRUNED")],
-    key="trial_states",
-)
-if hide_pruned:
-    states = [s for s in states if s != "PRUNED"]
 
-version = tuple(sorted(counts.items()))
-directions, trials = load_trials(storage_url, name, version)
-key = (storage_url, name, version, tuple(states))
-multi = len(directions) > 1
-_, capped, best = plot_study(*key)
-if best.get("complete"):
-    if multi:
-        st.caption(f"{best['pareto']} trial(s) on the Pareto front.")
-    else:
-        st.success(
-            f"Best trial #{best['best_number']}: value {best['best_value']:.6g} with {best['best_params']}"
-        )
-if capped:
-    st.caption(f"Plots draw {study_plots.PLOT_TRIAL_CAP:,} of the selected trials (evenly spaced, best ones "
-               "included); the Trials tab lists every one.")  # fmt: skip
+def best_trial(best: dict[str, Any], objective_labels: list[str]) -> None:
+    """The best trial: its value under the objective's name and its params as a small table."""
+    st.success(f"Best trial #{best['best_number']}: {objective_labels[0]} {best['best_value']:.4g}")
+    params = {k: ui.fmt_param(v) for k, v in best["best_params"].items()}
+    st.dataframe(ui.filled(pd.DataFrame([params])), hide_index=True, key="best_params")
 
-objective = 0
-if multi:
-    objective = st.selectbox(
-        "Objective for the single-objective plots",
-        range(len(directions)),
-        format_func=lambda i: f"objective {i} ({directions[i]})",
-        key="objective",
+
+@st.fragment(run_every=LIVE_REFRESH_SECONDS if live else None)
+def study_view() -> None:
+    """Everything below the study picker; alone re-executed while Live is on. Only the plot the
+    user picked is built (a segmented control, not tabs: Streamlit renders every tab's content on
+    every rerun, and six figures of a 600-trial study cost seconds)."""
+    info = {s["name"]: s for s in source.studies()}.get(name)
+    if info is None:
+        st.warning(f"Study '{name}' is no longer in this storage.")
+        return
+    counts = info["counts"]
+    attributes = source.attributes(info)
+    directions_shown = [d.lower() for d in info["directions"]]
+    labels = studies_mod.objective_names(directions_shown, attributes)
+    st.caption(
+        ("Objectives: " if len(labels) > 1 else "Objective: ")
+        + ", ".join(f"{label} ({d})" for label, d in zip(labels, directions_shown, strict=True))
     )
+    cols = st.columns(len(queries.TRIAL_STATES))
+    for col, state in zip(cols, queries.TRIAL_STATES, strict=True):
+        col.metric(state.lower(), counts.get(state, 0))
+    if counts.get("RUNNING"):
+        st.caption(f"{counts['RUNNING']} trial(s) running: their intermediate values and timeline bars are "
+                   "drawn as they report.")  # fmt: skip
 
+    present = [s for s in queries.TRIAL_STATES if counts.get(s)]
+    c1, c2 = st.columns([3, 1])
+    hide_pruned = c2.toggle("Hide pruned trials", value=False, key="hide_pruned")
+    if "trial_states" in st.session_state:  # a state can vanish (the last running trial ended)
+        st.session_state["trial_states"] = [s for s in st.session_state["trial_states"] if s in present]
+        states = c1.multiselect("Trial states", present, key="trial_states")
+    else:
+        states = c1.multiselect("Trial states", present, default=present, key="trial_states")
+    if hide_pruned:
+        states = [s for s in states if s != "PRUNED"]
 
-def show(kind: str) -> None:
-    fig = cached_figure(*key, kind, objective)
+    version = source.version(info)
+    directions, trials = load_trials(storage_url, name, version)
+    key = (storage_url, name, version, tuple(states))
+    multi = len(directions) > 1
+    _, capped, best = plot_study(*key)
+    if best.get("complete"):
+        if multi:
+            st.caption(f"{best['pareto']} trial(s) on the Pareto front.")
+        else:
+            best_trial(best, labels)
+    if capped:
+        st.caption(f"Plots draw {study_plots.PLOT_TRIAL_CAP:,} of the selected trials (evenly spaced, "
+                   "best ones included); the trial table lists every one.")  # fmt: skip
+
+    objective = 0
+    if multi:
+        objective = st.selectbox(
+            "Objective for the single-objective plots",
+            range(len(directions)),
+            format_func=lambda i: f"{labels[i]} ({directions[i]})",
+            key="objective",
+        )
+    kinds = [k for k in study_plots.KINDS if multi or k != "pareto"]
+    kind = st.segmented_control(
+        "Plot", kinds, format_func=PLOT_NAMES.get, default="history", key="hpo_plot"
+    ) or "history"  # fmt: skip
+    fig = cached_figure(*key, kind, objective, tuple(labels))
     if isinstance(fig, str):
         st.info(fig)
     else:
-        st.plotly_chart(fig, key=kind)
+        st.plotly_chart(fig, key=f"plot_{kind}")
+    trial_table(info, states, trials, labels)
 
 
-tabs = st.tabs(
-    [
-        "History",
-        "Intermediate values",
-        "Parallel coordinates",
-        "Importances",
-        "Pareto front",
-        "Timeline",
-        "Trials",
-    ]
-)
-for tab, kind in zip(tabs[:6], study_plots.KINDS, strict=True):
-    with tab:
-        show(kind)
-with tabs[6]:
+def trial_table(
+    info: dict[str, Any], states: list[str], trials: list[FrozenTrial], labels: list[str]
+) -> None:
+    """The trials, paged in SQL (in Python for a journal), with their objectives named, their
+    train run linked and automl's attributes (latency, params, MFLOPs, learning checks)."""
+    st.subheader("Trials")
     total = source.count_trials(info, states, trials)
     page_size = 50
     pages = max(1, math.ceil(total / page_size))
@@ -156,13 +189,14 @@ with tabs[6]:
     page = int(t1.number_input(f"Page (of {pages})", min_value=1, max_value=pages, value=1, key="trial_page"))
     newest_first = t2.toggle("Newest first", value=False, key="trial_desc")
     rows = source.trials_page(
-        info,
-        states,
-        trials,
-        limit=page_size,
-        offset=(page - 1) * page_size,
-        descending=newest_first,
+        info, states, trials, limit=page_size, offset=(page - 1) * page_size, descending=newest_first
     )
     st.caption(f"{total} trial(s) in the selected states.")
     if rows:
-        st.dataframe(pd.DataFrame(rows), hide_index=True, key="trials_table")
+        frame = ui.filled(pd.DataFrame(studies_mod.table_rows(rows, labels)))
+        link = st.column_config.LinkColumn("train run", display_text=r"run\?run=(\d+)",
+                                           help="The training run this trial recorded.")  # fmt: skip
+        st.dataframe(frame, hide_index=True, key="trials_table", column_config={"train run": link})
+
+
+study_view()
