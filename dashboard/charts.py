@@ -172,6 +172,7 @@ def theta_heatmap(
     names: Sequence[Sequence[str]] | None = None,
     title: str = "",
     zrange: tuple[float, float] | None = None,
+    colour_title: str = "theta",
 ) -> go.Figure:
     """Theta per decision (rows) x op (columns); pruned ops greyed and marked with a cross.
 
@@ -184,7 +185,9 @@ def theta_heatmap(
     mask = np.ones_like(t, dtype=bool) if alive is None else np.asarray(alive, dtype=bool)
     if mask.shape != t.shape:
         mask = np.ones_like(t, dtype=bool)
-    shown = np.where(mask, t, np.nan)
+    padding = padding_mask(names, t.shape)
+    mask = mask | padding  # a row shorter than the widest has no op there: blank, not "pruned"
+    shown = np.where(mask & ~padding, t, np.nan)
     if zrange is None:
         finite = shown[np.isfinite(shown)]
         zrange = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
@@ -209,11 +212,12 @@ def theta_heatmap(
             zmax=float(zrange[1]),
             text=hover,
             hoverinfo="text",
-            colorbar=dict(title="theta"),
+            colorbar=dict(title=colour_title),
             hoverongaps=False,
             name="theta",
         )
     )
+    hover = [[("" if padding[i, j] else text) for j, text in enumerate(row)] for i, row in enumerate(hover)]
     rows, cols = np.nonzero(~mask)
     if rows.size:
         fig.add_trace(
@@ -235,6 +239,18 @@ def theta_heatmap(
         yaxis=dict(autorange="reversed"),
     )
     return fig
+
+
+def padding_mask(names: Sequence[Sequence[str]] | None, shape: tuple[int, ...]) -> np.ndarray:
+    """Cells that are no op at all (``-`` in :func:`cell_names`: a decision with fewer candidates
+    than the widest one, e.g. a face-space layer with 6 ops beside one with 7)."""
+    out = np.zeros(shape, dtype=bool)
+    if names is None:
+        return out
+    for i, row in enumerate(names[: shape[0]]):
+        for j, name in enumerate(row[: shape[1]]):
+            out[i, j] = name == "-"
+    return out
 
 
 def pruning_figure(
@@ -263,10 +279,11 @@ def pruning_figure(
             ),
             secondary_y=prunes,
         )  # fmt: skip
-    fig.update_yaxes(title_text="ops still alive", secondary_y=False, visible=prunes, rangemode="tozero")
+    fig.update_yaxes(title_text="ops still alive", secondary_y=False, visible=prunes,
+                     rangemode="tozero" if prunes else "normal")  # fmt: skip
     fig.update_yaxes(title_text="top-op share", secondary_y=True, visible=prunes, tickformat=".0%")
     if not prunes:
-        fig.update_yaxes(title_text="top-op share", tickformat=".1%", secondary_y=False, visible=True)
+        fig.update_yaxes(title_text="top-op share", tickformat=".2%", secondary_y=False, visible=True)
     fig.update_xaxes(title_text="update", **integer_ticks(xs))
     fig.update_layout(height=280, margin=dict(l=50, r=50, t=20, b=40), legend=dict(orientation="h", y=-0.3))
     return fig

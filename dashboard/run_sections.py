@@ -136,6 +136,16 @@ def color_range(thetas: Sequence[Sequence[Sequence[float]]]) -> tuple[float, flo
     return low, high
 
 
+def relative_to_uniform(theta: Sequence[Sequence[float]], n_ops: Sequence[int]) -> list[list[float]]:
+    """theta times its decision's op count: 1.0 is the uniform share, whatever the row's length.
+    Rows of 6 and 7 ops (1/6 vs 1/7) otherwise paint the scale by their length, not by choice."""
+    t = np.asarray(theta, dtype=float)
+    counts = np.asarray(n_ops, dtype=float).reshape(-1, 1)
+    if counts.shape[0] != t.shape[0]:
+        return t.tolist()
+    return (t * counts).tolist()
+
+
 def decidedness(theta: Sequence[Sequence[float]], alive: Sequence[Sequence[bool]] | None) -> float | None:
     """Mean over decisions of the top op's share of its row (alive ops only): 1/#ops when the
     search is undecided, 1.0 when every decision has one clear op. It moves even when nothing is

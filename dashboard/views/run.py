@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -210,14 +211,18 @@ def _theta_moved() -> None:
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def distribution_overview(url: str, rid: int, n_updates: int) -> tuple[tuple[float, float] | None, list]:
-    """The run's fixed colour range and its decidedness per update, from every snapshot; keyed by
-    the update count so a live run recomputes only when a new snapshot arrived."""
+def distribution_overview(url: str, rid: int, n_updates: int, n_ops: tuple[int, ...]) -> dict[str, Any]:
+    """The run's fixed colour ranges (of theta, and of theta relative to uniform) and its
+    decidedness per update, from every snapshot; keyed by the update count so a live run
+    recomputes only when a new snapshot arrived."""
     snaps = queries.distribution_thetas(engine, rid)
-    return (
-        run_sections.color_range([s["theta"] for s in snaps]),
-        [run_sections.decidedness(s["theta"], s["alive"]) for s in snaps],
-    )
+    return {
+        "theta": run_sections.color_range([s["theta"] for s in snaps]),
+        "relative": run_sections.color_range(
+            [run_sections.relative_to_uniform(s["theta"], n_ops) for s in snaps]
+        ),
+        "decided": [run_sections.decidedness(s["theta"], s["alive"]) for s in snaps],
+    }
 
 
 @st.fragment(run_every=LIVE_REFRESH_SECONDS if live else None)
@@ -246,31 +251,42 @@ def distribution_panel() -> None:
             format_func=lambda u: f"{u} (epoch {epoch_of[u]})",
             on_change=_theta_moved,
         )
-    zrange, decided = distribution_overview(ui.settings().db_url, run_id, len(stops))
     snap = queries.distribution_at(engine, run_id, chosen)
+    decided = None
     if snap is not None:
         theta = snap["theta"]
         alive = snap["alive"]
         n_rows, n_cols = len(theta), max((len(r) for r in theta), default=0)
         decisions, candidates = charts.plan_axes(plan, n_rows, n_cols)
-        n_alive = sum(bool(a) for row in alive for a in row) if alive else n_rows * n_cols
+        names = charts.cell_names(plan, n_rows, n_cols)
+        real = ~charts.padding_mask(names, (n_rows, n_cols))  # cells that are an op of their decision
+        kept = np.asarray(alive, dtype=bool) if alive else np.ones((n_rows, n_cols), dtype=bool)
+        n_ops = int(real.sum())
+        per_row = tuple(int(r) for r in real.sum(axis=1))
+        overview = distribution_overview(ui.settings().db_url, run_id, len(stops), per_row)
+        decided = overview["decided"]
+        relative = st.toggle("Relative to uniform (theta x #ops)", value=run["strategy"] == "darts",
+                             key="theta_relative", help="1 = the uniform share of its decision, so decisions "
+                             "with different numbers of ops share one scale.")  # fmt: skip
+        n_alive = int((kept & real).sum()) if kept.shape == real.shape else n_ops
         c = st.columns(4)
         c[0].metric("Update", f"{chosen} of {stops[-1]}")
-        c[1].metric("Ops alive", f"{n_alive} / {n_rows * n_cols}")
-        c[2].metric("Pruned ops", n_rows * n_cols - n_alive)
+        c[1].metric("Ops alive", f"{n_alive} / {n_ops}")
+        c[2].metric("Pruned ops", n_ops - n_alive)
         share = run_sections.decidedness(theta, alive)
         c[3].metric("Top-op share", f"{share:.1%}" if share is not None else "-",
                     help="Mean over decisions of the strongest op's share of its row: 1/#ops undecided, "
                     "100% decided.")  # fmt: skip
         st.plotly_chart(
             charts.theta_heatmap(
-                theta,
+                run_sections.relative_to_uniform(theta, real.sum(axis=1)) if relative else theta,
                 alive,
                 decisions,
                 candidates,
-                names=charts.cell_names(plan, n_rows, n_cols),
+                names=names,
                 title=f"theta after update {chosen} (epoch {snap['epoch']})",
-                zrange=zrange,
+                zrange=overview["relative" if relative else "theta"],
+                colour_title="theta x #ops" if relative else "theta",
             ),
             key="theta_heatmap",
         )

@@ -132,3 +132,16 @@ def test_found_ops_of_each_genotype_kind() -> None:
         run_sections.found_ops(darts) == "normal: sep_conv_3x3 x2, skip_connect x1; reduce: max_pool_3x3 x1"
     )
     assert run_sections.found_ops(None) is None
+
+
+def test_relative_to_uniform_and_padding_cells() -> None:
+    from dashboard import charts
+
+    theta = [[1 / 6] * 6 + [0.0], [1 / 7] * 7]
+    assert run_sections.relative_to_uniform(theta, [6, 7]) == pytest.approx([[1.0] * 6 + [0.0], [1.0] * 7])
+    names = [[f"op{j}" for j in range(6)] + ["-"], [f"op{j}" for j in range(7)]]
+    padding = charts.padding_mask(names, (2, 7))
+    assert padding.tolist() == [[False] * 6 + [True], [False] * 7]
+    fig = charts.theta_heatmap(theta, None, ["a", "b"], [f"c{j}" for j in range(7)], names=names)
+    z = np.asarray(fig.data[0].z, dtype=float)
+    assert np.isnan(z[0, 6]) and len(fig.data) == 1  # blank, and no "pruned" cross on a non-op

@@ -135,7 +135,11 @@ def test_darts_distribution_uses_one_colour_scale_over_the_run(store, monkeypatc
         trace = next(d for spec in specs for d in spec["data"] if d.get("type") == "heatmap")
         return trace["zmin"], trace["zmax"]
 
-    assert heatmap_range() == pytest.approx((flat.min(), flat.max()))  # not from 0
+    # DARTS opens relative to uniform (theta x 4 ops): 1.0 is undecided, whatever a row's length.
+    assert at.toggle(key="theta_relative").value is True
+    assert heatmap_range() == pytest.approx((4 * flat.min(), 4 * flat.max()))  # not from 0
+    at.toggle(key="theta_relative").set_value(False).run()
+    assert heatmap_range() == pytest.approx((flat.min(), flat.max()))
     at.select_slider(key="theta_update").set_value(1).run()
     assert heatmap_range() == pytest.approx((flat.min(), flat.max()))  # the same scale at update 1
     assert "rows sum to 1" in _texts(at)
