@@ -356,14 +356,19 @@ def embed_dataset(
     :class:`~automl.data.FaceData` (:func:`automl.face_data`), labels and class names included.
 
     Sources: the absolute path of each item's file when the data set was read from files
-    (``folder:``, ``rafdb:`` ...: :meth:`FaceData.sources`), else ``SPEC#SPLIT:i``."""
+    (``folder:``, ``rafdb:`` ...: :meth:`FaceData.sources`), else ``SPEC#SPLIT:i``. Such items
+    have no file to show, so for a spec the load options are kept with the model metadata (an
+    index built from it saves them as ``extra["source_data"]``): ``synth:`` faces are rendered
+    deterministically, and the dashboard renders the same split again to show them."""
     from automl.data import load_data
+    from automl.data.spec import parse_spec
     from hashing.stream import embed_uint8
 
     if split not in SPLITS:
         raise HashingError(f"split must be train, test or all, not {split!r}", param="split")
     model = _model(model)
-    if isinstance(spec, str):
+    loaded = isinstance(spec, str)
+    if loaded:
         ds = load_data(spec, image_size=model.image_size, channels=model.in_channels, n=n, seed=seed)
     else:  # a FaceData: embed_uint8 resizes and converts channels to what the model expects
         ds, spec = spec, spec.name
@@ -375,13 +380,21 @@ def embed_dataset(
     labels = np.concatenate([_labels_from_data(y) for _, y in parts[split]])
     names = [str(c) for c in ds.class_names]
     files = ds.sources(split) if hasattr(ds, "sources") else None
+    about = model_metadata(model)
+    if files is None and loaded:  # the load_data call that gives back the same rows
+        about["source_data"] = {"spec": spec, "split": split, "image_size": int(model.image_size),
+                                "channels": int(model.in_channels), "n": n, "seed": int(seed)}  # fmt: skip
+        if parse_spec(spec)[0] == "synth":  # a changed generator renders other faces: never shown
+            from automl.data.readers.synth import _source_hash
+
+            about["source_data"]["generator"] = _source_hash()
     return Embedded(
         emb,
         files if files is not None else [f"{spec}#{split}:{i}" for i in range(len(emb))],
         labels,
         class_names=names,
         label_names=names if labels.ndim == 2 else None,
-        model=model_metadata(model),
+        model=about,
     )
 
 

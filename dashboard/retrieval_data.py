@@ -10,7 +10,9 @@ at least one shared label for multi-label (AU) data.
 from __future__ import annotations
 
 import functools
+import math
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +36,40 @@ class Hits:
     ids: np.ndarray
     positions: np.ndarray
     distances: np.ndarray
+
+
+@dataclass(frozen=True)
+class Ties:
+    """How the top K ends: ``in_top`` of the ``shown`` results sit at the last one's ``distance``
+    and ``beyond`` more items of the index sit there too (which of them made the cut, and their
+    order, is arbitrary: FAISS breaks ties by position)."""
+
+    distance: int
+    in_top: int
+    beyond: int
+    shown: int
+
+
+@dataclass(frozen=True)
+class FaceChoice:
+    """What to do with an uploaded image: search at all, with the largest face's crop or the
+    whole image, and what to tell the user (a caption, or the warning when nothing is searched)."""
+
+    search: bool
+    crop: bool
+    note: str
+
+
+@dataclass
+class UploadQuery:
+    """An uploaded image made a query: its embedding (None: not searched, see ``choice``), the
+    faces found (0 with detection off) and the pixels searched (the face crop, or None: the whole
+    upload)."""
+
+    embedding: np.ndarray | None
+    choice: FaceChoice
+    faces: int
+    crop: np.ndarray | None = None
 
 
 def candidate_dirs(configured: Iterable[Path], recorded: Iterable[dict[str, Any]]) -> list[Path]:
@@ -122,18 +158,114 @@ def resolve_source(source: str, root: Path) -> Path | None:
 
 
 VIDEO_SOURCE = re.compile(r"^(?P<path>.+)#frame=(?P<frame>\d+)&face=(?P<face>\d+)$")
+DATA_SOURCE = re.compile(r"^(?P<spec>.+)#(?P<split>train|test|all):(?P<row>\d+)$")
 THUMBNAIL_SIDE = 320
+RENDER_LIMIT_BYTES = 256 * 1024 * 1024  # a synthetic split larger than this is not re-rendered
+REBUILD_NOTE = "synthetic source: rebuild the index to see its faces"
+GENERATOR_NOTE = "synthetic source: the face generator changed since the index was built; rebuild it"
 
 
-def source_image(source: str, root: Path) -> Path | np.ndarray | None:
-    """What to show for an item: its image file (:func:`resolve_source`), or for a face of a video
+def source_image(
+    source: str, root: Path, source_data: dict[str, Any] | None = None
+) -> Path | np.ndarray | None:
+    """What to show for an item: its image file (:func:`resolve_source`), for a face of a video
     (``automl index add --video`` records ``clip.mp4#frame=N&face=K``) that frame, decoded and
-    shrunk to :data:`THUMBNAIL_SIDE` pixels (RGB); None when neither can be found or read."""
-    m = VIDEO_SOURCE.match(source or "")
+    shrunk to :data:`THUMBNAIL_SIDE` pixels (RGB), or for a synthetic face (``synth:fer#test:17``)
+    the same face rendered again from the load options the index recorded (``source_data``:
+    ``extra["source_data"]``, :func:`synthetic_face`); None when none of these can be had
+    (:func:`missing_note` says why)."""
+    source = source or ""
+    if DATA_SOURCE.match(source) and is_synthetic(source):
+        return synthetic_face(source, source_data)
+    m = VIDEO_SOURCE.match(source)
     if m is None:
         return resolve_source(source, root)
     video = resolve_source(m["path"], root)
     return None if video is None else video_frame(video, int(m["frame"]))
+
+
+def is_synthetic(source: str) -> bool:
+    """``synth:...#SPLIT:i``: a face rendered by the generator, never a file."""
+    m = DATA_SOURCE.match(source or "")
+    return m is not None and m["spec"].strip().lower().startswith("synth:")
+
+
+def missing_note(source: str, source_data: dict[str, Any] | None = None) -> str:
+    """Why :func:`source_image` has nothing to show for ``source`` (a caption for the page)."""
+    if is_synthetic(source):
+        return synthetic_problem(source, source_data) or "synthetic source: the face could not be rendered"
+    if DATA_SOURCE.match(source or ""):
+        return "no image file: a row of a data set read from a single file"
+    return "image file not found" if source else "no source recorded"
+
+
+def synthetic_problem(source: str, source_data: dict[str, Any] | None) -> str | None:
+    """Why the face behind a ``synth:`` source cannot be rendered again faithfully (a caption;
+    None: it can): an index built before the load options were recorded, options that do not
+    name this item's spec and split, a changed generator (it would render other faces) or a
+    split too large to render for display."""
+    from automl.data.readers.synth import DEFAULT_N, _source_hash
+
+    m = DATA_SOURCE.match(source)
+    sd = source_data if isinstance(source_data, dict) else {}
+    if m is None or sd.get("spec") != m["spec"] or sd.get("split") != m["split"]:
+        return REBUILD_NOTE
+    if sd.get("generator") != _source_hash():
+        return GENERATOR_NOTE
+    try:
+        n, size, channels = int(sd.get("n") or DEFAULT_N), int(sd["image_size"]), int(sd["channels"])
+    except (KeyError, TypeError, ValueError):
+        return REBUILD_NOTE
+    if n * size * size * channels > RENDER_LIMIT_BYTES:
+        return f"synthetic source: {n:,} faces of {size}x{size} px are too many to render here"
+    return None
+
+
+def synthetic_face(source: str, source_data: dict[str, Any] | None) -> np.ndarray | None:
+    """uint8 (H, W) grey or (H, W, 3) RGB of the face behind ``synth:...#SPLIT:i``, exactly as it
+    was embedded: the split is rendered again (once: :func:`_rendered_split`) with the recorded
+    options. None when :func:`synthetic_problem` objects or the row is past the split's end."""
+    if synthetic_problem(source, source_data):
+        return None
+    m = DATA_SOURCE.match(source)
+    sd = source_data or {}
+    n = None if sd.get("n") is None else int(sd["n"])
+    from automl.errors import UserError
+
+    try:
+        faces = _rendered_split(
+            m["spec"], m["split"], int(sd["image_size"]), int(sd["channels"]), n, int(sd.get("seed") or 0)
+        )
+    except (UserError, ValueError):  # a spec or option this version rejects: nothing to show
+        return None
+    row = int(m["row"])
+    if row >= len(faces):
+        return None
+    face = faces[row]  # (C, H, W)
+    return np.ascontiguousarray(face[0] if face.shape[0] == 1 else face.transpose(1, 2, 0))
+
+
+_RENDER_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=2)
+def _rendered_split(
+    spec: str, split: str, image_size: int, channels: int, n: int | None, seed: int
+) -> np.ndarray:
+    """uint8 (N, C, H, W) of one split of a synthetic set, rendered by ``automl.data.load_data``
+    as ``embed_dataset`` did (so row ``i`` is the ``i``-th item of ``SPEC#SPLIT:i``). The
+    loader's disk cache is turned off meanwhile: the dashboard never writes a file. Two splits
+    are kept (a few MB each at the usual 48 px), so paging through results renders once."""
+    from unittest import mock
+
+    from automl.data import load_data
+    from automl.data.readers import synth
+
+    with _RENDER_LOCK, mock.patch.object(synth, "CACHE_MIN_PIXELS", math.inf):
+        ds = load_data(spec, image_size=image_size, channels=channels, n=n, seed=seed)
+    parts = {"train": [ds.train_x], "test": [ds.test_x]}
+    parts["all"] = parts["train"] + parts["test"]
+    return np.concatenate([x.numpy() for x in parts[split]])
 
 
 def video_frame(path: Path, frame: int, max_side: int = THUMBNAIL_SIDE) -> np.ndarray | None:
@@ -190,15 +322,102 @@ def search(index: HashIndex, embedding: np.ndarray, k: int, *, exclude_id: int |
     return Hits(ids=ids, positions=index.position_of(ids), distances=dist)
 
 
-def embed_upload(model_file: Path, data: bytes, *, detect: bool) -> tuple[np.ndarray, str]:
-    """Embed an uploaded image; returns the embedding and a note on how the face was found.
+def latest_trained_run(engine: Any, scan: int = 50) -> int | None:
+    """The newest completed train run that saved weights (only those export to TorchScript;
+    HPO trials' train runs keep none), among the last ``scan``; None when there is none."""
+    from dashboard import queries
 
-    When ``detect`` is on and no face is found the whole image is used (and the note says so), so
-    an already-cropped face still gets a result.
-    """
+    flt = queries.RunFilter(kinds=("train",), states=("completed",))
+    for run in queries.list_runs(engine, flt, limit=scan):
+        if any(c.get("kind") == "weights" for c in queries.run_checkpoints(engine, int(run["id"]))):
+            return int(run["id"])
+    return None
+
+
+def setup_commands(train_run: int | None) -> str:
+    """Shell commands that give a fresh machine an index this page can open, in order: a
+    search, a train run of its architecture (only a train run has weights to export), the
+    TorchScript export, the index build on the synthetic faces. With ``train_run`` (one this
+    store already holds) the first two are skipped."""
+    start = (
+        f"# run {train_run} is this store's newest trained run with weights\n"
+        if train_run is not None
+        else "automl search      # run 1: an architecture search on synth:fer\n"
+        "automl train 1     # train its architecture: a new train run (2 on a fresh store)\n"
+    )
+    run = train_run if train_run is not None else 2
+    return (
+        f"{start}automl export {run} --format torchscript --out model.pt\n"
+        "automl index build --model model.pt --data synth:fer --out faces.idx --eval-queries 200\n"
+        "automl dashboard --index faces.idx"
+    )
+
+
+def ties_at_cut(
+    index: HashIndex, embedding: np.ndarray, hits: Hits, *, exclude_id: int | None = None
+) -> Ties | None:
+    """How many of ``hits`` share the last one's Hamming distance, and how many more items of
+    the index (``exclude_id``, the query item itself, left out) sit at exactly that distance:
+    counted with a radius search, so the count is exact whatever K was. None without results."""
+    if not len(hits.distances):
+        return None
+    cut = int(hits.distances[-1])
+    in_top = int((hits.distances == cut).sum())
+    ball = index.range_search(embedding, cut)[0]
+    at_cut = ball.ids[ball.distances == cut]
+    if exclude_id is not None:
+        at_cut = at_cut[at_cut != exclude_id]
+    return Ties(distance=cut, in_top=in_top, beyond=max(0, len(at_cut) - in_top), shown=len(hits.ids))
+
+
+def tie_note(ties: Ties | None) -> str | None:
+    """The page's warning that the order of the top K is partly arbitrary; None when the K-th
+    distance is held by the K-th result alone."""
+    if ties is None or (ties.in_top < 2 and ties.beyond == 0):
+        return None
+    are = "is" if ties.in_top == 1 else "are"
+    head = f"{ties.in_top} of the top {ties.shown} {are} at distance {ties.distance}"
+    if ties.beyond == 0:
+        return f"{head}: their order is arbitrary."
+    more = f"{ties.beyond} more item{'s' if ties.beyond != 1 else ''}"
+    return (
+        f"{head} and {more} tie at {ties.distance}: their order, and which of them make the top "
+        f"{ties.shown}, is arbitrary."
+    )
+
+
+WHOLE_IMAGE_LABEL = "Search the whole image anyway"
+
+
+def face_choice(faces: int, *, detect: bool, whole_anyway: bool) -> FaceChoice:
+    """What an upload is searched with: the largest of the ``faces`` detected, the whole image
+    when detection is off, and with no face found nothing -- an image that shows no face would
+    otherwise be answered as if it were one -- unless the user asked for the whole image."""
+    if not detect:
+        return FaceChoice(True, False, "whole image used (face detection off)")
+    if faces == 0 and not whole_anyway:
+        return FaceChoice(
+            False,
+            False,
+            f"No face was detected in the uploaded image, so it was not searched. Upload a photo "
+            f"with a frontal face, or tick \"{WHOLE_IMAGE_LABEL}\" (e.g. for an already-cropped face).",
+        )
+    if faces == 0:
+        return FaceChoice(True, False, "no face detected: the whole image was searched, as asked")
+    if faces == 1:
+        return FaceChoice(True, True, "the detected face was used (shown)")
+    return FaceChoice(True, True, f"{faces} faces detected: the largest one was used (shown)")
+
+
+def embed_upload(model_file: Path, data: bytes, *, detect: bool, whole_anyway: bool = False) -> UploadQuery:
+    """Embed an uploaded image as :func:`face_choice` decides: the largest detected face,
+    cropped, resized and converted by the same rule as ``automl index build|query``
+    (``hashing.stream.image_input``), or the whole image; no embedding when it says not to
+    search. An undecodable file or one with too many pixels -> HashingError."""
     from hashing.errors import HashingError
+    from hashing.image_io import decode, fit
     from hashing.image_limits import check_image
-    from hashing.stream import FaceDetector, image_input
+    from hashing.stream import FaceDetector, image_input, with_margin
 
     # The header first: too many pixels -> ImageTooLargeError (a HashingError), nothing decoded.
     name = "the uploaded image"
@@ -206,17 +425,29 @@ def embed_upload(model_file: Path, data: bytes, *, detect: bool) -> tuple[np.nda
     if not data or check_image(bytes(data), name) is None:
         raise not_an_image
     model = _model(str(model_file), model_file.stat().st_mtime_ns)
-    # The same decode, crop and resize as `automl index build|query` (hashing.image_io).
     size, channels = model.image_size, model.in_channels
-    x, why, note = None, "", "whole image used (face detection off)"
+    faces, box, rgb = 0, None, None
     if detect:
-        x, why = image_input(bytes(data), size, channels, detector=FaceDetector(), name=name)
-        note = "largest detected face used" if x is not None else "no face detected: the whole image was used"
-    if x is None and why != "unreadable image":  # detection off, or no face: the whole image
-        x, why = image_input(bytes(data), size, channels, name=name)
+        rgb = decode(bytes(data), name)
+        if rgb is None:
+            raise not_an_image
+        boxes = FaceDetector().boxes(rgb[:, :, ::-1])  # one per call: a cascade is not shared
+        faces = len(boxes)
+        if faces:  # FaceDetector.face_box's rule: the largest, with its margin
+            largest = boxes[np.argmax(boxes[:, 2] * boxes[:, 3])]
+            box = with_margin(tuple(int(v) for v in largest), rgb.shape[:2])
+    choice = face_choice(faces, detect=detect, whole_anyway=whole_anyway)
+    if not choice.search:
+        return UploadQuery(None, choice, faces)
+    if box is not None and rgb is not None:
+        x0, y0, w, h = box
+        x = fit(rgb, size, channels, box).astype(np.float32) / 255.0
+        crop = np.ascontiguousarray(rgb[y0 : y0 + h, x0 : x0 + w])
+        return UploadQuery(model.embed(x[None]), choice, faces, crop)
+    x, _ = image_input(bytes(data), size, channels, name=name)  # the data readers' decode
     if x is None:
         raise not_an_image
-    return model.embed(x[None]), note
+    return UploadQuery(model.embed(x[None]), choice, faces)
 
 
 @functools.lru_cache(maxsize=4)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +21,18 @@ recorded = queries.recorded_indexes(engine) if engine is not None else []
 dirs = retrieval_data.candidate_dirs(settings.index_dirs, recorded)
 if not dirs:
     st.info("No retrieval index configured.")
+    trained = retrieval_data.latest_trained_run(engine) if engine is not None else None
     st.markdown(
-        "Build one from face images with an exported model, then open it here:\n\n"
-        "```bash\nautoml export RUN_ID --format torchscript --out model.pt\n"
-        "automl index build --help\nautoml dashboard --index PATH/TO/INDEX_DIR\n```"
+        "Build one with a trained model's TorchScript export (only a train run exports weights), "
+        f"then open it here:\n\n```bash\n{retrieval_data.setup_commands(trained)}\n```"
     )
+    st.caption("`automl index build --images DIR` indexes a folder of photos instead of `--data`.")
     st.stop()
+
+
+def _format(image: object) -> str:
+    """PNG for pixels (a 48-px face is small, and JPEG would blur it), the file's own otherwise."""
+    return "PNG" if isinstance(image, np.ndarray) else "auto"
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the index...")
@@ -92,7 +99,9 @@ source = st.radio(
 )
 
 root = Path(path)
+source_data = index.extra.get("source_data")  # embed_dataset's load options: synth: faces render
 query_label = None
+ties = None
 query_image = None
 if source == "A sample from the index":
     pos = int(
@@ -108,8 +117,14 @@ if source == "A sample from the index":
     item_id = int(index.ids[pos])
     if index.labels is not None:
         query_label = index.labels[pos]
-    query_image = retrieval_data.source_image(index.sources[pos], root)
-    hits = retrieval_data.search(index, retrieval_data.stored_embedding(index, pos), k, exclude_id=item_id)
+    query_source = index.sources[pos]
+    rendering = retrieval_data.is_synthetic(query_source)  # the first time: a second or two
+    with st.spinner("Rendering the synthetic faces...") if rendering else contextlib.nullcontext():
+        query_image = retrieval_data.source_image(query_source, root, source_data)
+    query_embedding = retrieval_data.stored_embedding(index, pos)
+    hits = retrieval_data.search(index, query_embedding, k, exclude_id=item_id)
+    ties = retrieval_data.ties_at_cut(index, query_embedding, hits, exclude_id=item_id)
+    missing = retrieval_data.missing_note(query_source, source_data)
     caption = f"item #{item_id}" + (
         f" · {retrieval_data.label_text(query_label, names)}" if query_label is not None else ""
     )
@@ -131,13 +146,22 @@ else:
         st.stop()
     data = upload.getvalue()
     try:
-        embedding, note = retrieval_data.embed_upload(model_file, data, detect=detect)
+        query = retrieval_data.embed_upload(
+            model_file, data, detect=detect, whole_anyway=bool(st.session_state.get("whole_image"))
+        )
     except HashingError as exc:
         st.error(str(exc))
         st.stop()
-    st.caption(note)
-    query_image = data
-    hits = retrieval_data.search(index, embedding, k)
+    if detect and query.faces == 0:  # kept on the page while it applies, so the tick persists
+        st.checkbox(retrieval_data.WHOLE_IMAGE_LABEL, key="whole_image")
+    if query.embedding is None:
+        st.warning(query.choice.note)
+        st.stop()
+    st.caption(query.choice.note)
+    query_image = query.crop if query.crop is not None else data
+    hits = retrieval_data.search(index, query.embedding, k)
+    ties = retrieval_data.ties_at_cut(index, query.embedding, hits)
+    missing = "the uploaded image"
     caption = upload.name
 
 left, right = st.columns([1, 4])
@@ -146,10 +170,10 @@ with left:
     if query_image is not None:
         st.image(
             query_image if isinstance(query_image, bytes | np.ndarray) else str(query_image),
-            caption=caption, width=160,
+            caption=caption, width=160, output_format=_format(query_image),
         )  # fmt: skip
     else:
-        st.caption(f"{caption} (image file not found)")
+        st.caption(f"{caption} ({missing})")
 with right:
     rel = (
         retrieval_data.relevance(query_label, index.labels[hits.positions])
@@ -166,6 +190,8 @@ with right:
         st.caption("Precision needs the query's label.")
 
 st.subheader(f"Top {len(hits.ids)} by Hamming distance")
+if (tie_text := retrieval_data.tie_note(ties)) is not None:
+    st.warning(tie_text)
 for start in range(0, len(hits.ids), GRID_COLUMNS):
     row = st.columns(GRID_COLUMNS)
     for col, j in zip(row, range(start, min(start + GRID_COLUMNS, len(hits.ids))), strict=False):
@@ -175,9 +201,10 @@ for start in range(0, len(hits.ids), GRID_COLUMNS):
         )
         mark = "" if rel is None else (" ✓" if rel[j] else " ✗")
         text = f"#{int(hits.ids[j])} · d={int(hits.distances[j])} · {label}{mark}"
-        img = retrieval_data.source_image(index.sources[p], root)
+        img = retrieval_data.source_image(index.sources[p], root, source_data)
         with col:
             if img is not None:
-                st.image(img if isinstance(img, np.ndarray) else str(img), caption=text, width="stretch")
+                st.image(img if isinstance(img, np.ndarray) else str(img), caption=text, width="stretch",
+                         output_format=_format(img))  # fmt: skip
             else:
-                st.caption(text)
+                st.caption(f"{text} ({retrieval_data.missing_note(index.sources[p], source_data)})")

@@ -9,6 +9,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard import retrieval_data as rd
+from hashing.errors import HashingError
+from hashing.index import HashIndex
 
 APP = "../../dashboard/app.py"
 
@@ -85,3 +87,153 @@ def test_a_video_faces_source_shows_its_frame(tmp_path: Path, monkeypatch) -> No
     assert rd.source_image("clip.avi#frame=2&face=0", tmp_path) is not None  # relative to the index
     monkeypatch.setenv("AUTOML_MAX_IMAGE_PIXELS", "1000")
     assert rd.source_image(f"{video}#frame=1&face=0", tmp_path) is None  # never decoded
+
+
+@pytest.fixture(scope="module")
+def synth_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real index built as ``automl index build --data synth:fer --split test`` builds one."""
+    from automl import retrieval
+    from tests.face_media import write_tiny_model
+
+    root = tmp_path_factory.mktemp("synth-index")
+    model = write_tiny_model(root / "model.pt", image_size=16, class_names=[f"c{i}" for i in range(7)])
+    faces = retrieval.embed_dataset(model, "synth:fer", split="test", n=60, seed=3)
+    retrieval.build_index(faces, root / "faces.idx", bits=16, batch_size=8)
+    return root / "faces.idx"
+
+
+def test_a_synthetic_source_renders_the_face_that_was_indexed(
+    synth_index: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from automl.data import load_data
+    from automl.data.readers import synth
+
+    index = rd.load_index(synth_index)
+    sd = index.extra["source_data"]
+    assert {k: sd[k] for k in ("spec", "split", "image_size", "channels", "n", "seed")} == {
+        "spec": "synth:fer", "split": "test", "image_size": 16, "channels": 1, "n": 60, "seed": 3,
+    }  # fmt: skip
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("AUTOML_CACHE", str(cache))
+    monkeypatch.setattr(synth, "CACHE_MIN_PIXELS", 0)  # the loader would cache any render
+    rd._rendered_split.cache_clear()
+    expected = load_data("synth:fer", image_size=16, channels=1, n=60, seed=3).test_x.numpy()
+    assert cache.exists()  # the loader itself did write there...
+    for f in cache.iterdir():
+        f.unlink()
+    cache.rmdir()
+    pos = len(index) - 1
+    row = int(index.sources[pos].rsplit(":", 1)[1])
+    got = rd.source_image(index.sources[pos], synth_index, sd)
+    assert isinstance(got, np.ndarray) and got.dtype == np.uint8 and got.shape == (16, 16)
+    assert np.array_equal(got, expected[row, 0])  # pixel for pixel
+    assert not np.array_equal(got, expected[(row + 1) % len(expected), 0])
+    assert not cache.exists()  # ...the dashboard never does
+    assert rd.source_image(f"synth:fer#test:{len(expected)}", synth_index, sd) is None  # past the end
+
+
+def test_a_synthetic_source_without_its_load_options_is_never_rendered(synth_index: Path) -> None:
+    index = rd.load_index(synth_index)
+    sd, source = index.extra["source_data"], index.sources[0]
+    for wrong in (None, {}, {**sd, "split": "train"}, {**sd, "spec": "synth:au"}):
+        assert rd.source_image(source, synth_index, wrong) is None
+        assert rd.missing_note(source, wrong) == rd.REBUILD_NOTE
+    changed = {**sd, "generator": "0" * 12}
+    assert rd.source_image(source, synth_index, changed) is None
+    assert rd.missing_note(source, changed) == rd.GENERATOR_NOTE
+    huge = {**sd, "n": 10**7, "image_size": 512, "channels": 3}
+    assert rd.source_image(source, synth_index, huge) is None and "too many" in rd.missing_note(source, huge)
+    assert rd.missing_note("fer2013:/d/fer.csv#train:3").startswith("no image file: a row of a data set")
+    assert rd.missing_note("faces/a.png") == "image file not found"
+
+
+def _tie_index() -> tuple[HashIndex, np.ndarray]:
+    """Six copies of one embedding (ids 0-5), three of another, and twenty random ones."""
+    from hashing import BSODH
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(1, 24)), rng.normal(size=(1, 24))
+    emb = np.concatenate([np.repeat(a, 6, 0), np.repeat(b, 3, 0), rng.normal(size=(20, 24))])
+    emb = emb.astype(np.float32)
+    index = HashIndex(BSODH(64, seed=0), 24)
+    index.add(emb, labels=np.arange(len(emb)) % 3, sources=[f"s{i}" for i in range(len(emb))])
+    return index, a.astype(np.float32)
+
+
+def test_ties_at_the_cut_are_counted_with_the_index() -> None:
+    index, a = _tie_index()
+    hits = rd.search(index, a, 4)
+    assert hits.distances.tolist()[:4] == [0, 0, 0, 0]
+    ties = rd.ties_at_cut(index, a, hits)
+    assert ties == rd.Ties(distance=0, in_top=4, beyond=2, shown=4)
+    assert ties.beyond == int(index.search(a, 4).ties_beyond[0])  # the index's own count agrees
+    assert rd.tie_note(ties) == (
+        "4 of the top 4 are at distance 0 and 2 more items tie at 0: their order, and which of them "
+        "make the top 4, is arbitrary."
+    )
+    # A sample query leaves itself out: five copies remain, four shown, one more ties.
+    hits = rd.search(index, rd.stored_embedding(index, 0), 4, exclude_id=0)
+    assert 0 not in hits.ids.tolist()
+    assert rd.ties_at_cut(index, rd.stored_embedding(index, 0), hits, exclude_id=0).beyond == 1
+    # All six copies fit: the cut is clean, but their order is still arbitrary.
+    hits = rd.search(index, a, 6)
+    ties = rd.ties_at_cut(index, a, hits)
+    assert ties.beyond == 0
+    assert rd.tie_note(ties) == "6 of the top 6 are at distance 0: their order is arbitrary."
+    assert rd.tie_note(rd.Ties(distance=3, in_top=1, beyond=0, shown=10)) is None
+    assert rd.tie_note(None) is None
+    assert rd.tie_note(rd.Ties(3, 1, 1, 10)) == (
+        "1 of the top 10 is at distance 3 and 1 more item tie at 3: their order, and which of them make "
+        "the top 10, is arbitrary."
+    )
+
+
+def test_an_upload_without_a_face_is_not_searched_unless_asked() -> None:
+    off = rd.face_choice(0, detect=False, whole_anyway=False)
+    assert off.search and not off.crop
+    none = rd.face_choice(0, detect=True, whole_anyway=False)
+    assert not none.search and rd.WHOLE_IMAGE_LABEL in none.note
+    anyway = rd.face_choice(0, detect=True, whole_anyway=True)
+    assert anyway.search and not anyway.crop and "whole image" in anyway.note
+    one = rd.face_choice(1, detect=True, whole_anyway=False)
+    two = rd.face_choice(3, detect=True, whole_anyway=True)
+    assert one.search and one.crop and two.search and two.crop
+    assert two.note == "3 faces detected: the largest one was used (shown)"
+
+
+def test_embed_upload_follows_the_choice_on_real_images(tmp_path: Path) -> None:
+    cv2 = pytest.importorskip("cv2")
+    from tests.face_media import draw_face, two_faces_photo, write_tiny_model
+
+    model = write_tiny_model(tmp_path / "model.pt", image_size=32)
+
+    def png(bgr: np.ndarray) -> bytes:
+        return cv2.imencode(".png", bgr)[1].tobytes()
+
+    blank = png(np.full((200, 200, 3), 128, np.uint8))
+    q = rd.embed_upload(model, blank, detect=True)
+    assert q.faces == 0 and q.embedding is None and not q.choice.search
+    q = rd.embed_upload(model, blank, detect=True, whole_anyway=True)
+    assert q.embedding is not None and q.embedding.shape == (1, 16) and q.crop is None
+    assert rd.embed_upload(model, blank, detect=False).embedding is not None
+    q = rd.embed_upload(model, png(draw_face(120)), detect=True)
+    assert q.faces == 1 and q.embedding is not None and q.crop is not None and q.crop.shape[0] < 240
+    q = rd.embed_upload(model, png(two_faces_photo()), detect=True)
+    assert q.faces == 2 and "largest" in q.choice.note and q.crop is not None
+    small = np.full((240, 240, 3), 200, np.uint8)
+    small[60:180, 60:180] = draw_face(60)
+    q = rd.embed_upload(model, png(np.concatenate([small, draw_face(120)], axis=1)), detect=True)
+    assert q.faces == 2 and q.crop is not None and q.crop.shape[0] > 120  # the big face, not the small
+    with pytest.raises(HashingError):
+        rd.embed_upload(model, b"not an image", detect=True)
+
+
+def test_the_setup_commands_start_from_what_the_store_holds() -> None:
+    fresh = rd.setup_commands(None).splitlines()
+    steps = [line.split("#")[0].split() for line in fresh[:2]]
+    assert steps == [["automl", "search"], ["automl", "train", "1"]]
+    assert fresh[2] == "automl export 2 --format torchscript --out model.pt"
+    assert fresh[3].startswith("automl index build --model model.pt --data synth:fer --out faces.idx")
+    known = rd.setup_commands(4).splitlines()
+    assert "automl export 4 --format torchscript --out model.pt" in known
+    assert not any(line.startswith(("automl search", "automl train")) for line in known)
