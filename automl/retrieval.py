@@ -385,9 +385,9 @@ def embed_dataset(
         about["source_data"] = {"spec": spec, "split": split, "image_size": int(model.image_size),
                                 "channels": int(model.in_channels), "n": n, "seed": int(seed)}  # fmt: skip
         if parse_spec(spec)[0] == "synth":  # a changed generator renders other faces: never shown
-            from automl.data.readers.synth import _source_hash
+            from automl.data.readers.synth import generator_hash
 
-            about["source_data"]["generator"] = _source_hash()
+            about["source_data"]["generator"] = generator_hash()
     return Embedded(
         emb,
         files if files is not None else [f"{spec}#{split}:{i}" for i in range(len(emb))],

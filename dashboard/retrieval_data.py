@@ -204,13 +204,13 @@ def synthetic_problem(source: str, source_data: dict[str, Any] | None) -> str | 
     None: it can): an index built before the load options were recorded, options that do not
     name this item's spec and split, a changed generator (it would render other faces) or a
     split too large to render for display."""
-    from automl.data.readers.synth import DEFAULT_N, _source_hash
+    from automl.data.readers.synth import DEFAULT_N, generator_hash
 
     m = DATA_SOURCE.match(source)
     sd = source_data if isinstance(source_data, dict) else {}
     if m is None or sd.get("spec") != m["spec"] or sd.get("split") != m["split"]:
         return REBUILD_NOTE
-    if sd.get("generator") != _source_hash():
+    if sd.get("generator") != generator_hash():
         return GENERATOR_NOTE
     try:
         n, size, channels = int(sd.get("n") or DEFAULT_N), int(sd["image_size"]), int(sd["channels"])

@@ -38,7 +38,7 @@ PROGRESS_PIXELS = 6000 * 48 * 48  # a few seconds: worth a progress bar
 _SOURCES = ("facs.py", "sampling.py", "render.py", "generate.py")
 
 
-def _source_hash() -> str:
+def generator_hash() -> str:
     """Changes whenever the generator's code does, so a stale cache is never read."""
     root = Path(__file__).resolve().parent.parent / "synthface"
     h = hashlib.sha1()
@@ -65,7 +65,7 @@ def render_set(which: str, n: int, size: int, channels: int, seed: int) -> Synth
         return make()
     group = "au" if which in ("au", "disfa") else which  # synth:au and synth:disfa share faces
     key = cache_key(
-        {"synth": group, "n": n, "size": size, "channels": channels, "seed": seed, "src": _source_hash()}
+        {"synth": group, "n": n, "size": size, "channels": channels, "seed": seed, "src": generator_hash()}
     )
     base = user_cache_dir() / f"synth-{group}-{key}"
     parts = {k: Path(f"{base}.{k}.npy") for k in ("subjects", "intensity", "expression", "images")}
