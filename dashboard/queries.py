@@ -329,13 +329,15 @@ def run_epochs(engine: Engine, run_id: int, *, with_samples: bool = True) -> lis
         return out
 
 
-def distribution_updates(engine: Engine, run_id: int) -> list[dict[str, Any]]:
-    """(update_index, epoch, alive) of every snapshot: the slider's stops and the pruning curve.
-
-    ``alive`` is a small boolean matrix; theta is loaded one snapshot at a time.
+def distribution_updates(engine: Engine, run_id: int, *, with_theta: bool = False) -> list[dict[str, Any]]:
+    """(update_index, epoch, alive) of every snapshot, oldest first: the slider's stops and the
+    pruning curve. ``with_theta`` adds theta: the fixed colour scale and the decidedness curve
+    need every snapshot (a few hundred small matrices even for a paper-length run; the page caches
+    them per run and update count); otherwise theta is loaded one snapshot at a time.
     """
+    columns = [Distribution.update_index, Distribution.epoch, Distribution.alive]
     query = (
-        select(Distribution.update_index, Distribution.epoch, Distribution.alive)
+        select(*columns, *([Distribution.theta] if with_theta else []))
         .where(Distribution.run_id == int(run_id))
         .order_by(Distribution.update_index)
     )
@@ -354,19 +356,6 @@ def distribution_at(engine: Engine, run_id: int, update_index: int) -> dict[str,
     with engine.connect() as conn:
         row = conn.execute(query).first()
     return dict(row._mapping) if row is not None else None
-
-
-def distribution_thetas(engine: Engine, run_id: int) -> list[dict[str, Any]]:
-    """(update_index, theta, alive) of every snapshot, oldest first: the fixed colour scale and the
-    decidedness curve need all of them (a few hundred small matrices even for a paper-length run;
-    the page caches them per run and update count)."""
-    query = (
-        select(Distribution.update_index, Distribution.theta, Distribution.alive)
-        .where(Distribution.run_id == int(run_id))
-        .order_by(Distribution.update_index)
-    )
-    with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(query)]
 
 
 def run_architectures(engine: Engine, run_id: int) -> list[dict[str, Any]]:

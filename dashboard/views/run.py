@@ -215,7 +215,7 @@ def distribution_overview(url: str, rid: int, n_updates: int, n_ops: tuple[int, 
     """The run's fixed colour ranges (of theta, and of theta relative to uniform) and its
     decidedness per update, from every snapshot; keyed by the update count so a live run
     recomputes only when a new snapshot arrived."""
-    snaps = queries.distribution_thetas(engine, rid)
+    snaps = queries.distribution_updates(engine, rid, with_theta=True)
     return {
         "theta": run_sections.color_range([s["theta"] for s in snaps]),
         "relative": run_sections.color_range(
@@ -405,6 +405,11 @@ def _reader(path: Path):  # noqa: ANN202 - a deferred download (the file is read
     return lambda: path.read_bytes()
 
 
+def _download(label: str, path: Path, key: str) -> None:
+    st.download_button(label, _reader(path), file_name=path.name, key=key, on_click="ignore",
+                       icon=":material/download:")  # fmt: skip
+
+
 def artifacts_panel() -> None:
     """Checkpoints, exports and the runs started from this one, each downloadable."""
     ckpts = queries.run_checkpoints(engine, run_id)
@@ -422,14 +427,7 @@ def artifacts_panel() -> None:
         for c in ckpts:
             path = Path(c["path"])
             if path.is_file() and path.stat().st_size <= MAX_DOWNLOAD_BYTES:
-                st.download_button(
-                    f"Download {path.name}",
-                    _reader(path),
-                    file_name=path.name,
-                    key=f"dl_ckpt_{c['id']}",
-                    on_click="ignore",
-                    icon=":material/download:",
-                )
+                _download(f"Download {path.name}", path, f"dl_ckpt_{c['id']}")
     art_dir = Path(run["artifact_dir"]) if run.get("artifact_dir") else None
     exports = []
     if art_dir is not None and art_dir.is_dir():
@@ -445,14 +443,8 @@ def artifacts_panel() -> None:
     if exports:
         st.subheader("Exports and files")
         for i, path in enumerate(exports[:50]):
-            st.download_button(
-                f"Download {path.relative_to(art_dir)} ({path.stat().st_size / 1e6:.2f} MB)",
-                _reader(path),
-                file_name=path.name,
-                key=f"dl_file_{i}",
-                on_click="ignore",
-                icon=":material/download:",
-            )
+            size_mb = path.stat().st_size / 1e6
+            _download(f"Download {path.relative_to(art_dir)} ({size_mb:.2f} MB)", path, f"dl_file_{i}")
     if not ckpts and not exports:
         st.info(f"No checkpoint or export yet (artifacts go to `{art_dir}`).")
     children = queries.child_runs(engine, run_id)
