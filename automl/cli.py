@@ -82,6 +82,7 @@ COMMAND_MODULES = (
     "bench_hpo",
     "bench_face",
     "bench_predict",
+    "bench_dashboard",
 )
 
 
