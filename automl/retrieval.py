@@ -359,7 +359,8 @@ def embed_dataset(
     (``folder:``, ``rafdb:`` ...: :meth:`FaceData.sources`), else ``SPEC#SPLIT:i``. Such items
     have no file to show, so for a spec the load options are kept with the model metadata (an
     index built from it saves them as ``extra["source_data"]``): ``synth:`` faces are rendered
-    deterministically, and the dashboard renders the same split again to show them."""
+    deterministically, and the dashboard renders the same split again to show them (checked
+    against the split's fingerprint, :func:`automl.data.synth_source.pixels_digest`)."""
     from automl.data import load_data
     from automl.data.spec import parse_spec
     from hashing.stream import embed_uint8
@@ -386,8 +387,12 @@ def embed_dataset(
                                 "channels": int(model.in_channels), "n": n, "seed": int(seed)}  # fmt: skip
         if parse_spec(spec)[0] == "synth":  # a changed generator renders other faces: never shown
             from automl.data.readers.synth import generator_hash
+            from automl.data.synth_source import pixels_digest
 
-            about["source_data"]["generator"] = generator_hash()
+            # The count rendered (not None: a later default would render other faces) and the
+            # split's fingerprint, which the dashboard checks before showing any of its faces.
+            about["source_data"].update(n=len(ds.train_x) + len(ds.test_x), generator=generator_hash(),
+                                        pixels=pixels_digest(xs))  # fmt: skip
     return Embedded(
         emb,
         files if files is not None else [f"{spec}#{split}:{i}" for i in range(len(emb))],

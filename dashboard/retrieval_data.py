@@ -163,6 +163,8 @@ THUMBNAIL_SIDE = 320
 RENDER_LIMIT_BYTES = 256 * 1024 * 1024  # a synthetic split larger than this is not re-rendered
 REBUILD_NOTE = "synthetic source: rebuild the index to see its faces"
 GENERATOR_NOTE = "synthetic source: the face generator changed since the index was built; rebuild it"
+PIXELS_NOTE = "synthetic source: its split renders other faces now than the index embedded; rebuild it"
+RENDER_NOTE = "synthetic source: the face could not be rendered"
 
 
 def source_image(
@@ -193,10 +195,24 @@ def is_synthetic(source: str) -> bool:
 def missing_note(source: str, source_data: dict[str, Any] | None = None) -> str:
     """Why :func:`source_image` has nothing to show for ``source`` (a caption for the page)."""
     if is_synthetic(source):
-        return synthetic_problem(source, source_data) or "synthetic source: the face could not be rendered"
+        if (problem := synthetic_problem(source, source_data)) is not None:
+            return problem
+        return _render_problem(source, source_data or {})
     if DATA_SOURCE.match(source or ""):
         return "no image file: a row of a data set read from a single file"
     return "image file not found" if source else "no source recorded"
+
+
+def _render_problem(source: str, sd: dict[str, Any]) -> str:
+    """Why a ``synth:`` source whose options pass :func:`synthetic_problem` still shows nothing
+    (from the cached render: :func:`source_image` asked for it just before)."""
+    rendered = _render(source, sd)
+    if rendered is None:
+        return RENDER_NOTE
+    faces, digest = rendered
+    if sd.get("pixels") not in (None, digest):
+        return PIXELS_NOTE
+    return f"synthetic source: its split holds {len(faces):,} faces, not this row"
 
 
 def synthetic_problem(source: str, source_data: dict[str, Any] | None) -> str | None:
@@ -224,25 +240,43 @@ def synthetic_problem(source: str, source_data: dict[str, Any] | None) -> str | 
 def synthetic_face(source: str, source_data: dict[str, Any] | None) -> np.ndarray | None:
     """uint8 (H, W) grey or (H, W, 3) RGB of the face behind ``synth:...#SPLIT:i``, exactly as it
     was embedded: the split is rendered again (once: :func:`_rendered_split`) with the recorded
-    options. None when :func:`synthetic_problem` objects or the row is past the split's end."""
-    if synthetic_problem(source, source_data):
-        return None
-    m = DATA_SOURCE.match(source)
-    sd = source_data or {}
-    n = None if sd.get("n") is None else int(sd["n"])
-    from automl.errors import UserError
-
-    try:
-        faces = _rendered_split(
-            m["spec"], m["split"], int(sd["image_size"]), int(sd["channels"]), n, int(sd.get("seed") or 0)
-        )
-    except (UserError, ValueError):  # a spec or option this version rejects: nothing to show
-        return None
-    row = int(m["row"])
-    if row >= len(faces):
+    options. None when :func:`synthetic_problem` objects, the rendered split is not the one
+    embedded (its fingerprint differs) or the row is past the split's end."""
+    faces = _recorded_split(source, source_data)
+    row = int(DATA_SOURCE.match(source)["row"]) if faces is not None else 0
+    if faces is None or row >= len(faces):
         return None
     face = faces[row]  # (C, H, W)
     return np.ascontiguousarray(face[0] if face.shape[0] == 1 else face.transpose(1, 2, 0))
+
+
+def _recorded_split(source: str, source_data: dict[str, Any] | None) -> np.ndarray | None:
+    """The rendered split behind ``source`` when it can be trusted to be the one embedded:
+    :func:`synthetic_problem` has no objection and, for indexes that recorded it, the split's
+    fingerprint (``pixels``) matches; else None."""
+    if synthetic_problem(source, source_data):
+        return None
+    rendered = _render(source, source_data or {})
+    if rendered is None:
+        return None
+    faces, digest = rendered
+    recorded = (source_data or {}).get("pixels")
+    return faces if recorded is None or recorded == digest else None
+
+
+def _render(source: str, sd: dict[str, Any]) -> tuple[np.ndarray, str] | None:
+    """:func:`_rendered_split` for ``source``'s spec and split and the recorded options; None
+    when this version refuses them (an unknown spec or option: nothing to show)."""
+    from automl.errors import UserError
+
+    m = DATA_SOURCE.match(source)
+    n = None if sd.get("n") is None else int(sd["n"])
+    try:
+        return _rendered_split(
+            m["spec"], m["split"], int(sd["image_size"]), int(sd["channels"]), n, int(sd.get("seed") or 0)
+        )
+    except (UserError, ValueError):
+        return None
 
 
 _RENDER_LOCK = threading.Lock()
@@ -251,21 +285,25 @@ _RENDER_LOCK = threading.Lock()
 @functools.lru_cache(maxsize=2)
 def _rendered_split(
     spec: str, split: str, image_size: int, channels: int, n: int | None, seed: int
-) -> np.ndarray:
+) -> tuple[np.ndarray, str]:
     """uint8 (N, C, H, W) of one split of a synthetic set, rendered by ``automl.data.load_data``
-    as ``embed_dataset`` did (so row ``i`` is the ``i``-th item of ``SPEC#SPLIT:i``). The
-    loader's disk cache is turned off meanwhile: the dashboard never writes a file. Two splits
-    are kept (a few MB each at the usual 48 px), so paging through results renders once."""
+    as ``embed_dataset`` did (so row ``i`` is the ``i``-th item of ``SPEC#SPLIT:i``), and its
+    fingerprint (:func:`automl.data.synth_source.pixels_digest`, compared with the one the index
+    recorded). The loader's disk cache is turned off meanwhile: the dashboard never writes a
+    file. Two splits are kept (a few MB each at the usual 48 px), so paging through results
+    renders once."""
     from unittest import mock
 
     from automl.data import load_data
     from automl.data.readers import synth
+    from automl.data.synth_source import pixels_digest
 
     with _RENDER_LOCK, mock.patch.object(synth, "CACHE_MIN_PIXELS", math.inf):
         ds = load_data(spec, image_size=image_size, channels=channels, n=n, seed=seed)
     parts = {"train": [ds.train_x], "test": [ds.test_x]}
     parts["all"] = parts["train"] + parts["test"]
-    return np.concatenate([x.numpy() for x in parts[split]])
+    faces = np.concatenate([x.numpy() for x in parts[split]])
+    return faces, pixels_digest([faces])
 
 
 def video_frame(path: Path, frame: int, max_side: int = THUMBNAIL_SIDE) -> np.ndarray | None:
@@ -334,11 +372,13 @@ def latest_trained_run(engine: Any, scan: int = 50) -> int | None:
     return None
 
 
-def setup_commands(train_run: int | None) -> str:
+def setup_commands(train_run: int | None, db_url: str | None = None) -> str:
     """Shell commands that give a fresh machine an index this page can open, in order: a
     search, a train run of its architecture (only a train run has weights to export), the
     TorchScript export, the index build on the synthetic faces. With ``train_run`` (one this
-    store already holds) the first two are skipped."""
+    store already holds) the first two are skipped. A store other than the default
+    ``./automl.db`` is named with ``--db`` on every command (its password masked): without it the
+    export would look for the run in another store and the index would be recorded there."""
     start = (
         f"# run {train_run} is this store's newest trained run with weights\n"
         if train_run is not None
@@ -346,11 +386,31 @@ def setup_commands(train_run: int | None) -> str:
         "automl train 1     # train its architecture: a new train run (2 on a fresh store)\n"
     )
     run = train_run if train_run is not None else 2
-    return (
+    text = (
         f"{start}automl export {run} --format torchscript --out model.pt\n"
         "automl index build --model model.pt --data synth:fer --out faces.idx --eval-queries 200\n"
         "automl dashboard --index faces.idx"
     )
+    return _with_db(text, db_url)
+
+
+def _with_db(commands: str, db_url: str | None) -> str:
+    """``commands`` with ``--db URL`` after each ``automl`` command when ``db_url`` is not the
+    CLI's default store (comments stay at the end of their line)."""
+    import shlex
+
+    from dashboard.settings import DEFAULT_DB_URL, safe_url
+
+    if not db_url or db_url == DEFAULT_DB_URL:
+        return commands
+    flag = f" --db {shlex.quote(safe_url(db_url))}"
+    lines = []
+    for line in commands.splitlines():
+        if line.startswith("automl "):
+            command, hash_, comment = line.partition("#")
+            line = f"{command.rstrip()}{flag}" + (f"  {hash_}{comment}" if hash_ else "")
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def ties_at_cut(
@@ -379,9 +439,9 @@ def tie_note(ties: Ties | None) -> str | None:
     head = f"{ties.in_top} of the top {ties.shown} {are} at distance {ties.distance}"
     if ties.beyond == 0:
         return f"{head}: their order is arbitrary."
-    more = f"{ties.beyond} more item{'s' if ties.beyond != 1 else ''}"
+    more = f"{ties.beyond} more item ties" if ties.beyond == 1 else f"{ties.beyond} more items tie"
     return (
-        f"{head} and {more} tie at {ties.distance}: their order, and which of them make the top "
+        f"{head} and {more} at {ties.distance}: their order, and which of them make the top "
         f"{ties.shown}, is arbitrary."
     )
 

@@ -24,7 +24,7 @@ if not dirs:
     trained = retrieval_data.latest_trained_run(engine) if engine is not None else None
     st.markdown(
         "Build one with a trained model's TorchScript export (only a train run exports weights), "
-        f"then open it here:\n\n```bash\n{retrieval_data.setup_commands(trained)}\n```"
+        f"then open it here:\n\n```bash\n{retrieval_data.setup_commands(trained, settings.db_url)}\n```"
     )
     st.caption("`automl index build --images DIR` indexes a folder of photos instead of `--data`.")
     st.stop()
@@ -192,6 +192,11 @@ with right:
 st.subheader(f"Top {len(hits.ids)} by Hamming distance")
 if (tie_text := retrieval_data.tie_note(ties)) is not None:
     st.warning(tie_text)
+hit_sources = [index.sources[int(p)] for p in hits.positions]
+# An uploaded query renders no synthetic face before this: the first results may (seconds).
+rendering = any(retrieval_data.is_synthetic(s) for s in hit_sources)
+with st.spinner("Rendering the synthetic faces...") if rendering else contextlib.nullcontext():
+    hit_images = [retrieval_data.source_image(s, root, source_data) for s in hit_sources]
 for start in range(0, len(hits.ids), GRID_COLUMNS):
     row = st.columns(GRID_COLUMNS)
     for col, j in zip(row, range(start, min(start + GRID_COLUMNS, len(hits.ids))), strict=False):
@@ -201,10 +206,10 @@ for start in range(0, len(hits.ids), GRID_COLUMNS):
         )
         mark = "" if rel is None else (" ✓" if rel[j] else " ✗")
         text = f"#{int(hits.ids[j])} · d={int(hits.distances[j])} · {label}{mark}"
-        img = retrieval_data.source_image(index.sources[p], root, source_data)
+        img = hit_images[j]
         with col:
             if img is not None:
                 st.image(img if isinstance(img, np.ndarray) else str(img), caption=text, width="stretch",
                          output_format=_format(img))  # fmt: skip
             else:
-                st.caption(f"{text} ({retrieval_data.missing_note(index.sources[p], source_data)})")
+                st.caption(f"{text} ({retrieval_data.missing_note(hit_sources[j], source_data)})")

@@ -113,6 +113,7 @@ def test_a_synthetic_source_renders_the_face_that_was_indexed(
     assert {k: sd[k] for k in ("spec", "split", "image_size", "channels", "n", "seed")} == {
         "spec": "synth:fer", "split": "test", "image_size": 16, "channels": 1, "n": 60, "seed": 3,
     }  # fmt: skip
+    assert len(sd["pixels"]) == 40  # the split's sha1, checked before a face is shown
     cache = tmp_path / "cache"
     monkeypatch.setenv("AUTOML_CACHE", str(cache))
     monkeypatch.setattr(synth, "CACHE_MIN_PIXELS", 0)  # the loader would cache any render
@@ -141,6 +142,14 @@ def test_a_synthetic_source_without_its_load_options_is_never_rendered(synth_ind
     changed = {**sd, "generator": "0" * 12}
     assert rd.source_image(source, synth_index, changed) is None
     assert rd.missing_note(source, changed) == rd.GENERATOR_NOTE
+    # The options now render other faces than the fingerprint recorded at build time (as a change
+    # to the split rule or a default would, which the generator's hash cannot see): none shown.
+    drifted = {**sd, "seed": 4}
+    assert rd.source_image(source, synth_index, drifted) is None
+    assert rd.missing_note(source, drifted) == rd.PIXELS_NOTE
+    assert rd.source_image(source, synth_index, {**sd, "pixels": None}) is not None  # not recorded yet
+    past = rd.missing_note("synth:fer#test:999", sd)
+    assert past.startswith("synthetic source: its split holds ") and past.endswith(" faces, not this row")
     huge = {**sd, "n": 10**7, "image_size": 512, "channels": 3}
     assert rd.source_image(source, synth_index, huge) is None and "too many" in rd.missing_note(source, huge)
     assert rd.missing_note("fer2013:/d/fer.csv#train:3").startswith("no image file: a row of a data set")
@@ -183,7 +192,7 @@ def test_ties_at_the_cut_are_counted_with_the_index() -> None:
     assert rd.tie_note(rd.Ties(distance=3, in_top=1, beyond=0, shown=10)) is None
     assert rd.tie_note(None) is None
     assert rd.tie_note(rd.Ties(3, 1, 1, 10)) == (
-        "1 of the top 10 is at distance 3 and 1 more item tie at 3: their order, and which of them make "
+        "1 of the top 10 is at distance 3 and 1 more item ties at 3: their order, and which of them make "
         "the top 10, is arbitrary."
     )
 
@@ -237,3 +246,17 @@ def test_the_setup_commands_start_from_what_the_store_holds() -> None:
     known = rd.setup_commands(4).splitlines()
     assert "automl export 4 --format torchscript --out model.pt" in known
     assert not any(line.startswith(("automl search", "automl train")) for line in known)
+
+
+def test_the_setup_commands_name_a_store_that_is_not_the_default() -> None:
+    import shlex
+
+    assert rd.setup_commands(None, "sqlite:///automl.db") == rd.setup_commands(None)
+    lines = rd.setup_commands(None, "sqlite:////srv/my store/automl.db").splitlines()
+    for line in lines:
+        words = shlex.split(line.split("  #")[0])
+        assert words[0] == "automl" and words[-2:] == ["--db", "sqlite:////srv/my store/automl.db"]
+    assert lines[0].endswith("# run 1: an architecture search on synth:fer")  # the comment stays last
+    known = rd.setup_commands(4, "postgresql://me:secret@db.example/automl")
+    assert "secret" not in known and "--db 'postgresql://me:***@db.example/automl'" in known
+    assert known.splitlines()[0].startswith("# run 4")  # a comment line gets no flag

@@ -114,6 +114,7 @@ def test_the_empty_state_gives_commands_that_work_in_order(
     text = "\n".join(m.value for m in at.markdown)
     assert "automl export 2 --format torchscript" in text  # the run with weights, not the trial (3)
     assert "automl train 1" not in text
+    assert f"--out model.pt --db sqlite:///{db}" in text  # the commands act on the store shown here
 
 
 def test_the_page_shows_the_indexed_face_pixel_for_pixel(
@@ -165,3 +166,22 @@ def test_an_upload_without_a_face_waits_for_the_user(seeded, monkeypatch: pytest
     captions = _image_captions(at)
     assert captions[0] == "blank.png" and len(captions) == 11
     assert any("whole image was searched" in c.value for c in at.caption)
+
+
+def test_an_upload_on_a_synthetic_index_shows_the_faces_it_found(
+    synth_indexes: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The upload path renders its synthetic results too (no face rendered before them)."""
+    cv2 = pytest.importorskip("cv2")
+    new, _ = synth_indexes
+    rd._rendered_split.cache_clear()
+    at = _open(monkeypatch, tmp_path / "none.db", str(new))
+    at.radio(key="query_kind").set_value("Upload a face image").run()
+    at.toggle(key="detect").set_value(False).run()
+    grey = cv2.imencode(".png", np.full((40, 40, 3), 120, np.uint8))[1].tobytes()
+    at.file_uploader(key="upload").set_value(("grey.png", grey, "image/png")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    captions = _image_captions(at)
+    assert captions[0] == "grey.png" and len(captions) == 11
+    assert all(" · d=" in c for c in captions[1:])
+    assert not any("rebuild" in t or "not found" in t or "None" in t for t in _texts(at))
