@@ -573,6 +573,124 @@ def trials_page(
     return [rows[i] for i in ids]
 
 
+# Optuna's per-trial tables: (table, columns after trial_id, order within a trial).
+_TRIAL_CHILDREN = (
+    ("trial_params", "param_name, param_value, distribution_json", "param_id"),
+    ("trial_values", "objective, value, value_type", "objective"),
+    (
+        "trial_intermediate_values",
+        "step, intermediate_value, intermediate_value_type",
+        "trial_intermediate_value_id",
+    ),
+    ("trial_user_attributes", "key, value_json", "trial_user_attribute_id"),
+    ("trial_system_attributes", "key, value_json", "trial_system_attribute_id"),
+)
+
+
+def study_trials(engine: Engine, study_id: int) -> list[Any]:
+    """Every trial of a study as Optuna's ``FrozenTrial``, read with six plain SELECTs.
+
+    What ``RDBStorage.get_all_trials`` returns, without its ORM: building ~17k mapped objects for a
+    600-trial study takes it 1.2-1.8 s, these queries and dicts ~0.2 s (a study's cold page load).
+    Decoded as Optuna decodes its rows: params from their distribution JSON, attributes from JSON,
+    infinite/NaN values from their type column, naive-UTC datetimes to local time."""
+    from optuna.trial import FrozenTrial, TrialState
+
+    sid = {"sid": int(study_id)}
+    with engine.connect() as conn:
+        trials = conn.execute(
+            text(
+                "SELECT trial_id, number, state, datetime_start, datetime_complete FROM trials "
+                "WHERE study_id = :sid ORDER BY trial_id"
+            ),
+            sid,
+        ).all()
+        rows = {
+            table: _trial_children(conn, table, cols, order, sid) for table, cols, order in _TRIAL_CHILDREN
+        }
+    parts = {t.trial_id: _TrialParts() for t in trials}
+    decode = _distribution_decoder()
+    for trial_id, name, value, dist_json in rows["trial_params"]:
+        dist = decode(dist_json)
+        parts[trial_id].distributions[name] = dist
+        parts[trial_id].params[name] = dist.to_external_repr(value)
+    for trial_id, objective, value, value_type in rows["trial_values"]:
+        parts[trial_id].values[int(objective)] = _trial_value(value, value_type)
+    for trial_id, step, value, value_type in rows["trial_intermediate_values"]:
+        parts[trial_id].intermediate[int(step)] = _intermediate_value(value, value_type)
+    for trial_id, key, value in rows["trial_user_attributes"]:
+        parts[trial_id].user[key] = json.loads(value)
+    for trial_id, key, value in rows["trial_system_attributes"]:
+        parts[trial_id].system[key] = json.loads(value)
+    return [
+        FrozenTrial(
+            number=t.number,
+            state=TrialState[str(t.state)],
+            value=None,
+            values=[p.values[i] for i in sorted(p.values)] if (p := parts[t.trial_id]).values else None,
+            datetime_start=_local_time(t.datetime_start),
+            datetime_complete=_local_time(t.datetime_complete),
+            params=p.params,
+            distributions=p.distributions,
+            user_attrs=p.user,
+            system_attrs=p.system,
+            intermediate_values=p.intermediate,
+            trial_id=t.trial_id,
+        )
+        for t in trials
+    ]
+
+
+@dataclass
+class _TrialParts:
+    """One trial's rows of Optuna's per-trial tables, gathered before its FrozenTrial is built."""
+
+    params: dict[str, Any] = field(default_factory=dict)
+    distributions: dict[str, Any] = field(default_factory=dict)
+    values: dict[int, float | None] = field(default_factory=dict)
+    intermediate: dict[int, float] = field(default_factory=dict)
+    user: dict[str, Any] = field(default_factory=dict)
+    system: dict[str, Any] = field(default_factory=dict)
+
+
+def _trial_children(conn: Any, table: str, cols: str, order: str, sid: dict[str, int]) -> list[Any]:
+    """The rows of one per-trial table for a study's trials (one query, not one per trial)."""
+    columns = ", ".join(f"c.{c.strip()}" for c in cols.split(","))
+    query = (
+        f"SELECT c.trial_id, {columns} FROM {table} c JOIN trials t ON c.trial_id = t.trial_id "
+        f"WHERE t.study_id = :sid ORDER BY c.trial_id, c.{order}"
+    )
+    return list(conn.execute(text(query), sid).all())
+
+
+def _distribution_decoder() -> Any:
+    """``json_to_distribution`` memoised per JSON text: a study's trials share a handful of
+    distributions, and parsing one per param row was a fifth of Optuna's own load time."""
+    from optuna.distributions import json_to_distribution
+
+    seen: dict[str, Any] = {}
+
+    def decode(dist_json: str) -> Any:
+        if dist_json not in seen:
+            seen[dist_json] = json_to_distribution(dist_json)
+        return seen[dist_json]
+
+    return decode
+
+
+def _intermediate_value(value: float | None, value_type: Any) -> float:
+    if "NAN" in str(value_type).upper():
+        return float("nan")
+    out = _trial_value(value, value_type)
+    return float("nan") if out is None else out
+
+
+def _local_time(value: Any) -> datetime | None:
+    """Optuna's RDB stores naive UTC and hands out naive local time."""
+    moment = _as_datetime(value)
+    return None if moment is None else moment.replace(tzinfo=UTC).astimezone().replace(tzinfo=None)
+
+
 def _trial_value(value: float | None, value_type: Any) -> float | None:
     kind = str(value_type).upper()
     if "INF_POS" in kind:

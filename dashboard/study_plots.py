@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -63,21 +64,22 @@ def summary(study: optuna.Study) -> dict[str, Any]:
 def _target(
     directions: Sequence[str], objective: int, *, for_importance: bool, names: Sequence[str] | None = None
 ) -> dict[str, Any]:
-    """The objective to draw and its name (``names``, else ``objective i``). Multi-objective plots
-    need one objective as target. Importance evaluators assume the target is minimised, so a
-    maximised objective is negated there (its importances are unchanged)."""
-    name = names[objective] if names and objective < len(names) else f"objective {objective}"
+    """The objective to draw and its name (``names[objective]``; without names Optuna's own
+    "Objective Value" stays). Multi-objective plots need one objective as target. Importance
+    evaluators assume the target is minimised, so a maximised objective is negated there (its
+    importances are unchanged)."""
+    named = {"target_name": names[objective]} if names and objective < len(names) else {}
     if len(directions) < 2:
-        return {"target_name": name}
+        return named
     sign = -1.0 if for_importance and directions[objective] == "maximize" else 1.0
-    return {"target": lambda t: sign * t.values[objective], "target_name": name}
+    return {"target": lambda t: sign * t.values[objective], **named}
 
 
 def figure(
     study: optuna.Study, kind: str, objective: int = 0, names: Sequence[str] | None = None
 ) -> go.Figure | str:
     """One figure, or a sentence saying why this study cannot have it; ``names`` label the
-    objectives (the axis titles Optuna would call "Objective Value")."""
+    objectives (the axis titles Optuna calls "Objective Value"; None keeps Optuna's)."""
     directions = [d.name.lower() for d in study.directions]
     multi = len(directions) > 1
     vis = optuna.visualization
@@ -117,6 +119,20 @@ def _polish(fig: go.Figure, kind: str) -> go.Figure:
     if kind == "parallel":
         fig.update_layout(margin=dict(l=110, r=110, t=80, b=40))
     if kind in ("history", "intermediate"):
-        fig.update_xaxes(tickformat="d")
+        _integer_ticks(fig)
     fig.update_layout(height=max(fig.layout.height or 0, 420))
     return fig
+
+
+def _integer_ticks(fig: go.Figure, every_one_up_to: int = 20) -> None:
+    """Integer labels on the x axis. ``tickformat="d"`` alone would print 0, 0, 1, 1 for plotly's
+    half-step ticks on a short axis (a few trials, a few epochs), so a short one gets a tick per
+    integer; a longer one keeps plotly's spacing, which is then whole numbers."""
+    xs = [float(x) for trace in fig.data for x in _xs(trace) if isinstance(x, Real)]
+    span = max(xs) - min(xs) if xs else 0
+    fig.update_xaxes(tickformat="d", **({"tick0": 0, "dtick": 1} if span <= every_one_up_to else {}))
+
+
+def _xs(trace: Any) -> Sequence[Any]:
+    x = getattr(trace, "x", None)
+    return () if x is None else x

@@ -19,7 +19,7 @@ from automl.commands.options import FIXED_SEED_OPTION, REPORT_OUT_OPTION
 
 @bench_app.command("dashboard")
 def bench_dashboard(
-    runs: int = typer.Option(3000, "--runs", min=4, help="Runs in the store (epochs, a DDPNAS search...)."),
+    runs: int = typer.Option(3000, "--runs", min=3, help="Runs in the store (epochs, a DDPNAS search...)."),
     trials: int = typer.Option(
         600, "--trials", min=1, help="Trials of the Optuna study in the same database."
     ),

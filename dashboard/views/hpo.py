@@ -2,7 +2,10 @@
 
 Plots use ``optuna.visualization`` on an in-memory copy of the study holding only the trial states
 the user keeps (so "hide pruned" applies to the plots too, and nothing can write to the storage).
-The trial table is paginated in SQL (in Python for a journal-file storage).
+The trials come from plain SQL (:func:`dashboard.queries.study_trials`; Optuna's journal reader for
+a journal file) and are cached per study version, as are the plot study and each figure; only the
+picked plot is built. The trial table is paginated in SQL (in Python for a journal-file storage).
+``python -m dashboard.bench_hpo_page`` times the page on a 600-trial study.
 """
 
 from __future__ import annotations
@@ -34,7 +37,24 @@ else:
     if engine is None:
         st.stop()
     source = studies_mod.StudySource(storage_url, engine)
-studies = source.studies()
+
+
+@st.cache_data(ttl=600, max_entries=4, show_spinner=False)
+def journal_studies(url: str, size: int, mtime_ns: int) -> list[dict[str, Any]]:
+    """A journal's studies, re-read only when the file changed: listing them replays the whole
+    journal, and the page lists them twice a rerun (the picker, then the live view)."""
+    return studies_mod.StudySource(url, None).studies()
+
+
+def list_studies() -> list[dict[str, Any]]:
+    """The storage's studies with their trial counts (one cheap SQL query for an RDB)."""
+    if source.engine is not None:
+        return source.studies()
+    stat = studies_mod.journal_file(storage_url).stat()
+    return journal_studies(storage_url, stat.st_size, stat.st_mtime_ns)
+
+
+studies = list_studies()
 if not studies:
     st.info("No Optuna study in this storage yet.")
     st.markdown(
@@ -44,20 +64,25 @@ if not studies:
     st.stop()
 
 
-@st.cache_data(ttl=600, max_entries=8, show_spinner="Loading trials...")
-def load_trials(url: str, study_name: str, version: tuple) -> tuple[list[str], list[FrozenTrial]]:
-    """All trials of a study through Optuna's storage API. ``version`` (trial counts per state and
+@st.cache_resource(ttl=600, max_entries=8, show_spinner="Loading trials...")
+def load_trials(
+    url: str, study_name: str, version: tuple, _info: dict[str, Any]
+) -> tuple[list[str], list[FrozenTrial]]:
+    """All trials of a study (:meth:`StudySource.trials`). ``version`` (trial counts per state and
     the values recorded, :meth:`StudySource.version`) keys the cache: a new report of a running
-    trial reloads it, an unchanged study never does."""
-    return studies_mod.load_study_trials(url, study_name)
+    trial reloads it, an unchanged study never does. A resource, not data: st.cache_data would
+    unpickle every trial on every rerun; the trials are only read (the plot study copies them)."""
+    return source.trials(_info)
 
 
 @st.cache_resource(ttl=600, max_entries=8, show_spinner=False)
-def plot_study(url: str, study_name: str, version: tuple, states: tuple[str, ...]) -> tuple[Any, bool, dict]:
+def plot_study(
+    url: str, study_name: str, version: tuple, states: tuple[str, ...], _info: dict[str, Any]
+) -> tuple[Any, bool, dict]:
     """The in-memory study the plots draw (capped, see dashboard.study_plots), whether it was
     subsampled, and the best trial(s) of the full selection. Cached as a resource and only read:
     building it is the slow part for big studies."""
-    directions, trials = load_trials(url, study_name, version)
+    directions, trials = load_trials(url, study_name, version, _info)
     study = study_plots.memory_study(directions, study_plots.kept_trials(trials, states))
     best = study_plots.summary(study)
     subset, capped = study_plots.plot_subset(study)
@@ -66,13 +91,15 @@ def plot_study(url: str, study_name: str, version: tuple, states: tuple[str, ...
 
 @st.cache_resource(ttl=600, max_entries=32, show_spinner="Drawing...")
 def cached_figure(
-    url: str, study_name: str, version: tuple, states: tuple[str, ...], kind: str, objective: int,
-    names: tuple[str, ...],
+    url: str, study_name: str, figure_version: tuple, states: tuple[str, ...], kind: str, objective: int,
+    names: tuple[str, ...] | None, _version: tuple, _info: dict[str, Any],
 ):  # fmt: skip
-    """One figure, built once per study version (a resource: returned as is, not unpickled on
-    every rerun as st.cache_data would)."""
-    study, _, _ = plot_study(url, study_name, version, states)
-    return study_plots.figure(study, kind, objective, list(names))
+    """One figure, built once per ``figure_version`` (a resource: returned as is, not unpickled on
+    every rerun as st.cache_data would). The plots of finished trials' values are keyed on the
+    finished trials alone (:meth:`StudyVersion.for_plot`), so a running trial's reports redraw
+    its intermediate values and timeline but not the importances (seconds on a big study)."""
+    study, _, _ = plot_study(url, study_name, _version, states, _info)
+    return study_plots.figure(study, kind, objective, list(names) if names else None)
 
 
 PLOT_NAMES = {
@@ -100,10 +127,12 @@ live = st.toggle(
 )
 
 
-def best_trial(best: dict[str, Any], objective_labels: list[str]) -> None:
+def best_trial(best: dict[str, Any], objective_labels: list[str], log: frozenset[str]) -> None:
     """The best trial: its value under the objective's name and its params as a small table."""
-    st.success(f"Best trial #{best['best_number']}: {objective_labels[0]} {best['best_value']:.4g}")
-    params = {k: ui.fmt_param(v) for k, v in best["best_params"].items()}
+    st.success(
+        f"Best trial #{best['best_number']}: {objective_labels[0]} {ui.fmt_number(best['best_value'])}"
+    )
+    params = {k: studies_mod.fmt_hparam(k, v, log) for k, v in best["best_params"].items()}
     st.dataframe(ui.filled(pd.DataFrame([params])), hide_index=True, key="best_params")
 
 
@@ -112,14 +141,17 @@ def study_view() -> None:
     """Everything below the study picker; alone re-executed while Live is on. Only the plot the
     user picked is built (a segmented control, not tabs: Streamlit renders every tab's content on
     every rerun, and six figures of a 600-trial study cost seconds)."""
-    info = {s["name"]: s for s in source.studies()}.get(name)
+    info = {s["name"]: s for s in list_studies()}.get(name)
     if info is None:
         st.warning(f"Study '{name}' is no longer in this storage.")
         return
     counts = info["counts"]
+    version = source.version(info)
+    directions, trials = load_trials(storage_url, name, version.key, info)
     attributes = source.attributes(info)
     directions_shown = [d.lower() for d in info["directions"]]
-    labels = studies_mod.objective_names(directions_shown, attributes)
+    stored_names = studies_mod.stored_objective_names(attributes, len(directions_shown))
+    labels = studies_mod.objective_names(directions_shown, attributes, studies_mod.primary_metric(trials))
     st.caption(
         ("Objectives: " if len(labels) > 1 else "Objective: ")
         + ", ".join(f"{label} ({d})" for label, d in zip(labels, directions_shown, strict=True))
@@ -142,16 +174,14 @@ def study_view() -> None:
     if hide_pruned:
         states = [s for s in states if s != "PRUNED"]
 
-    version = source.version(info)
-    directions, trials = load_trials(storage_url, name, version)
-    key = (storage_url, name, version, tuple(states))
     multi = len(directions) > 1
-    _, capped, best = plot_study(*key)
+    log = studies_mod.log_params(trials)
+    _, capped, best = plot_study(storage_url, name, version.key, tuple(states), info)
     if best.get("complete"):
         if multi:
             st.caption(f"{best['pareto']} trial(s) on the Pareto front.")
         else:
-            best_trial(best, labels)
+            best_trial(best, labels, log)
     if capped:
         st.caption(f"Plots draw {study_plots.PLOT_TRIAL_CAP:,} of the selected trials (evenly spaced, "
                    "best ones included); the trial table lists every one.")  # fmt: skip
@@ -168,16 +198,17 @@ def study_view() -> None:
     kind = st.segmented_control(
         "Plot", kinds, format_func=PLOT_NAMES.get, default="history", key="hpo_plot"
     ) or "history"  # fmt: skip
-    fig = cached_figure(*key, kind, objective, tuple(labels))
+    fig = cached_figure(storage_url, name, version.for_plot(kind), tuple(states), kind, objective,
+                        tuple(labels) if stored_names else None, version.key, info)  # fmt: skip
     if isinstance(fig, str):
         st.info(fig)
     else:
         st.plotly_chart(fig, key=f"plot_{kind}")
-    trial_table(info, states, trials, labels)
+    trial_table(info, states, trials, labels, log)
 
 
 def trial_table(
-    info: dict[str, Any], states: list[str], trials: list[FrozenTrial], labels: list[str]
+    info: dict[str, Any], states: list[str], trials: list[FrozenTrial], labels: list[str], log: frozenset[str]
 ) -> None:
     """The trials, paged in SQL (in Python for a journal), with their objectives named, their
     train run linked and automl's attributes (latency, params, MFLOPs, learning checks)."""
@@ -193,7 +224,7 @@ def trial_table(
     )
     st.caption(f"{total} trial(s) in the selected states.")
     if rows:
-        frame = ui.filled(pd.DataFrame(studies_mod.table_rows(rows, labels)))
+        frame = ui.filled(pd.DataFrame(studies_mod.table_rows(rows, labels, log)))
         link = st.column_config.LinkColumn("train run", display_text=r"run\?run=(\d+)",
                                            help="The training run this trial recorded.")  # fmt: skip
         st.dataframe(frame, hide_index=True, key="trials_table", column_config={"train run": link})

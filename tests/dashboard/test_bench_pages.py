@@ -12,9 +12,9 @@ import pytest
 from dashboard import bench_pages
 
 PAGES = ("Runs: page 1", "Runs: page", "Runs: sorted by result", "Run: DDPNAS", "Run: completed training",
-         "Compare: 3 runs", "HPO: 20-trial study")  # fmt: skip
+         "Compare: 3 runs", "HPO: 20-trial study", "HPO: live, after a new report")  # fmt: skip
 ROW_KEYS = {"name", "path", "query", "widgets", "cold_s", "cold_runs_s", "warm_median_s", "warm_max_s",
-            "warm_runs_s", "ratio", "passed", "errors", "drawn"}  # fmt: skip
+            "warm_runs_s", "ratio", "passed", "errors", "drawn", "between", "compile_s"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -61,13 +61,19 @@ def test_the_pages_drew_what_a_big_store_shows(report: dict) -> None:
 def test_report_names_the_store_and_the_machine(report: dict) -> None:
     store = report["store"]
     assert store["runs"] == 30 and store["trials"] == 20
-    assert store["distributions"] > 0 and store["epochs"] >= 27 * 3 + 600  # bulk + the training
+    assert store["distributions"] > 0 and store["epochs"] >= 28 * 3 + 600  # bulk + the training
     assert store["trial_params"] == 6 * 20 and store["trial_intermediate_values"] > 20
     assert len(store["compare_runs"]) == 3 and store["file_mb"] > 0
     machine = report["machine"]
     assert machine["nproc"] >= 1 and machine["cpu_model"]
     assert len(machine["load_average"]) == 3 and len(machine["load_average_after"]) == 3
     assert report["target_s"] == 2.0 and report["reruns"] == 1
+
+
+def test_hpo_page_is_also_timed_by_the_hpo_page_benchmark(report: dict) -> None:
+    check = report["hpo_page_check"]  # dashboard.bench_hpo_page.time_hpo_page on the same store
+    assert "error" not in check, check
+    assert check["cold_s"] > 0 and len(check["warm_runs_s"]) == 1
 
 
 def test_profile_names_the_dashboard_functions_of_each_page(report: dict) -> None:
@@ -96,33 +102,14 @@ def test_unknown_page_and_kept_store_are_refused_before_any_work(cli, tmp_path: 
     assert res.code == 2 and "already exists" in res.err
 
 
-def test_study_has_automl_hpo_shape(tmp_path: Path) -> None:
-    import optuna
-    from optuna.trial import TrialState
-
-    from automl.hpo import HP_NAMES
-    from automl.store import open_store
-
-    url = f"sqlite:///{tmp_path / 'study.db'}"
-    open_store(url).close()
-    name = bench_pages.build_study(url, 40, train_runs=10)
-    trials = optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
-    states = [t.state for t in trials]
-    assert len(trials) == 40 and states.count(TrialState.RUNNING) == bench_pages.RUNNING_TRIALS
-    assert states.count(TrialState.PRUNED) == 3 and states.count(TrialState.COMPLETE) == 32
-    done = [t for t in trials if t.state == TrialState.COMPLETE]
-    assert all(len(t.intermediate_values) == bench_pages.STEPS for t in done)
-    assert states.count(TrialState.FAIL) == 1 and "error" in trials[23].user_attrs
-    assert tuple(done[0].params) == HP_NAMES  # what automl.hpo.suggest_params tunes
-    assert set(done[0].user_attrs) >= {"metric", "latency_ms", "params_m", "mflops", "train_run_id"}
-    assert all(1 <= t.user_attrs["train_run_id"] <= 10 for t in trials)
-
-
-def test_library_times_the_selected_pages_only(tmp_path: Path) -> None:
+def test_library_times_the_selected_pages_and_the_live_study_sees_new_reports(tmp_path: Path) -> None:
     select = bench_pages.names_matching(["hpo"], 30, 20)
     report = bench_pages.page_bench(30, 20, epochs=2, reruns=2, select=select, work_dir=tmp_path)
-    assert [r["name"] for r in report["rows"]] == ["HPO: 20-trial study"]
-    row = report["rows"][0]
-    assert row["errors"] == [] and len(row["warm_runs_s"]) == 2 and row["drawn"]["plotly_charts"] == 1
-    assert row["warm_max_s"] >= row["warm_median_s"] and report["profiles"] == []
-    assert (tmp_path / "bench.db").is_file()  # --work-dir keeps the store
+    assert [r["name"] for r in report["rows"]] == ["HPO: 20-trial study", "HPO: live, after a new report"]
+    for row in report["rows"]:
+        assert row["errors"] == [] and len(row["warm_runs_s"]) == 2 and row["drawn"]["plotly_charts"] == 1
+        assert row["warm_max_s"] >= row["warm_median_s"] and row["compile_s"] > 0
+    assert report["rows"][1]["between"] == bench_pages.NEW_REPORT and report["profiles"] == []
+    db = tmp_path / "bench.db"  # --work-dir keeps the store: one new report per warm rerun of the live row
+    after = bench_pages.store_sizes(f"sqlite:///{db}", db)
+    assert after["trial_intermediate_values"] == report["store"]["trial_intermediate_values"] + 2

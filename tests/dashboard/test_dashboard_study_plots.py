@@ -52,3 +52,20 @@ def test_figures_and_reasons() -> None:
     assert study_plots.summary(single)["best_number"] == single.best_trial.number
     with pytest.raises(ValueError, match="unknown figure kind"):
         study_plots.figure(single, "nope")
+
+
+def test_axis_titles_follow_the_study_names_and_trial_axes_are_integers() -> None:
+    single = _study(6, ["minimize"])
+    unnamed = study_plots.figure(single, "history")
+    assert unnamed.layout.yaxis.title.text == "Objective Value"  # a study without names keeps Optuna's
+    named = study_plots.figure(single, "history", names=["val accuracy"])
+    assert named.layout.yaxis.title.text == "val accuracy"
+    # 6 trials: one tick per trial number (plotly would put half steps there, printed 0, 0, 1, 1...).
+    assert (named.layout.xaxis.tickformat, named.layout.xaxis.dtick) == ("d", 1)
+    long = study_plots.figure(_study(60, ["minimize"]), "history", names=["loss"])
+    assert long.layout.xaxis.tickformat == "d" and long.layout.xaxis.dtick is None
+    multi = _study(8, ["maximize", "minimize"])
+    pareto = study_plots.figure(multi, "pareto", names=["val accuracy", "latency (ms)"])
+    axes = pareto.layout.xaxis.title.text, pareto.layout.yaxis.title.text
+    assert axes == ("val accuracy", "latency (ms)")
+    assert study_plots.figure(multi, "history", objective=1).layout.yaxis.title.text == "Objective Value"
