@@ -43,7 +43,6 @@ import io
 import json
 import math
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -636,17 +635,10 @@ def machine() -> dict[str, Any]:
     import cv2
     import torch
 
-    cpu_model = None
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
+    from automl.machine import cpu_facts
+
     return {
-        "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "cpu_model": cpu_model or platform.processor() or platform.machine(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
+        **cpu_facts(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "opencv": cv2.__version__,

@@ -29,7 +29,6 @@ import gc
 import logging
 import math
 import os
-import platform
 import pstats
 import statistics
 import sys
@@ -517,17 +516,10 @@ def machine() -> dict[str, Any]:
     import sqlalchemy
     import streamlit
 
-    cpu_model = None
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
+    from automl.machine import cpu_facts
+
     return {
-        "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "cpu_model": cpu_model or platform.processor() or platform.machine(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
+        **cpu_facts(),
         "streamlit": streamlit.__version__,
         "optuna": optuna.__version__,
         "sqlalchemy": sqlalchemy.__version__,
